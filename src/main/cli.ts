@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError } from 'commander';
+import { HangarError } from '../domain/errors.js';
+
+/** `hangar <command>`: wiring only. Each command lives in its own module under src/main/. */
+
+const program = new Command('hangar')
+  .description('Self-hosted GitHub Actions runners: one ephemeral microVM per job.')
+  .showHelpAfterError();
+
+const int = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError('expected a whole number');
+  return n;
+};
+
+const config = program.command('config').description('work with hangar.yaml');
+config
+  .command('check')
+  .argument('<file>', 'the config file')
+  .description('validate a config file and its secret files; list every problem')
+  .action(async (file: string) => (await import('./config-check.js')).configCheck(file));
+
+const policy = program.command('policy').description('the rules that decide which jobs Hangar runs');
+policy
+  .command('explain')
+  .argument('<payload>', 'a workflow_job webhook payload (JSON file)')
+  .requiredOption('-c, --config <file>', 'the config file')
+  .option('--json', 'print only the decision as JSON')
+  .description('why this workflow_job would be accepted, rejected or ignored')
+  .action(async (payload: string, opts: { config: string; json?: boolean }) =>
+    (await import('./policy-explain.js')).policyExplain(payload, opts.config, Boolean(opts.json)),
+  );
+
+program
+  .command('control')
+  .requiredOption('-c, --config <file>', 'the config file')
+  .description('run the control plane: webhooks, policy, queue, metrics')
+  .action(async (opts: { config: string }) => (await import('./control.js')).runControl(opts.config));
+
+program
+  .command('sim')
+  .description('run a local GitHub (REST subset, signed webhooks, sim runners) for tests and the demo')
+  .option('--host <host>', 'address to listen on', '127.0.0.1')
+  .option('--port <port>', 'port to listen on (0: any free port)', int, 0)
+  .option('--webhook-url <url>', 'where to send workflow_job webhooks')
+  .option('--webhook-secret-file <file>', 'file holding the webhook secret')
+  .option('--app-id <id>', 'the GitHub App id', int, 1)
+  .option('--app-key-file <file>', 'the GitHub App private key (PEM); the sim verifies App JWTs with its public half')
+  .option('--installation-id <id>', 'the installation id of the App', int, 1)
+  .action(async (opts) => (await import('./sim.js')).runSim(opts));
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof HangarError) {
+    process.stderr.write(`hangar: ${err.message}\n`);
+  } else {
+    process.stderr.write(`hangar: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  }
+  process.exitCode = 1;
+});

@@ -1,0 +1,107 @@
+import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+
+/**
+ * A redis-server of our own, on a free loopback port, with the settings Hangar requires
+ * (AOF on, noeviction). Used by `hangar up`, the demo, the tests and the benchmarks.
+ */
+export interface LocalRedis {
+  url: string;
+  port: number;
+  dir: string;
+  /** Stop politely (SHUTDOWN, AOF flushed). */
+  stop(): Promise<void>;
+  /** kill -9: what a crash looks like. */
+  kill(): Promise<void>;
+  /** Start again on the same port and data directory (after kill or stop). */
+  restart(): Promise<void>;
+  /** Stop and remove the data directory. */
+  dispose(): Promise<void>;
+}
+
+export interface LocalRedisOptions {
+  port?: number;
+  dir?: string;
+  /** `everysec` (default) or `always`. */
+  appendfsync?: 'everysec' | 'always' | 'no';
+  persistence?: boolean;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export async function startLocalRedis(opts: LocalRedisOptions = {}): Promise<LocalRedis> {
+  const port = opts.port ?? (await freePort());
+  const ownDir = !opts.dir;
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'hangar-redis-'));
+  const persistence = opts.persistence ?? true;
+  const args = [
+    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
+    '--save', '', '--appendonly', persistence ? 'yes' : 'no',
+    '--appendfsync', opts.appendfsync ?? 'everysec',
+    '--maxmemory-policy', 'noeviction', '--daemonize', 'no', '--loglevel', 'warning',
+  ];
+  let proc: ResultPromise | undefined;
+
+  const launch = async () => {
+    proc = execa('redis-server', args, { reject: false, stdio: ['ignore', 'pipe', 'pipe'], cleanup: true });
+    await waitReady(port, proc);
+  };
+  const halt = async (signal: 'SIGTERM' | 'SIGKILL') => {
+    if (!proc || proc.exitCode !== null) return;
+    proc.kill(signal);
+    await proc;
+  };
+  await launch();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    dir,
+    stop: () => halt('SIGTERM'),
+    kill: () => halt('SIGKILL'),
+    restart: async () => {
+      await halt('SIGTERM');
+      await launch();
+    },
+    dispose: async () => {
+      await halt('SIGTERM');
+      if (ownDir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function waitReady(port: number, proc: ResultPromise): Promise<void> {
+  const { Redis } = await import('ioredis');
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) {
+      const out = await proc;
+      throw new Error(`redis-server exited (${out.exitCode}): ${String(out.stderr || out.stdout).slice(-500)}`);
+    }
+    const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+    try {
+      await client.connect();
+      const pong = await client.ping();
+      // AOF loading answers LOADING errors until done; PING succeeds only when ready.
+      if (pong === 'PONG') return;
+    } catch {
+      // not up yet
+    } finally {
+      client.disconnect();
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`redis-server did not become ready on port ${port}`);
+}
