@@ -27,10 +27,12 @@ export interface PolicyConfig {
 export type PolicyInput = Pick<WorkflowJobEvent, 'labels' | 'repo' | 'visibility' | 'headBranch'>;
 
 export function decide(job: PolicyInput, config: PolicyConfig): Decision {
-  const labels = job.labels.map((l) => l.toLowerCase());
-  if (!labels.includes('self-hosted')) return { kind: 'ignore' };
+  // Visibility first: Hangar refuses every event of a public repository, hosted or not, so the
+  // refusal is on record wherever the App is installed too widely.
   if (job.visibility === 'public') return { kind: 'reject', reason: 'public-repo' };
   if (job.visibility === 'internal' && !config.policy.allowInternal) return { kind: 'reject', reason: 'internal-repo' };
+  const labels = job.labels.map((l) => l.toLowerCase());
+  if (!labels.includes('self-hosted')) return { kind: 'ignore' };
   if (!config.policy.repositories.some((p) => repoMatches(p, job.repo))) return { kind: 'reject', reason: 'repo-not-allowed' };
 
   const candidates = config.pools.filter((p) => labelsServedBy(labels, p.labels));

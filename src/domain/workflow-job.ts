@@ -24,6 +24,4 @@ export interface WorkflowJobEvent {
   runnerId: number | null;
   runnerName: string | null;
   conclusion: string | null;
-  /** When GitHub says the event happened (ISO 8601), for ordering and the dashboard. */
-  at: string;
 }

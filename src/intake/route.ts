@@ -1,0 +1,107 @@
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { Logger } from 'pino';
+import { decide, type PolicyConfig } from '../domain/policy.js';
+import { PayloadError, SignatureError, StoreError } from '../domain/errors.js';
+import type { JobStore } from './job-store.js';
+import type { IntakeMetrics } from './metrics.js';
+import { parseWorkflowJob } from './parse.js';
+import { verifySignature } from './verify.js';
+
+/**
+ * `POST /webhooks/github`: verify → parse → decide → record, then 202. Nothing here talks to
+ * GitHub or a VM; the one I/O is a single Redis script (job-store.ts), so the answer is fast and
+ * means "stored". Errors map to HTTP in `replyError` and nowhere else.
+ */
+export interface IntakeDeps {
+  webhookSecrets: readonly string[];
+  policy: PolicyConfig;
+  store: JobStore;
+  metrics: IntakeMetrics;
+  logger: Logger;
+}
+
+const DELIVERY_ID = /^[A-Za-z0-9-]{1,100}$/;
+
+export async function intakeRoutes(app: FastifyInstance, deps: IntakeDeps): Promise<void> {
+  // Keep the raw bytes: the signature is over them, not over a re-serialised object.
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+
+  app.post('/webhooks/github', async (req, reply) => {
+    const started = process.hrtime.bigint();
+    const result = await handle(req.headers, req.body as string, deps).catch((err: unknown) => replyError(err, deps.logger));
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    deps.metrics.deliveries.inc({ result: result.label });
+    deps.metrics.latency.observe({ result: result.label }, seconds);
+    return send(reply, result);
+  });
+}
+
+interface Outcome {
+  status: number;
+  label: string;
+  body: Record<string, unknown>;
+}
+
+async function handle(headers: Record<string, string | string[] | undefined>, raw: string, deps: IntakeDeps): Promise<Outcome> {
+  if (!(await verifySignature(deps.webhookSecrets, raw ?? '', headers['x-hub-signature-256']))) {
+    throw new SignatureError('X-Hub-Signature-256 is missing or does not match: check that the webhook secret matches the GitHub App\'s');
+  }
+  const event = headers['x-github-event'];
+  if (event === 'ping') return { status: 200, label: 'ping', body: { result: 'pong' } };
+  if (event !== 'workflow_job') return { status: 202, label: 'ignored-event', body: { result: 'ignored', event: String(event ?? '') } };
+  const deliveryId = headers['x-github-delivery'];
+  if (typeof deliveryId !== 'string' || !DELIVERY_ID.test(deliveryId)) {
+    throw new PayloadError('X-GitHub-Delivery', 'missing or not a delivery id');
+  }
+  let payload: unknown;
+  try {
+    payload = JSON.parse(raw);
+  } catch {
+    throw new PayloadError('(body)', 'not valid JSON');
+  }
+  const ev = parseWorkflowJob(payload);
+  if (!ev) return { status: 202, label: 'ignored-action', body: { result: 'ignored' } };
+  const decision = decide(ev, deps.policy);
+  const log = deps.logger.child({ deliveryId, workflowJobId: ev.workflowJobId, action: ev.action });
+  if (decision.kind === 'ignore') {
+    log.debug('not a self-hosted job');
+    return { status: 202, label: 'ignored-hosted', body: { result: 'ignored' } };
+  }
+  let outcome;
+  try {
+    outcome = await deps.store.record(deliveryId, ev, decision);
+  } catch (err) {
+    throw new StoreError('store-unavailable', `redis: ${(err as Error).message}`);
+  }
+  if (outcome === 'created') {
+    deps.metrics.decisions.inc({
+      kind: decision.kind,
+      reason: decision.kind === 'reject' ? decision.reason : '',
+      pool: decision.kind === 'accept' ? decision.pool : '',
+    });
+    log.info({ repo: ev.repo, decision }, 'workflow job decided');
+  }
+  return { status: 202, label: outcome, body: { result: outcome, decision } };
+}
+
+function replyError(err: unknown, logger: Logger): Outcome {
+  if (err instanceof SignatureError) return { status: 401, label: 'bad-signature', body: { error: err.code, message: err.message } };
+  if (err instanceof PayloadError) {
+    return { status: 400, label: 'bad-payload', body: { error: err.code, field: err.field, message: err.message } };
+  }
+  if (err instanceof StoreError) {
+    logger.warn({ err: err.message }, 'webhook not stored: redis unavailable');
+    return {
+      status: 503,
+      label: 'unavailable',
+      body: { error: err.code, message: 'not stored: the queue is unavailable; GitHub can redeliver this delivery' },
+    };
+  }
+  logger.error({ err }, 'webhook failed');
+  return { status: 500, label: 'error', body: { error: 'internal', message: 'not stored' } };
+}
+
+function send(reply: FastifyReply, o: Outcome): FastifyReply {
+  if (o.status === 503) reply.header('retry-after', '5');
+  return reply.code(o.status).send(o.body);
+}

@@ -1,0 +1,101 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Config } from '../config/schema.js';
+import type { ControlSecrets } from '../config/secrets.js';
+import { JobStore } from '../intake/job-store.js';
+import { intakeMetrics } from '../intake/metrics.js';
+import { intakeRoutes } from '../intake/route.js';
+import { keys } from '../queue/keys.js';
+import { OutboxRelay } from '../queue/outbox.js';
+import { PoolQueues } from '../queue/pool-queues.js';
+import { checkRedis } from '../queue/redis-readiness.js';
+
+/**
+ * The control plane's parts wired together, without listening or signal handling, so the CLI
+ * and in-process tests build exactly the same thing.
+ */
+export interface Control {
+  app: FastifyInstance;
+  redis: Redis;
+  queues: PoolQueues;
+  registry: Registry;
+  relay: OutboxRelay;
+  close(): Promise<void>;
+}
+
+export async function buildControl(config: Config, secrets: ControlSecrets, logger: Logger): Promise<Control> {
+  const redisOpts = {
+    // Fail fast while Redis is away: the webhook answers 503 and GitHub can redeliver.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: 5000,
+    retryStrategy: (n: number) => Math.min(50 * 2 ** n, 2000),
+  };
+  const redis = new Redis(config.redis.url, { ...redisOpts, lazyConnect: true });
+  await redis.connect().catch((err: Error) => {
+    redis.disconnect();
+    throw new Error(`cannot reach Redis at redis.url: ${err.message}`);
+  });
+  redis.on('error', () => undefined); // reconnects on its own; failures surface per request
+  try {
+    const readiness = await checkRedis(redis);
+    for (const w of readiness.warnings) logger.warn({ redisVersion: readiness.version }, w);
+  } catch (err) {
+    redis.disconnect();
+    throw err;
+  }
+
+  const k = keys(config.redis.prefix);
+  const queueConn = new Redis(config.redis.url, { ...redisOpts, commandTimeout: undefined });
+  queueConn.on('error', () => undefined);
+  const blocking = new Redis(config.redis.url, { maxRetriesPerRequest: null, retryStrategy: redisOpts.retryStrategy });
+  blocking.on('error', () => undefined);
+  const queues = new PoolQueues(queueConn, config.redis.prefix, config.pools.map((p) => p.name));
+  const relay = new OutboxRelay({ blocking, redis: queueConn, keys: k, queues, logger: logger.child({ unit: 'outbox' }) });
+
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'hangar_control_' });
+  new Gauge({
+    name: 'hangar_queue_depth',
+    help: 'Jobs per pool queue and state',
+    labelNames: ['pool', 'state'],
+    registers: [registry],
+    async collect() {
+      const depth = await queues.depth().catch(() => ({}) as Record<string, Record<string, number>>);
+      for (const [pool, counts] of Object.entries(depth)) {
+        for (const [state, n] of Object.entries(counts)) this.set({ pool, state }, n);
+      }
+    },
+  });
+
+  const app = Fastify({ loggerInstance: logger.child({ unit: 'http' }) as FastifyBaseLogger, bodyLimit: config.control.bodyLimitBytes, disableRequestLogging: true });
+  await app.register(intakeRoutes, {
+    webhookSecrets: secrets.webhookSecrets,
+    policy: config,
+    store: new JobStore(redis, k, { deliveryTtlSeconds: config.control.deliveryTtlHours * 3600 }),
+    metrics: intakeMetrics(registry),
+    logger: logger.child({ unit: 'intake' }),
+  });
+  app.get('/healthz', async (_req, reply) => {
+    const ok = await redis.ping().then(() => true, () => false);
+    return reply.code(ok ? 200 : 503).send({ ok, redis: ok ? 'up' : 'down' });
+  });
+  app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+  relay.start();
+
+  return {
+    app,
+    redis,
+    queues,
+    registry,
+    relay,
+    async close() {
+      await app.close();
+      await relay.stop();
+      await queues.close();
+      for (const c of [redis, queueConn, blocking]) c.disconnect();
+    },
+  };
+}

@@ -1,0 +1,16 @@
+import { loadConfig } from '../config/load.js';
+import { readControlSecrets } from '../config/secrets.js';
+import { buildControl } from './control-app.js';
+import { createLogger } from './logger.js';
+import { onShutdown } from './shutdown.js';
+
+/** `hangar control --config FILE`: listen until SIGTERM/SIGINT, then drain and exit. */
+export async function runControl(configFile: string): Promise<void> {
+  const config = loadConfig(configFile);
+  const secrets = readControlSecrets(config);
+  const logger = createLogger('hangar-control', config.log.level);
+  const control = await buildControl(config, secrets, logger);
+  const url = await control.app.listen({ host: config.control.host, port: config.control.port });
+  logger.info({ url, pools: config.pools.map((p) => p.name) }, 'control listening');
+  onShutdown(logger, () => control.close());
+}

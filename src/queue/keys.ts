@@ -1,0 +1,34 @@
+/**
+ * Every Redis key Hangar writes, in one place, under one prefix (config `redis.prefix`), so
+ * tests and several installations can share a server and an ACL can scope an agent to its pools.
+ */
+export interface Keys {
+  prefix: string;
+  delivery(deliveryId: string): string;
+  event(workflowJobId: number, action: string): string;
+  job(workflowJobId: number): string;
+  /** Sorted set of workflow job ids by last update, for listings. */
+  jobIndex: string;
+  /** Stream of policy decisions (audit; the dashboard reads it). */
+  decisions: string;
+  /** Stream of queue commands written atomically with the job record (see queue/outbox.ts). */
+  outbox: string;
+}
+
+export function keys(prefix: string): Keys {
+  return {
+    prefix,
+    delivery: (id) => `${prefix}:delivery:${id}`,
+    event: (id, action) => `${prefix}:event:${id}:${action}`,
+    job: (id) => `${prefix}:job:${id}`,
+    jobIndex: `${prefix}:jobs`,
+    decisions: `${prefix}:decisions`,
+    outbox: `${prefix}:outbox`,
+  };
+}
+
+/** BullMQ queue name of a pool. BullMQ names may not contain `:`; pool names cannot. */
+export const queueName = (pool: string): string => `pool-${pool}`;
+
+/** BullMQ job id of a workflow job: one queue entry per workflow job, whatever repeats. */
+export const queueJobId = (workflowJobId: number): string => `wj-${workflowJobId}`;

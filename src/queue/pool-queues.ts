@@ -1,0 +1,57 @@
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { poolJobData, POOL_JOB_NAME, type PoolJobData } from './contracts.js';
+import { queueJobId, queueName } from './keys.js';
+
+/** One BullMQ queue per pool. Adding the same workflow job twice leaves one entry. */
+export class PoolQueues {
+  private readonly queues = new Map<string, Queue>();
+
+  constructor(connection: Redis, prefix: string, pools: readonly string[]) {
+    for (const pool of pools) {
+      this.queues.set(pool, new Queue(queueName(pool), { connection, prefix }));
+    }
+  }
+
+  get pools(): string[] {
+    return [...this.queues.keys()];
+  }
+
+  queue(pool: string): Queue {
+    const q = this.queues.get(pool);
+    if (!q) throw new Error(`no queue for pool ${pool}`);
+    return q;
+  }
+
+  async add(data: PoolJobData): Promise<void> {
+    const valid = poolJobData.parse(data);
+    await this.queue(valid.pool).add(POOL_JOB_NAME, valid, {
+      jobId: queueJobId(valid.workflowJobId),
+      // Keep finished entries for a while: their ids stop a late re-add from running a job twice.
+      removeOnComplete: { age: 3 * 24 * 3600 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    });
+  }
+
+  /** Removes the entry of a workflow job if no agent has taken it yet. True when removed. */
+  async removeWaiting(pool: string, workflowJobId: number): Promise<boolean> {
+    const job = await this.queue(pool).getJob(queueJobId(workflowJobId));
+    if (!job) return false;
+    const state = await job.getState();
+    if (state !== 'waiting' && state !== 'delayed' && state !== 'prioritized') return false;
+    await job.remove();
+    return true;
+  }
+
+  async depth(): Promise<Record<string, Record<string, number>>> {
+    const out: Record<string, Record<string, number>> = {};
+    for (const [pool, q] of this.queues) {
+      out[pool] = await q.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed');
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+  }
+}

@@ -1,0 +1,58 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateKeyPairSync } from 'node:crypto';
+import { pino } from 'pino';
+import { parseConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/schema.js';
+import { readControlSecrets } from '../../src/config/secrets.js';
+import { buildControl, type Control } from '../../src/main/control-app.js';
+
+export const TEST_SECRET = 'test-webhook-secret-0123456789';
+
+export interface TestControlOptions {
+  redisUrl: string;
+  prefix: string;
+  secret?: string;
+  previousSecret?: string;
+  extraYaml?: string;
+}
+
+/** Writes a config and its secret files to a temp dir; returns the path and the parsed config. */
+export function writeTestConfig(o: TestControlOptions): { file: string; dir: string; config: Config } {
+  const dir = mkdtempSync(join(tmpdir(), 'hangar-test-'));
+  writeFileSync(join(dir, 'secret'), o.secret ?? TEST_SECRET, { mode: 0o600 });
+  if (o.previousSecret) writeFileSync(join(dir, 'secret.old'), o.previousSecret, { mode: 0o600 });
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  writeFileSync(join(dir, 'app.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+  const yaml = `
+github:
+  apiUrl: http://127.0.0.1:1
+  appId: 1
+  privateKeyFile: ${dir}/app.pem
+  webhookSecretFile: ${dir}/secret
+${o.previousSecret ? `  previousWebhookSecretFile: ${dir}/secret.old\n` : ''}
+redis: {url: "${o.redisUrl}", prefix: ${o.prefix}}
+control: {host: 127.0.0.1, port: 0, bodyLimitBytes: 65536}
+policy: {repositories: ["acme/*"]}
+pools:
+  - {name: build, labels: [self-hosted, linux, x64, build]}
+  - {name: deploy, labels: [self-hosted, linux, x64, deploy], deploy: {repositories: [acme/site], branches: [main]}}
+log: {level: warn}
+${o.extraYaml ?? ''}`;
+  const file = join(dir, 'hangar.yaml');
+  writeFileSync(file, yaml);
+  return { file, dir, config: parseConfig(yaml, file) };
+}
+
+export interface TestControl extends Control {
+  url: string;
+  config: Config;
+}
+
+export async function startTestControl(o: TestControlOptions): Promise<TestControl> {
+  const { config } = writeTestConfig(o);
+  const control = await buildControl(config, readControlSecrets(config), pino({ level: 'silent' }));
+  const url = await control.app.listen({ host: '127.0.0.1', port: 0 });
+  return Object.assign(control, { url, config });
+}

@@ -1,0 +1,108 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { loadConfig, parseConfig } from '../../src/config/load.js';
+import { readControlSecrets } from '../../src/config/secrets.js';
+import { ConfigError } from '../../src/domain/errors.js';
+
+const problemsOf = (text: string, env: NodeJS.ProcessEnv = {}) => {
+  try {
+    parseConfig(text, 'test.yaml', env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems;
+  }
+  throw new Error('expected a ConfigError');
+};
+
+describe('config', () => {
+  test('the annotated example is valid', () => {
+    const cfg = loadConfig('examples/hangar.yaml', {});
+    expect(cfg.pools.map((p) => p.name)).toEqual(['build', 'deploy']);
+    expect(cfg.redis.prefix).toBe('hangar');
+    expect(cfg.control.port).toBe(8080);
+  });
+
+  test('defaults fill what is left out', () => {
+    const cfg = parseConfig(
+      'github: {appId: 1, privateKeyFile: k, webhookSecretFile: s}\npolicy: {repositories: [a/*]}\npools: [{name: b, labels: [self-hosted]}]',
+      't',
+    );
+    expect(cfg.github.apiUrl).toBe('https://api.github.com');
+    expect(cfg.redis.url).toBe('redis://127.0.0.1:6379');
+    expect(cfg.control.deliveryTtlHours).toBe(72);
+    expect(cfg.pools[0]!.runnerGroupId).toBe(1);
+  });
+
+  test('a broken config names every bad key at once', () => {
+    const problems = problemsOf(`
+github:
+  appId: "12"
+  privateKeyFile: k
+  webhookSecretFile: s
+  secret: inline-secret-is-not-allowed
+redis: {url: http://x}
+control: {port: 70000, deliveryTtlHours: 1}
+policy: {repositories: [not-a-repo]}
+pools:
+  - {name: Build, labels: [linux]}
+  - {name: ok, labels: [self-hosted], deploy: {repositories: [], branches: [main]}}
+  - {name: ok, labels: [self-hosted], colour: red}
+typo: 1
+`);
+    const paths = problems.map((p) => p.path).sort();
+    expect(paths).toEqual(
+      [
+        'github.appId',
+        'github.secret',
+        'redis.url',
+        'control.port',
+        'control.deliveryTtlHours',
+        'policy.repositories.0',
+        'pools.0.name',
+        'pools.0.labels',
+        'pools.1.deploy.repositories',
+        'pools.2.colour',
+        'typo',
+      ].sort(),
+    );
+    expect(problems.find((p) => p.path === 'github.secret')!.message).toBe('unknown key');
+  });
+
+  test('duplicate pool names are named', () => {
+    const problems = problemsOf(
+      'github: {appId: 1, privateKeyFile: k, webhookSecretFile: s}\npolicy: {repositories: [a/*]}\npools: [{name: b, labels: [self-hosted]}, {name: b, labels: [self-hosted]}]',
+    );
+    expect(problems).toEqual([{ path: 'pools.1.name', message: 'duplicate pool name "b" (also pools.0)' }]);
+  });
+
+  test('YAML syntax errors and a missing file are ConfigErrors', () => {
+    expect(problemsOf('github: [unclosed')[0]!.message).toMatch(/^YAML/);
+    expect(() => loadConfig('/nonexistent/hangar.yaml', {})).toThrow(/cannot read: ENOENT/);
+  });
+
+  test('environment overrides', () => {
+    const cfg = loadConfig('examples/hangar.yaml', { HANGAR_REDIS_URL: 'redis://10.0.0.1:7000', HANGAR_CONTROL_PORT: '9999' });
+    expect(cfg.redis.url).toBe('redis://10.0.0.1:7000');
+    expect(cfg.control.port).toBe(9999);
+  });
+
+  test('secret files: every unusable one named, contents never in the message', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hangar-cfg-'));
+    writeFileSync(join(dir, 'secret'), 'hunter2-very-secret\n');
+    writeFileSync(join(dir, 'key'), 'not a pem hunter3');
+    const cfg = parseConfig(
+      `github: {appId: 1, privateKeyFile: ${dir}/key, webhookSecretFile: ${dir}/secret, previousWebhookSecretFile: ${dir}/missing}\npolicy: {repositories: [a/*]}\npools: [{name: b, labels: [self-hosted]}]`,
+      't',
+    );
+    let err: ConfigError | undefined;
+    try {
+      readControlSecrets(cfg);
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    expect(err?.problems.map((p) => p.path)).toEqual(['github.previousWebhookSecretFile', 'github.privateKeyFile']);
+    expect(err?.message).not.toMatch(/hunter/);
+  });
+});
