@@ -48,11 +48,14 @@ export async function buildControl(config: Config, secrets: ControlSecrets, logg
   }
 
   const k = keys(config.redis.prefix);
-  const queueConn = new Redis(config.redis.url, { ...redisOpts, commandTimeout: undefined });
+  const queueConn = new Redis(config.redis.url, { ...redisOpts, commandTimeout: undefined, lazyConnect: true });
   queueConn.on('error', () => undefined);
+  await queueConn.connect();
   const blocking = new Redis(config.redis.url, { maxRetriesPerRequest: null, retryStrategy: redisOpts.retryStrategy });
   blocking.on('error', () => undefined);
-  const queues = new PoolQueues(queueConn, config.redis.prefix, config.pools.map((p) => p.name));
+  const queues = new PoolQueues(queueConn, config.redis.prefix, config.pools.map((p) => p.name), (err) =>
+    logger.debug({ err: err.message }, 'queue connection error'),
+  );
   const relay = new OutboxRelay({ blocking, redis: queueConn, keys: k, queues, logger: logger.child({ unit: 'outbox' }) });
 
   const registry = new Registry();
@@ -70,7 +73,11 @@ export async function buildControl(config: Config, secrets: ControlSecrets, logg
     },
   });
 
-  const app = Fastify({ loggerInstance: logger.child({ unit: 'http' }) as FastifyBaseLogger, bodyLimit: config.control.bodyLimitBytes, disableRequestLogging: true });
+  const app = Fastify({ 
+    // Per-request lines at info would dominate the log; intake logs its own decisions.
+    loggerInstance: logger.child({ unit: 'http' }, { level: 'warn' }) as FastifyBaseLogger,
+    bodyLimit: config.control.bodyLimitBytes,
+   });
   await app.register(intakeRoutes, {
     webhookSecrets: secrets.webhookSecrets,
     policy: config,

@@ -7,9 +7,12 @@ import { queueJobId, queueName } from './keys.js';
 export class PoolQueues {
   private readonly queues = new Map<string, Queue>();
 
-  constructor(connection: Redis, prefix: string, pools: readonly string[]) {
+  constructor(connection: Redis, prefix: string, pools: readonly string[], onError: (err: Error) => void = () => undefined) {
     for (const pool of pools) {
-      this.queues.set(pool, new Queue(queueName(pool), { connection, prefix }));
+      const q = new Queue(queueName(pool), { connection, prefix });
+      // Connection errors surface on each call; without a listener they would only be printed.
+      q.on('error', onError);
+      this.queues.set(pool, q);
     }
   }
 

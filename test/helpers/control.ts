@@ -16,6 +16,7 @@ export interface TestControlOptions {
   secret?: string;
   previousSecret?: string;
   extraYaml?: string;
+  logLevel?: string;
 }
 
 /** Writes a config and its secret files to a temp dir; returns the path and the parsed config. */
@@ -38,7 +39,7 @@ policy: {repositories: ["acme/*"]}
 pools:
   - {name: build, labels: [self-hosted, linux, x64, build]}
   - {name: deploy, labels: [self-hosted, linux, x64, deploy], deploy: {repositories: [acme/site], branches: [main]}}
-log: {level: warn}
+log: {level: ${o.logLevel ?? 'warn'}}
 ${o.extraYaml ?? ''}`;
   const file = join(dir, 'hangar.yaml');
   writeFileSync(file, yaml);
