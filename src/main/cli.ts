@@ -50,6 +50,12 @@ program
   .option('--installation-id <id>', 'the installation id of the App', int, 1)
   .action(async (opts) => (await import('./sim.js')).runSim(opts));
 
+program
+  .command('demo')
+  .option('--keep', 'keep everything running until Ctrl-C')
+  .description('a whole installation on this machine (Redis, a local GitHub, the control) fed a nightly batch')
+  .action(async (opts: { keep?: boolean }) => (await import('./demo.js')).runDemo(opts));
+
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof HangarError) {
     process.stderr.write(`hangar: ${err.message}\n`);

@@ -1,5 +1,5 @@
 import { createServer } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
@@ -46,6 +46,7 @@ export async function startLocalRedis(opts: LocalRedisOptions = {}): Promise<Loc
   const port = opts.port ?? (await freePort());
   const ownDir = !opts.dir;
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'hangar-redis-'));
+  mkdirSync(dir, { recursive: true });
   const persistence = opts.persistence ?? true;
   const args = [
     '--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
@@ -91,6 +92,7 @@ async function waitReady(port: number, proc: ResultPromise): Promise<void> {
       throw new Error(`redis-server exited (${out.exitCode}): ${String(out.stderr || out.stdout).slice(-500)}`);
     }
     const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+    client.on('error', () => undefined); // refused while starting: expected, retried below
     try {
       await client.connect();
       const pong = await client.ping();
