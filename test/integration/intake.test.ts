@@ -103,6 +103,8 @@ describe('webhook intake', () => {
     expect(entries).toHaveLength(1);
     expect(entries[0]!.data).toMatchObject({ workflowJobId: 4242, pool: 'build', repo: 'acme/app' });
     expect(JSON.stringify(entries[0]!.data)).not.toContain(TEST_SECRET);
+    // Delivery ids are remembered at least 72 h (GitHub redelivers for 3 days).
+    expect(await redis.ttl(`${prefix}:delivery:${d.headers['x-github-delivery']}`)).toBeGreaterThanOrEqual(72 * 3600 - 60);
   });
 
   test('all events of 20 jobs, each sent three times in shuffled order: right final state, ≤ 1 queue entry per job', async () => {
