@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, type ConfigProblem } from '../domain/errors.js';
-import { configSchema, type Config } from './schema.js';
+import { configSchema, type AgentConfig, type Config, type ControlConfig } from './schema.js';
 
 /** Environment variables that override a key of the file (handy for tests and containers). */
 const ENV_OVERRIDES: ReadonlyArray<[string, (raw: Record<string, any>, v: string) => void]> = [
@@ -39,8 +39,18 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     if (v !== undefined && v !== '') apply(raw, v);
   }
   const result = configSchema.safeParse(raw);
-  if (!result.success) throw new ConfigError(source, toProblems(result.error));
+  if (!result.success) throw new ConfigError(source, [...toProblems(result.error), ...pairedSections(raw)]);
   return result.data;
+}
+
+/**
+ * zod skips cross-field checks while a field is invalid; the pairing of the control's sections
+ * is checked here too, so a broken file still gets every problem in one go.
+ */
+function pairedSections(raw: Record<string, unknown>): ConfigProblem[] {
+  if (raw.github !== undefined && raw.policy === undefined) return [{ path: 'policy', message: 'required with github (hangar control)' }];
+  if (raw.policy !== undefined && raw.github === undefined) return [{ path: 'github', message: 'required with policy (hangar control)' }];
+  return [];
 }
 
 export function toProblems(error: z.ZodError): ConfigProblem[] {
@@ -53,4 +63,19 @@ export function toProblems(error: z.ZodError): ConfigProblem[] {
     }
   }
   return problems;
+}
+
+/** Narrows a config to what `hangar control` needs, naming each missing section. */
+export function requireControl(config: Config, source: string): ControlConfig {
+  const problems: ConfigProblem[] = [];
+  if (!config.github) problems.push({ path: 'github', message: 'required for hangar control' });
+  if (!config.policy) problems.push({ path: 'policy', message: 'required for hangar control' });
+  if (problems.length > 0) throw new ConfigError(source, problems);
+  return config as ControlConfig;
+}
+
+/** Narrows a config to what `hangar agent` needs. */
+export function requireAgent(config: Config, source: string): Config & { agent: AgentConfig } {
+  if (!config.agent) throw new ConfigError(source, [{ path: 'agent', message: 'required for hangar agent' }]);
+  return config as Config & { agent: AgentConfig };
 }

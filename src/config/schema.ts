@@ -39,16 +39,77 @@ const pool = z.strictObject({
   deploy: deploy.optional(),
 });
 
+const hostName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,30}$/, 'lowercase letters, digits and dashes, at most 31');
+
+/** A host the control lets mint runners: only for its pools, and deploy pools only for a deploy host. */
+const host = z.strictObject({
+  name: hostName,
+  role: z.enum(['build', 'deploy']),
+  pools: z.array(poolName).min(1),
+  /** sha256 (hex) of the host's token; the control never keeps the token itself. `hangar host token` makes one. */
+  tokenSha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits (sha256 of the token)'),
+});
+
+/** This machine as a host that runs jobs (`hangar agent`). */
+const agent = z.strictObject({
+  host: hostName,
+  role: z.enum(['build', 'deploy']),
+  /** Pools this host takes jobs from. */
+  pools: z.array(poolName).min(1),
+  /** VMs at once. */
+  slots: z.number().int().min(1).max(64),
+  /** The control's URL, for JIT runner configs. */
+  controlUrl: z.url({ protocol: /^https?$/ }),
+  /** This host's token (a file; the control keeps only its sha256). */
+  tokenFile: filePath,
+  /** VM state (overlays, guest files, console logs); cleaned at start after a crash. */
+  stateDir: z.string().min(1).default('/var/lib/hangar'),
+  vm: z.strictObject({
+    driver: z.enum(['qemu-microvm']).default('qemu-microvm'),
+    /** `auto`: KVM only if a probe boot succeeds, else TCG (slow, but works without nested virtualisation). */
+    accel: z.enum(['auto', 'kvm', 'tcg']).default('auto'),
+    /** A folder made by `hangar image build`: vmlinux plus initramfs.cpio or rootfs. */
+    image: filePath,
+    memoryMiB: z.number().int().min(128).default(2048),
+    vcpus: z.number().int().min(1).max(64).default(2),
+    /** Wall-clock cap per job; the VM is killed past it and the job reported failed. */
+    timeoutMinutes: z.number().int().min(1).max(72 * 60).default(360),
+    consoleLimitBytes: z.number().int().min(4096).default(1_048_576),
+    /** Unprivileged user QEMU drops to (`-runas`). */
+    runAs: z.string().min(1).optional(),
+  }),
+  caps: z.strictObject({
+    /** cgroup flavour: `auto` uses v2 when it has the cpu and memory controllers, else v1. */
+    mode: z.enum(['auto', 'v1', 'v2']).default('auto'),
+    /** CPU for all VMs together, in percent of one core (150 = 1.5 cores). */
+    cpuQuotaPercent: z.number().int().min(10),
+    /** Memory for all VMs together (MemoryMax of hangar-runners.slice). */
+    memoryMaxMiB: z.number().int().min(256),
+    tasksMax: z.number().int().min(64).default(4096),
+    /** Host memory a VM takes beyond its guest RAM (QEMU itself). */
+    overheadMiB: z.number().int().min(0).default(256),
+  }),
+  network: z
+    .strictObject({
+      /** Private range the VMs' /30 links are cut from. */
+      range: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/, 'expected an IPv4 CIDR').default('10.213.0.0/16'),
+    })
+    .prefault({}),
+});
+
 export const configSchema = z
   .strictObject({
-    github: z.strictObject({
+    /** Needed by `hangar control` only: an agent host has no GitHub credentials. */
+    github: z
+      .strictObject({
       apiUrl: z.url({ protocol: /^https?$/ }).default('https://api.github.com'),
       appId: z.number().int().positive(),
       privateKeyFile: filePath,
       webhookSecretFile: filePath,
       /** During a secret rotation: the old secret, still accepted until removed. */
       previousWebhookSecretFile: filePath.optional(),
-    }),
+      })
+      .optional(),
     redis: z
       .strictObject({
         url: z.string().regex(/^rediss?:\/\//, 'expected redis:// or rediss://').default('redis://127.0.0.1:6379'),
@@ -66,18 +127,26 @@ export const configSchema = z
         deliveryTtlHours: z.number().int().min(72).default(72),
       })
       .prefault({}),
-    policy: z.strictObject({
-      /** Repositories whose jobs Hangar may run. Everything else is refused. */
-      repositories: z.array(repoPattern).min(1),
-      /** Internal (enterprise-visible) repositories are refused unless this is true. */
-      allowInternal: z.boolean().default(false),
-    }),
+    /** Needed by `hangar control` only. */
+    policy: z
+      .strictObject({
+        /** Repositories whose jobs Hangar may run. Everything else is refused. */
+        repositories: z.array(repoPattern).min(1),
+        /** Internal (enterprise-visible) repositories are refused unless this is true. */
+        allowInternal: z.boolean().default(false),
+      })
+      .optional(),
     pools: z.array(pool).min(1),
+    /** Hosts allowed to mint runners (control side). */
+    hosts: z.array(host).default([]),
+    /** This machine's agent (agent side). */
+    agent: agent.optional(),
     log: z
       .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .prefault({}),
   })
   .superRefine((cfg, ctx) => {
+    crossCheck(cfg, ctx);
     const seen = new Map<string, number>();
     cfg.pools.forEach((p, i) => {
       const first = seen.get(p.name);
@@ -89,5 +158,41 @@ export const configSchema = z
     });
   });
 
-export type Config = z.output<typeof configSchema>;
+type Parsed = z.output<typeof configSchema>;
+
+/** References between sections: pools named by hosts and the agent exist; deploy pools only on deploy hosts. */
+function crossCheck(cfg: Parsed, ctx: z.RefinementCtx): void {
+  // The control's sections come together: one without the other is a half-written control.
+  if (cfg.github && !cfg.policy) ctx.addIssue({ code: 'custom', path: ['policy'], message: 'required with github (hangar control)' });
+  if (cfg.policy && !cfg.github) ctx.addIssue({ code: 'custom', path: ['github'], message: 'required with policy (hangar control)' });
+  const pools = new Map(cfg.pools.map((p) => [p.name, p]));
+  const checkPools = (names: string[], role: 'build' | 'deploy', path: (string | number)[]) => {
+    names.forEach((name, i) => {
+      const p = pools.get(name);
+      if (!p) ctx.addIssue({ code: 'custom', path: [...path, i], message: `no pool named "${name}"` });
+      else if (p.deploy && role !== 'deploy') {
+        ctx.addIssue({ code: 'custom', path: [...path, i], message: `"${name}" is a deploy pool: only a host with role deploy may serve it` });
+      }
+    });
+  };
+  cfg.hosts.forEach((h, i) => checkPools(h.pools, h.role, ['hosts', i, 'pools']));
+  if (cfg.agent) {
+    const a = cfg.agent;
+    checkPools(a.pools, a.role, ['agent', 'pools']);
+    const need = a.slots * (a.vm.memoryMiB + a.caps.overheadMiB);
+    if (need > a.caps.memoryMaxMiB) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['agent', 'caps', 'memoryMaxMiB'],
+        message: `${a.slots} slots × (${a.vm.memoryMiB} MiB guest + ${a.caps.overheadMiB} MiB overhead) = ${need} MiB is above the slice's ${a.caps.memoryMaxMiB} MiB: lower agent.slots or agent.vm.memoryMiB, or raise this`,
+      });
+    }
+  }
+}
+
+export type Config = Parsed;
 export type PoolConfig = Config['pools'][number];
+export type AgentConfig = NonNullable<Config['agent']>;
+export type HostConfig = Config['hosts'][number];
+/** A config with what `hangar control` needs; see requireControl (load.ts). */
+export type ControlConfig = Config & { github: NonNullable<Config['github']>; policy: NonNullable<Config['policy']> };

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, type ConfigProblem } from '../domain/errors.js';
-import type { Config } from './schema.js';
+import type { ControlConfig } from './schema.js';
 
 /** The control's secrets, read from the files the config names. Never logged, never stored. */
 export interface ControlSecrets {
@@ -10,7 +10,7 @@ export interface ControlSecrets {
 }
 
 /** Reads every secret file; one ConfigError names each key whose file is unusable (not its content). */
-export function readControlSecrets(config: Config): ControlSecrets {
+export function readControlSecrets(config: ControlConfig): ControlSecrets {
   const problems: ConfigProblem[] = [];
   const read = (path: string, key: string): string => {
     try {

@@ -2,7 +2,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Config } from '../config/schema.js';
+import type { ControlConfig } from '../config/schema.js';
 import type { ControlSecrets } from '../config/secrets.js';
 import { JobStore } from '../intake/job-store.js';
 import { intakeMetrics } from '../intake/metrics.js';
@@ -25,7 +25,7 @@ export interface Control {
   close(): Promise<void>;
 }
 
-export async function buildControl(config: Config, secrets: ControlSecrets, logger: Logger): Promise<Control> {
+export async function buildControl(config: ControlConfig, secrets: ControlSecrets, logger: Logger): Promise<Control> {
   const redisOpts = {
     // Fail fast while Redis is away: the webhook answers 503 and GitHub can redeliver.
     enableOfflineQueue: false,

@@ -1,4 +1,4 @@
-import { loadConfig } from '../config/load.js';
+import { loadConfig, requireControl } from '../config/load.js';
 import { readControlSecrets } from '../config/secrets.js';
 import { buildControl } from './control-app.js';
 import { createLogger } from './logger.js';
@@ -6,7 +6,7 @@ import { onShutdown } from './shutdown.js';
 
 /** `hangar control --config FILE`: listen until SIGTERM/SIGINT, then drain and exit. */
 export async function runControl(configFile: string): Promise<void> {
-  const config = loadConfig(configFile);
+  const config = requireControl(loadConfig(configFile), configFile);
   const secrets = readControlSecrets(config);
   const logger = createLogger('hangar-control', config.log.level);
   const control = await buildControl(config, secrets, logger);

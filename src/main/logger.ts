@@ -7,7 +7,7 @@ import { pino, type Logger, type LevelWithSilent } from 'pino';
  */
 export const REDACT_PATHS = [
   'secret', '*.secret', 'token', '*.token', 'jitConfig', '*.jitConfig',
-  'encoded_jit_config', '*.encoded_jit_config', 'privateKey', '*.privateKey',
+  'encoded_jit_config', '*.encoded_jit_config', 'encodedJitConfig', '*.encodedJitConfig', 'privateKey', '*.privateKey',
   'req.headers.authorization', 'req.headers["x-hub-signature-256"]', 'req.headers["x-hub-signature"]',
   'headers.authorization', 'headers["x-hub-signature-256"]', 'headers["x-hub-signature"]',
 ];

@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { loadConfig } from '../config/load.js';
+import { loadConfig, requireControl } from '../config/load.js';
 import { PayloadError } from '../domain/errors.js';
 import { decide, labelsServedBy, type Decision } from '../domain/policy.js';
 import { parseWorkflowJob } from '../intake/parse.js';
 
 /** `hangar policy explain PAYLOAD --config FILE [--json]`. */
 export async function policyExplain(payloadFile: string, configFile: string, json: boolean): Promise<void> {
-  const config = loadConfig(configFile);
+  const config = requireControl(loadConfig(configFile), configFile);
   let payload: unknown;
   try {
     payload = JSON.parse(readFileSync(payloadFile, 'utf8'));

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPairSync } from 'node:crypto';
 import { pino } from 'pino';
-import { parseConfig } from '../../src/config/load.js';
-import type { Config } from '../../src/config/schema.js';
+import { parseConfig, requireControl } from '../../src/config/load.js';
+import type { ControlConfig } from '../../src/config/schema.js';
 import { readControlSecrets } from '../../src/config/secrets.js';
 import { buildControl, type Control } from '../../src/main/control-app.js';
 
@@ -20,7 +20,7 @@ export interface TestControlOptions {
 }
 
 /** Writes a config and its secret files to a temp dir; returns the path and the parsed config. */
-export function writeTestConfig(o: TestControlOptions): { file: string; dir: string; config: Config } {
+export function writeTestConfig(o: TestControlOptions): { file: string; dir: string; config: ControlConfig } {
   const dir = mkdtempSync(join(tmpdir(), 'hangar-test-'));
   writeFileSync(join(dir, 'secret'), o.secret ?? TEST_SECRET, { mode: 0o600 });
   if (o.previousSecret) writeFileSync(join(dir, 'secret.old'), o.previousSecret, { mode: 0o600 });
@@ -43,12 +43,12 @@ log: {level: ${o.logLevel ?? 'warn'}}
 ${o.extraYaml ?? ''}`;
   const file = join(dir, 'hangar.yaml');
   writeFileSync(file, yaml);
-  return { file, dir, config: parseConfig(yaml, file) };
+  return { file, dir, config: requireControl(parseConfig(yaml, file), file) };
 }
 
 export interface TestControl extends Control {
   url: string;
-  config: Config;
+  config: ControlConfig;
 }
 
 export async function startTestControl(o: TestControlOptions): Promise<TestControl> {

@@ -23,7 +23,7 @@ describe('hangar CLI', () => {
     const r = await hangar(['config', 'check', cfg.file]);
     expect(r.stderr).toBe('');
     expect(r.exitCode).toBe(0);
-    expect(r.stdout).toMatch(/ok: 2 pool\(s\): build, deploy \(deploy\)/);
+    expect(r.stdout).toMatch(/ok: control; 2 pool\(s\): build, deploy \(deploy\)/);
   });
 
   test('config check: a broken config exits non-zero listing every problem with its path', async () => {

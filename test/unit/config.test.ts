@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { loadConfig, parseConfig } from '../../src/config/load.js';
+import { loadConfig, parseConfig, requireControl } from '../../src/config/load.js';
 import { readControlSecrets } from '../../src/config/secrets.js';
 import { ConfigError } from '../../src/domain/errors.js';
 
@@ -29,7 +29,7 @@ describe('config', () => {
       'github: {appId: 1, privateKeyFile: k, webhookSecretFile: s}\npolicy: {repositories: [a/*]}\npools: [{name: b, labels: [self-hosted]}]',
       't',
     );
-    expect(cfg.github.apiUrl).toBe('https://api.github.com');
+    expect(cfg.github?.apiUrl).toBe('https://api.github.com');
     expect(cfg.redis.url).toBe('redis://127.0.0.1:6379');
     expect(cfg.control.deliveryTtlHours).toBe(72);
     expect(cfg.pools[0]!.runnerGroupId).toBe(1);
@@ -98,7 +98,7 @@ typo: 1
     );
     let err: ConfigError | undefined;
     try {
-      readControlSecrets(cfg);
+      readControlSecrets(requireControl(cfg, 't'));
     } catch (e) {
       err = e as ConfigError;
     }
