@@ -1,0 +1,78 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { SimContext } from './context.js';
+import { SimError } from './errors.js';
+import type { Delivery } from './hookshot.js';
+
+/** `/app/...`: installation tokens and the App's webhook deliveries. All want the App JWT. */
+
+const DOCS_TOKEN = 'https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app';
+const DOCS_DELIVERIES = 'https://docs.github.com/rest/apps/webhooks#list-deliveries-for-an-app-webhook';
+const jwt = { config: { auth: 'jwt' as const } };
+
+function deliveryJson(d: Delivery): Record<string, unknown> {
+  return {
+    id: d.id, guid: d.guid, delivered_at: d.deliveredAt, redelivery: d.redelivery, duration: d.duration,
+    status: d.status, status_code: d.statusCode, event: d.event, action: d.action, installation_id: d.installationId,
+    repository_id: d.repositoryId, throttled_at: null,
+  };
+}
+
+export function appRoutes(scope: FastifyInstance, ctx: SimContext): void {
+  scope.post<{ Params: { installation_id: string } }>('/app/installations/:installation_id/access_tokens', jwt, async (req, reply) => {
+    if (Number(req.params.installation_id) !== ctx.installationId) throw new SimError(404, 'Not Found', DOCS_TOKEN);
+    const t = ctx.tokens.issue(ctx.knobs.get().tokenTtlSeconds);
+    return reply.code(201).send({
+      token: t.token,
+      expires_at: t.expiresAt.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      permissions: { actions: 'read', administration: 'write', metadata: 'read', organization_self_hosted_runners: 'write' },
+      repository_selection: 'all',
+    });
+  });
+
+  scope.get<{ Querystring: { per_page?: string; cursor?: string; status?: string } }>('/app/hook/deliveries', jwt, async (req, reply) => {
+    const q = req.query;
+    const perPage = Math.min(100, q.per_page === undefined ? 30 : Number(q.per_page));
+    if (!Number.isInteger(perPage) || perPage < 1) throw new SimError(422, 'Invalid request.\n\nper_page must be a positive integer.', DOCS_DELIVERIES);
+    if (q.status !== undefined && q.status !== 'success' && q.status !== 'failure') {
+      throw new SimError(422, 'Invalid request.\n\nstatus must be success or failure.', DOCS_DELIVERIES);
+    }
+    const before = q.cursor === undefined ? Infinity : Number(/^v1_(\d+)$/.exec(q.cursor)?.[1] ?? NaN);
+    if (Number.isNaN(before)) throw new SimError(400, 'Bad Request', DOCS_DELIVERIES);
+    const ok = (d: Delivery) => d.statusCode >= 200 && d.statusCode < 300;
+    const all = ctx.hookshot
+      .list()
+      .filter((d) => !d.duplicate && d.id < before && (q.status === undefined || (q.status === 'success') === ok(d)))
+      .sort((a, b) => b.id - a.id);
+    const page = all.slice(0, perPage);
+    const lastOnPage = page[page.length - 1];
+    if (all.length > perPage && lastOnPage) {
+      const next = new URL('/app/hook/deliveries', ctx.urls().api);
+      next.searchParams.set('per_page', String(perPage));
+      if (q.status) next.searchParams.set('status', q.status);
+      next.searchParams.set('cursor', `v1_${lastOnPage.id}`);
+      reply.header('link', `<${next.toString()}>; rel="next"`);
+    }
+    return page.map(deliveryJson);
+  });
+
+  const find = (req: FastifyRequest<{ Params: { delivery_id: string } }>) => {
+    const d = ctx.hookshot.get(Number(req.params.delivery_id));
+    if (!d) throw new SimError(404, 'Not Found', DOCS_DELIVERIES);
+    return d;
+  };
+
+  scope.get<{ Params: { delivery_id: string } }>('/app/hook/deliveries/:delivery_id', jwt, async (req) => {
+    const d = find(req);
+    return {
+      ...deliveryJson(d),
+      url: ctx.hookshot.target().url ?? '',
+      request: { headers: d.requestHeaders, payload: JSON.parse(d.body) as unknown },
+      response: { headers: d.responseHeaders, payload: d.responseBody },
+    };
+  });
+
+  scope.post<{ Params: { delivery_id: string } }>('/app/hook/deliveries/:delivery_id/attempts', jwt, async (req, reply: FastifyReply) => {
+    ctx.hookshot.redeliver(find(req).id);
+    return reply.code(202).send({});
+  });
+}

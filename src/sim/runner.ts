@@ -1,0 +1,83 @@
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { HangarError } from '../domain/errors.js';
+import { decodeJitConfig } from './job-script.js';
+
+/**
+ * A sim runner on this host (runner.sh is the same for busybox guests): poll for the one job,
+ * run its script with `sh` in a scratch directory, report exit code and output, done.
+ */
+export interface SimRunnerResult {
+  jobId: number;
+  exitCode: number;
+}
+
+export class SimRunnerError extends HangarError {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super('sim-runner', message);
+    this.status = status;
+  }
+}
+
+const OUTPUT_LIMIT = 1024 * 1024;
+
+export async function runSimRunner(encodedJitConfig: string, opts: { signal?: AbortSignal; pollMs?: number } = {}): Promise<SimRunnerResult> {
+  const config = decodeJitConfig(encodedJitConfig);
+  const auth = { authorization: `RunnerToken ${config.token}` };
+  const pollMs = opts.pollMs ?? 500;
+  for (;;) {
+    opts.signal?.throwIfAborted();
+    let res: Response;
+    try {
+      res = await fetch(`${config.url}/_runner/job`, { headers: auth, signal: opts.signal ?? null });
+    } catch (err) {
+      if (opts.signal?.aborted) throw err;
+      await sleep(pollMs, undefined, { signal: opts.signal });
+      continue; // the sim may be restarting; a runner keeps polling
+    }
+    if (res.status === 204 || res.status >= 500) {
+      await res.body?.cancel();
+      await sleep(pollMs, undefined, { signal: opts.signal });
+      continue;
+    }
+    if (res.status !== 200) throw new SimRunnerError(res.status, `sim refused runner ${config.runnerName}: ${res.status}`);
+    const jobId = Number(res.headers.get('x-sim-job-id'));
+    const script = await res.text();
+    const { exitCode, output } = await runScript(script, opts.signal);
+    const done = await fetch(`${config.url}/_runner/jobs/${jobId}/result?exit=${exitCode}`, {
+      method: 'POST', headers: { ...auth, 'content-type': 'text/plain; charset=utf-8' }, body: output,
+    });
+    await done.body?.cancel();
+    if (!done.ok) throw new SimRunnerError(done.status, `sim refused the result of job ${jobId}: ${done.status}`);
+    return { jobId, exitCode };
+  }
+}
+
+/** Runs the job script; output is stdout and stderr interleaved, keeping the last MiB. */
+async function runScript(script: string, signal?: AbortSignal): Promise<{ exitCode: number; output: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'hangar-sim-runner-'));
+  try {
+    const file = join(dir, 'job.sh');
+    await writeFile(file, script, { mode: 0o700 });
+    const work = join(dir, 'work');
+    await mkdir(work);
+    return await new Promise((resolve, reject) => {
+      const child = spawn('sh', [file], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'], signal, killSignal: 'SIGKILL' });
+      let out = Buffer.alloc(0);
+      const take = (chunk: Buffer) => {
+        out = Buffer.concat([out, chunk]);
+        if (out.length > OUTPUT_LIMIT) out = out.subarray(out.length - OUTPUT_LIMIT);
+      };
+      child.stdout.on('data', take);
+      child.stderr.on('data', take);
+      child.on('error', reject);
+      child.on('close', (code, sig) => resolve({ exitCode: code ?? (sig ? 128 + 9 : 1), output: out.toString('utf8') }));
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,99 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import { pino, type Logger } from 'pino';
+import { TokenBook, generateAppKey, publicKeyOf } from './auth.js';
+import type { SimContext } from './context.js';
+import { SimControl } from './control.js';
+import { DOCS } from './errors.js';
+import { githubApiHooks } from './github-api.js';
+import { Hookshot } from './hookshot.js';
+import { KnobBox } from './knobs.js';
+import { workflowJobPayload } from './payloads.js';
+import { appRoutes } from './routes-app.js';
+import { controlRoutes } from './routes-control.js';
+import { runnerProtocolRoutes } from './routes-runner.js';
+import { runnerRoutes } from './routes-runners.js';
+import { runRoutes } from './routes-runs.js';
+import { SimStore } from './store.js';
+
+export interface SimOptions {
+  appId: number;
+  /** The App's key; the sim verifies App JWTs with its public half. Generated when absent. */
+  appPrivateKeyPem?: string;
+  installationId: number;
+  webhookUrl?: string;
+  webhookSecret?: string;
+  /** The URL clients (and guests) reach the sim at; defaults to where it listens. */
+  publicUrl?: string;
+  logger?: Logger;
+}
+
+/** A local GitHub: REST subset, signed webhooks, sim runners. The control API's operations are on it too. */
+export interface Sim extends SimControl {
+  readonly app: FastifyInstance;
+  readonly appId: number;
+  readonly installationId: number;
+  /** Secret: sign App JWTs with it (tests use it with @octokit/auth-app). */
+  readonly appPrivateKeyPem: string;
+  /** The URL clients use: publicUrl, or the listen URL once listening. */
+  readonly url: string;
+  listen(port: number, host: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+const HOOK_ID = 400_000_001;
+
+export async function createSim(opts: SimOptions): Promise<Sim> {
+  const logger = opts.logger ?? pino({ level: 'silent' });
+  const appPrivateKeyPem = opts.appPrivateKeyPem ?? (await generateAppKey());
+  const knobs = new KnobBox();
+  let listenUrl = opts.publicUrl ?? 'http://127.0.0.1';
+  const urls = () => ({ api: opts.publicUrl ?? listenUrl, html: 'https://github.com' });
+
+  // The store reports job transitions; Hookshot turns them into signed deliveries.
+  let ctx: SimContext | undefined;
+  const store = new SimStore((action, job) => {
+    if (!ctx) return;
+    const payload = workflowJobPayload(action, job, { urls: urls(), installationId: opts.installationId });
+    ctx.hookshot.emit('workflow_job', payload, { repositoryId: job.run.repo.id, workflowJobId: job.id });
+  });
+  const hookshot = new Hookshot({ ids: store.ids, knobs, appId: opts.appId, installationId: opts.installationId, hookId: HOOK_ID, logger });
+  hookshot.setTarget(opts.webhookUrl, opts.webhookSecret);
+  ctx = {
+    store, hookshot, knobs, tokens: new TokenBook(), appId: opts.appId, installationId: opts.installationId,
+    appPublicKey: publicKeyOf(appPrivateKeyPem), logger, urls,
+  };
+  const context = ctx;
+
+  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+  app.setNotFoundHandler(async (_req, reply) => reply.code(404).send({ message: 'Not Found', documentation_url: DOCS, status: '404' }));
+  await app.register(async (scope) => {
+    githubApiHooks(scope, context);
+    appRoutes(scope, context);
+    runnerRoutes(scope, context);
+    runRoutes(scope, context);
+  });
+  const control = new SimControl(context);
+  await app.register(async (scope) => controlRoutes(scope, control));
+  await app.register(async (scope) => runnerProtocolRoutes(scope, context));
+
+  const sim = Object.assign(control, {
+    app,
+    appId: opts.appId,
+    installationId: opts.installationId,
+    appPrivateKeyPem,
+    async listen(port: number, host: string): Promise<string> {
+      await app.listen({ port, host });
+      const addr = app.server.address();
+      const bound = typeof addr === 'object' && addr ? addr.port : port;
+      listenUrl = `http://${host.includes(':') ? `[${host}]` : host}:${bound}`;
+      return listenUrl;
+    },
+    async close(): Promise<void> {
+      hookshot.close();
+      await app.close();
+    },
+  });
+  // A getter, not a copy: the URL is only known once listening.
+  Object.defineProperty(sim, 'url', { get: () => urls().api, enumerable: true });
+  return sim as unknown as Sim;
+}
