@@ -1,0 +1,103 @@
+import type { HangarOctokit } from './create-octokit.js';
+import { githubCall } from './errors.js';
+import type { WorkflowJob, WorkflowRun } from './types.js';
+
+/** Workflow runs and jobs: what the agent checks before starting a VM, and what reconcile polls. */
+
+interface RawJob {
+  id: number;
+  run_id: number;
+  run_attempt?: number;
+  name: string;
+  status: string;
+  conclusion: string | null;
+  labels: string[];
+  runner_id: number | null;
+  runner_name: string | null;
+  head_branch: string | null;
+  workflow_name: string | null;
+}
+
+interface RawRun {
+  id: number;
+  run_attempt?: number;
+  name?: string | null;
+  event: string;
+  status: string | null;
+  conclusion: string | null;
+  head_branch: string | null;
+  head_sha: string;
+  head_repository?: { full_name: string } | null;
+  repository: { full_name: string };
+}
+
+function toJob(j: RawJob): WorkflowJob {
+  return {
+    id: j.id,
+    runId: j.run_id,
+    runAttempt: j.run_attempt ?? 1,
+    name: j.name,
+    status: j.status,
+    conclusion: j.conclusion,
+    labels: j.labels,
+    runnerId: j.runner_id,
+    runnerName: j.runner_name,
+    headBranch: j.head_branch,
+    workflowName: j.workflow_name,
+  };
+}
+
+function toRun(r: RawRun): WorkflowRun {
+  return {
+    id: r.id,
+    runAttempt: r.run_attempt ?? 1,
+    name: r.name ?? null,
+    event: r.event,
+    status: r.status,
+    conclusion: r.conclusion,
+    headBranch: r.head_branch,
+    headSha: r.head_sha,
+    headRepositoryFullName: r.head_repository?.full_name ?? null,
+    repositoryFullName: r.repository.full_name,
+  };
+}
+
+export async function getJob(octokit: HangarOctokit, owner: string, repo: string, jobId: number): Promise<WorkflowJob> {
+  const res = await githubCall('get job', () =>
+    octokit.rest.actions.getJobForWorkflowRun({ owner, repo, job_id: jobId }),
+  );
+  return toJob(res.data as RawJob);
+}
+
+export async function getRun(octokit: HangarOctokit, owner: string, repo: string, runId: number): Promise<WorkflowRun> {
+  const res = await githubCall('get run', () => octokit.rest.actions.getWorkflowRun({ owner, repo, run_id: runId }));
+  return toRun(res.data as RawRun);
+}
+
+/** Every run of the repository that is still queued, all pages. */
+export async function listQueuedRuns(octokit: HangarOctokit, owner: string, repo: string): Promise<WorkflowRun[]> {
+  const runs = await githubCall('list queued runs', () =>
+    octokit.paginate(octokit.rest.actions.listWorkflowRunsForRepo, { owner, repo, status: 'queued', per_page: 100 }),
+  );
+  return (runs as RawRun[]).map(toRun);
+}
+
+/** Every job of one attempt of a run, all pages. */
+export async function listJobsForAttempt(
+  octokit: HangarOctokit,
+  owner: string,
+  repo: string,
+  runId: number,
+  attempt: number,
+): Promise<WorkflowJob[]> {
+  const jobs = await githubCall('list jobs for attempt', () =>
+    octokit.paginate(octokit.rest.actions.listJobsForWorkflowRunAttempt, {
+      owner,
+      repo,
+      run_id: runId,
+      attempt_number: attempt,
+      per_page: 100,
+    }),
+  );
+  return (jobs as RawJob[]).map(toJob);
+}

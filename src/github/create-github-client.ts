@@ -1,0 +1,74 @@
+import { pino, type Logger } from 'pino';
+import * as actions from './actions.js';
+import { createOctokit, createWriteGroup, type ThrottleOptions } from './create-octokit.js';
+import * as deliveries from './deliveries.js';
+import { createInstallations } from './installations.js';
+import * as runners from './runners.js';
+import type { HookDelivery, JitConfig, Runner, RunnerScope, WorkflowJob, WorkflowRun } from './types.js';
+
+export interface GitHubClientOptions {
+  /** `https://api.github.com`, `https://ghe.example/api/v3`, or the sim's URL. */
+  apiUrl: string;
+  appId: number;
+  /** The App's PEM. Handed to auth-app only; never logged, never stored elsewhere. */
+  privateKey: string;
+  /** One installation for everything; absent, it is looked up per repository or organization. */
+  installationId?: number;
+  logger?: Logger;
+  throttle?: ThrottleOptions;
+  requestTimeoutMs?: number;
+}
+
+/**
+ * Everything Hangar asks of GitHub. Failures are `GitHubError {status}` (src/domain/errors.ts),
+ * or `RunnerNameTakenError` / `RunnerBusyError` (./errors.ts) where the caller has a move to make.
+ * Rate limits are waited out inside, a bounded number of times.
+ */
+export interface GitHubClient {
+  /** Registers a just-in-time runner. 409 (name taken): `RunnerNameTakenError`. */
+  mintJitConfig(input: runners.MintJitConfigInput): Promise<JitConfig>;
+  listRunners(input: runners.ListRunnersInput): Promise<Runner[]>;
+  /** Unknown runner: resolves. Busy runner: `RunnerBusyError`. */
+  deleteRunner(input: runners.DeleteRunnerInput): Promise<void>;
+  getJob(owner: string, repo: string, jobId: number): Promise<WorkflowJob>;
+  getRun(owner: string, repo: string, runId: number): Promise<WorkflowRun>;
+  listQueuedRuns(owner: string, repo: string): Promise<WorkflowRun[]>;
+  listJobsForAttempt(owner: string, repo: string, runId: number, attempt: number): Promise<WorkflowJob[]>;
+  /** App webhook deliveries, newest first (App JWT). */
+  listDeliveries(input?: deliveries.ListDeliveriesInput): Promise<deliveries.DeliveriesPage>;
+  redeliver(deliveryId: number): Promise<void>;
+}
+
+export function createGitHubClient(opts: GitHubClientOptions): GitHubClient {
+  const logger = (opts.logger ?? pino({ level: 'silent' })).child({ unit: 'github' });
+  const writeGroup = createWriteGroup(opts.throttle);
+  const base = {
+    apiUrl: opts.apiUrl,
+    appId: opts.appId,
+    privateKey: opts.privateKey,
+    logger,
+    writeGroup,
+    ...(opts.throttle ? { throttle: opts.throttle } : {}),
+    ...(opts.requestTimeoutMs ? { requestTimeoutMs: opts.requestTimeoutMs } : {}),
+  };
+  const app = createOctokit(base);
+  const installations = createInstallations(app, opts.installationId, (installationId) =>
+    createOctokit({ ...base, installationId }),
+  );
+  const forRepo = (owner: string, repo: string) => installations.forTarget({ owner, repo });
+  const forScope = (s: RunnerScope) =>
+    installations.forTarget(s.scope === 'repo' ? { owner: s.owner, repo: s.repo } : { owner: s.owner });
+
+  return {
+    mintJitConfig: async (input) => runners.mintJitConfig(await forScope(input), input),
+    listRunners: async (input) => runners.listRunners(await forScope(input), input),
+    deleteRunner: async (input) => runners.deleteRunner(await forScope(input), input),
+    getJob: async (owner, repo, jobId) => actions.getJob(await forRepo(owner, repo), owner, repo, jobId),
+    getRun: async (owner, repo, runId) => actions.getRun(await forRepo(owner, repo), owner, repo, runId),
+    listQueuedRuns: async (owner, repo) => actions.listQueuedRuns(await forRepo(owner, repo), owner, repo),
+    listJobsForAttempt: async (owner, repo, runId, attempt) =>
+      actions.listJobsForAttempt(await forRepo(owner, repo), owner, repo, runId, attempt),
+    listDeliveries: (input) => deliveries.listDeliveries(app, input),
+    redeliver: (deliveryId) => deliveries.redeliver(app, deliveryId),
+  };
+}

@@ -1,0 +1,66 @@
+/**
+ * The shapes the GitHub client hands back: only the fields Hangar uses, camelCased, so callers
+ * never depend on Octokit's generated types and a GitHub schema change shows up in one place.
+ */
+
+/** Where a runner is registered: on one repository or on an organization. */
+export type RunnerScope =
+  | { scope: 'repo'; owner: string; repo: string }
+  | { scope: 'org'; owner: string };
+
+export interface Runner {
+  id: number;
+  name: string;
+  os: string;
+  status: 'online' | 'offline' | string;
+  busy: boolean;
+  labels: string[];
+}
+
+/** A freshly registered just-in-time runner. `encodedJitConfig` is a credential: never log it. */
+export interface JitConfig {
+  runner: { id: number; name: string };
+  encodedJitConfig: string;
+}
+
+export interface WorkflowJob {
+  id: number;
+  runId: number;
+  runAttempt: number;
+  name: string;
+  status: string;
+  conclusion: string | null;
+  labels: string[];
+  runnerId: number | null;
+  runnerName: string | null;
+  headBranch: string | null;
+  workflowName: string | null;
+}
+
+export interface WorkflowRun {
+  id: number;
+  runAttempt: number;
+  name: string | null;
+  event: string;
+  status: string | null;
+  conclusion: string | null;
+  headBranch: string | null;
+  headSha: string;
+  /** `owner/repo` the run's commit came from; differs from `repositoryFullName` for a fork PR. */
+  headRepositoryFullName: string | null;
+  repositoryFullName: string;
+}
+
+export interface HookDelivery {
+  id: number;
+  guid: string;
+  deliveredAt: Date;
+  redelivery: boolean;
+  /** GitHub's summary, e.g. `OK` or `Invalid HTTP Response: 503`. */
+  status: string;
+  statusCode: number;
+  event: string;
+  action: string | null;
+  installationId: number | null;
+  repositoryId: number | null;
+}

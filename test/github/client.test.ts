@@ -1,0 +1,274 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { GitHubError } from '../../src/domain/errors.js';
+import { RunnerBusyError, RunnerNameTakenError, type GitHubClient } from '../../src/github/index.js';
+import { decodeJitConfig } from '../../src/sim/job-script.js';
+import { captureLogger, startSimClient, type SimClient } from './helpers/sim.js';
+
+/**
+ * The GitHub client against the sim (in-process, 127.0.0.1:0): no mocks. Each test works in
+ * its own repository so runners, runs and deliveries of one test do not leak into another.
+ */
+
+let s: SimClient;
+let gh: GitHubClient;
+
+beforeAll(async () => {
+  s = await startSimClient();
+  gh = s.client();
+});
+afterAll(async () => {
+  await s?.close();
+});
+
+const repo = (name: string) => s.sim.createRepo({ owner: 'acme', name, visibility: 'private' });
+const job = (name: string, labels = ['self-hosted', 'build']) => ({ name, labels, steps: ['true'] });
+
+/** Claims a queued job for a runner over the sim's runner protocol, as a guest would. */
+async function claimJob(encodedJitConfig: string): Promise<number> {
+  const { token } = decodeJitConfig(encodedJitConfig);
+  const res = await fetch(`${s.url}/_runner/job`, { headers: { authorization: `RunnerToken ${token}` } });
+  expect(res.status).toBe(200);
+  return Number(res.headers.get('x-sim-job-id'));
+}
+
+describe('installation tokens', () => {
+  test('many calls, some at once, mint one installation token', async () => {
+    const fresh = s.client();
+    const before = s.calls.length;
+    await Promise.all(Array.from({ length: 5 }, () => fresh.listRunners({ scope: 'repo', owner: 'acme', repo: 'app' })));
+    for (let i = 0; i < 10; i++) await fresh.listQueuedRuns('acme', 'app');
+    const mine = s.calls.slice(before);
+    expect(mine.filter((c) => c.path === '/repos/acme/app/actions/runs')).toHaveLength(10);
+    expect(mine.filter((c) => c.method === 'POST' && c.path === '/app/installations/7/access_tokens')).toHaveLength(1);
+  });
+
+  // Needs the sim to serve GET /repos/{owner}/{repo}/installation (App JWT). Until it does this
+  // fails, on purpose, with a message that says so.
+  test('without an installation id, it is looked up per repository and cached', async () => {
+    const probe = await fetch(`${s.url}/repos/acme/app/installation`);
+    expect(probe.status, 'sim lacks GET /repos/{owner}/{repo}/installation (should be 401 without a JWT)').not.toBe(404);
+    const lookup = s.client({ installationId: null });
+    const before = s.calls.length;
+    for (let i = 0; i < 3; i++) await lookup.listQueuedRuns('acme', 'app');
+    const mine = s.calls.slice(before);
+    expect(mine.filter((c) => c.path === '/repos/acme/app/installation')).toHaveLength(1);
+    expect(mine.filter((c) => c.path === '/app/installations/7/access_tokens')).toHaveLength(1);
+  });
+});
+
+describe('JIT runners', () => {
+  test('mints a repo runner; the sim has it with our labels; a second mint of the name is RunnerNameTakenError', async () => {
+    repo('jit');
+    const input = { scope: 'repo', owner: 'acme', repo: 'jit', name: 'hangar-jit-1', labels: ['self-hosted', 'build'], runnerGroupId: 1 } as const;
+    const jit = await gh.mintJitConfig(input);
+    expect(jit.runner).toEqual({ id: expect.any(Number), name: 'hangar-jit-1' });
+    expect(decodeJitConfig(jit.encodedJitConfig).runnerName).toBe('hangar-jit-1');
+    expect(s.sim.runners().find((r) => r.id === jit.runner.id)).toMatchObject({ repo: 'acme/jit', labels: ['self-hosted', 'build'] });
+
+    const again = await gh.mintJitConfig(input).catch((e: unknown) => e);
+    expect(again).toBeInstanceOf(RunnerNameTakenError);
+    expect(again).toBeInstanceOf(GitHubError);
+    expect(again).toMatchObject({ status: 409, runnerName: 'hangar-jit-1' });
+  });
+
+  test('mints an org runner', async () => {
+    const jit = await gh.mintJitConfig({ scope: 'org', owner: 'acme', name: 'hangar-org-1', labels: ['self-hosted'], runnerGroupId: 1 });
+    expect(s.sim.runners().find((r) => r.id === jit.runner.id)).toMatchObject({ scope: 'org', org: 'acme' });
+    const listed = await gh.listRunners({ scope: 'org', owner: 'acme', namePrefix: 'hangar-org-' });
+    expect(listed.map((r) => r.name)).toEqual(['hangar-org-1']);
+  });
+
+  test('never logs the JIT config, a token or the key', async () => {
+    const { logger, lines } = captureLogger();
+    const logged = s.client({ logger });
+    const jit = await logged.mintJitConfig({ scope: 'repo', owner: 'acme', repo: 'app', name: 'hangar-quiet', labels: ['self-hosted'], runnerGroupId: 1 });
+    await logged.mintJitConfig({ scope: 'repo', owner: 'acme', repo: 'app', name: 'hangar-quiet', labels: ['self-hosted'], runnerGroupId: 1 }).catch(() => undefined);
+    const text = lines.map((l) => JSON.stringify(l)).join('\n');
+    expect(lines.length).toBeGreaterThan(0);
+    expect(text).not.toContain(jit.encodedJitConfig);
+    expect(text).not.toContain(decodeJitConfig(jit.encodedJitConfig).token);
+    expect(text).not.toMatch(/ghs_|PRIVATE KEY|bearer|authorization/i);
+  });
+});
+
+describe('runners', () => {
+  test('lists every page (120 runners), filtered by name prefix', async () => {
+    repo('many');
+    for (let i = 0; i < 120; i++) {
+      await gh.mintJitConfig({ scope: 'repo', owner: 'acme', repo: 'many', name: `hangar-many-${i}`, labels: ['self-hosted'], runnerGroupId: 1 });
+    }
+    await gh.mintJitConfig({ scope: 'repo', owner: 'acme', repo: 'many', name: 'someone-else', labels: ['self-hosted'], runnerGroupId: 1 });
+    const before = s.calls.length;
+    const ours = await gh.listRunners({ scope: 'repo', owner: 'acme', repo: 'many', namePrefix: 'hangar-many-' });
+    expect(ours).toHaveLength(120);
+    expect(new Set(ours.map((r) => r.name)).size).toBe(120);
+    expect(ours[0]).toMatchObject({ status: 'offline', busy: false, labels: ['self-hosted'] });
+    const pages = s.calls.slice(before).filter((c) => c.path === '/repos/acme/many/actions/runners');
+    expect(pages).toHaveLength(2);
+    expect(await gh.listRunners({ scope: 'repo', owner: 'acme', repo: 'many' })).toHaveLength(121);
+  });
+
+  test('delete: an idle runner goes, an unknown one resolves, a busy one is RunnerBusyError', async () => {
+    repo('del');
+    const where = { scope: 'repo', owner: 'acme', repo: 'del' } as const;
+    const idle = await gh.mintJitConfig({ ...where, name: 'hangar-idle', labels: ['self-hosted', 'build'], runnerGroupId: 1 });
+    await gh.deleteRunner({ ...where, runnerId: idle.runner.id });
+    expect(s.sim.runners().find((r) => r.id === idle.runner.id)?.status).toBe('deleted');
+    await expect(gh.deleteRunner({ ...where, runnerId: idle.runner.id })).resolves.toBeUndefined();
+    await expect(gh.deleteRunner({ ...where, runnerId: 987_654 })).resolves.toBeUndefined();
+
+    s.sim.createRun({ repo: 'acme/del', jobs: [job('build')] });
+    const busy = await gh.mintJitConfig({ ...where, name: 'hangar-busy', labels: ['self-hosted', 'build'], runnerGroupId: 1 });
+    await claimJob(busy.encodedJitConfig);
+    const err = await gh.deleteRunner({ ...where, runnerId: busy.runner.id }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RunnerBusyError);
+    expect(err).toMatchObject({ status: 422, runnerId: busy.runner.id });
+  });
+
+  test('listing the runners of an unknown repository is GitHubError 404', async () => {
+    await expect(gh.listRunners({ scope: 'repo', owner: 'acme', repo: 'nope' })).rejects.toMatchObject({ status: 404 });
+    await expect(gh.listRunners({ scope: 'repo', owner: 'acme', repo: 'nope' })).rejects.toBeInstanceOf(GitHubError);
+  });
+});
+
+describe('runs and jobs', () => {
+  test('a fork pull request shows the fork as head repository', async () => {
+    repo('forked');
+    const run = s.sim.createRun({ repo: 'acme/forked', event: 'pull_request', headBranch: 'patch-1', headRepository: 'mallory/forked', jobs: [job('test')] });
+    const got = await gh.getRun('acme', 'forked', run.runId);
+    expect(got).toMatchObject({
+      id: run.runId,
+      runAttempt: 1,
+      event: 'pull_request',
+      headBranch: 'patch-1',
+      headRepositoryFullName: 'mallory/forked',
+      repositoryFullName: 'acme/forked',
+    });
+    const own = s.sim.createRun({ repo: 'acme/forked', event: 'push', headBranch: 'main', jobs: [job('test')] });
+    expect(await gh.getRun('acme', 'forked', own.runId)).toMatchObject({ headRepositoryFullName: 'acme/forked', event: 'push' });
+  });
+
+  test('getJob and listJobsForAttempt', async () => {
+    repo('jobs');
+    const run = s.sim.createRun({ repo: 'acme/jobs', jobs: [job('a'), job('b', ['self-hosted', 'deploy'])] });
+    const a = run.jobs[0]!;
+    expect(await gh.getJob('acme', 'jobs', a.id)).toMatchObject({
+      id: a.id, runId: run.runId, runAttempt: 1, name: 'a', status: 'queued', labels: ['self-hosted', 'build'], runnerId: null,
+    });
+    const jobs = await gh.listJobsForAttempt('acme', 'jobs', run.runId, run.runAttempt);
+    expect(jobs.map((j) => j.name).sort()).toEqual(['a', 'b']);
+    await expect(gh.getJob('acme', 'jobs', 1)).rejects.toMatchObject({ status: 404 });
+  });
+
+  test('listQueuedRuns lists the queued runs only', async () => {
+    repo('queue');
+    const q1 = s.sim.createRun({ repo: 'acme/queue', jobs: [job('x', ['self-hosted', 'q'])] });
+    const started = s.sim.createRun({ repo: 'acme/queue', jobs: [job('y', ['self-hosted', 'started'])] });
+    const q2 = s.sim.createRun({ repo: 'acme/queue', jobs: [job('z', ['self-hosted', 'q'])] });
+    const r = await gh.mintJitConfig({ scope: 'repo', owner: 'acme', repo: 'queue', name: 'hangar-q', labels: ['self-hosted', 'started'], runnerGroupId: 1 });
+    expect(await claimJob(r.encodedJitConfig)).toBe(started.jobs[0]!.id);
+    const queued = await gh.listQueuedRuns('acme', 'queue');
+    expect(queued.map((x) => x.id).sort()).toEqual([q1.runId, q2.runId].sort());
+  });
+});
+
+describe('webhook deliveries (App JWT)', () => {
+  test('lists across pages by cursor, honours since, and redelivers', async () => {
+    repo('hooks');
+    // No webhook URL is set: every delivery fails, as reconcile would find them.
+    s.sim.createRun({ repo: 'acme/hooks', jobs: Array.from({ length: 101 }, (_, i) => job(`j${i}`)) });
+    await s.sim.idle();
+
+    const first = await gh.listDeliveries({ maxPages: 1 });
+    expect(first.deliveries).toHaveLength(100);
+    expect(first.nextCursor).toEqual(expect.any(String));
+    const rest = await gh.listDeliveries({ cursor: first.nextCursor! });
+    expect(rest.nextCursor).toBeNull();
+    const all = [...first.deliveries, ...rest.deliveries];
+    expect(new Set(all.map((d) => d.id)).size).toBe(all.length);
+    expect(all.length).toBe(s.sim.deliveries().filter((d) => !d.duplicate).length);
+    expect(all[0]).toMatchObject({ event: 'workflow_job', action: 'queued', redelivery: false, deliveredAt: expect.any(Date) });
+
+    expect((await gh.listDeliveries({ since: new Date(Date.now() + 60_000) })).deliveries).toEqual([]);
+
+    const failed = all.find((d) => d.statusCode === 0 || d.statusCode >= 400)!;
+    await gh.redeliver(failed.id);
+    await s.sim.idle();
+    expect(s.sim.deliveries().filter((d) => d.guid === failed.guid && d.redelivery)).toHaveLength(1);
+    await expect(gh.redeliver(999)).rejects.toMatchObject({ status: 404 });
+  });
+});
+
+describe('rate limits', () => {
+  test('secondary rate limits: waits out retry-after, logs the delay, and the calls succeed', async () => {
+    const { logger, lines } = captureLogger();
+    const limited = s.client({ logger, throttle: { maxRetries: 10 } });
+    await limited.listQueuedRuns('acme', 'app'); // token minted before the knob is set
+    s.sim.setKnobs({ rateLimitShare: 0.5, retryAfterSeconds: 1, seed: 7 });
+    const before = s.calls.length;
+    const started = Date.now();
+    try {
+      for (let i = 0; i < 6; i++) await limited.listQueuedRuns('acme', 'app');
+    } finally {
+      s.sim.setKnobs({ rateLimitShare: 0 });
+    }
+    const took = Date.now() - started;
+    const mine = s.calls.slice(before);
+    const hits = mine.filter((c) => c.status === 403).length;
+    expect(mine.filter((c) => c.status === 200)).toHaveLength(6);
+    expect(hits).toBeGreaterThan(0);
+    expect(took).toBeGreaterThanOrEqual(hits * 1000);
+    const warnings = lines.filter((l) => l.msg === 'github rate limited, retrying after the stated delay');
+    expect(warnings).toHaveLength(hits);
+    expect(warnings[0]).toMatchObject({ level: 40, kind: 'secondary', retryAfterSeconds: 1 });
+  });
+
+  test('429 is handled the same way, the installation token request included', async () => {
+    const limited = s.client({ throttle: { maxRetries: 10 } });
+    s.sim.setKnobs({ rateLimitShare: 0.5, retryAfterSeconds: 1, rateLimitStatus: 429, seed: 7 });
+    const before = s.calls.length;
+    try {
+      for (let i = 0; i < 4; i++) await limited.listQueuedRuns('acme', 'app');
+    } finally {
+      s.sim.setKnobs({ rateLimitShare: 0, rateLimitStatus: 403 });
+    }
+    const mine = s.calls.slice(before);
+    expect(mine.filter((c) => c.status === 429).length).toBeGreaterThan(0);
+    expect(mine.filter((c) => c.status === 200)).toHaveLength(4);
+    const tokenCalls = mine.filter((c) => c.path === '/app/installations/7/access_tokens');
+    expect(tokenCalls.filter((c) => c.status === 201)).toHaveLength(1);
+  });
+
+  test('gives up after the bounded retries with GitHubError 403', async () => {
+    const { logger, lines } = captureLogger();
+    const limited = s.client({ logger, throttle: { maxRetries: 1 } });
+    await limited.listQueuedRuns('acme', 'app');
+    s.sim.setKnobs({ rateLimitShare: 1, retryAfterSeconds: 1 });
+    const before = s.calls.length;
+    const err = await limited.getRun('acme', 'app', 1).catch((e: unknown) => e).finally(() => s.sim.setKnobs({ rateLimitShare: 0 }));
+    expect(err).toBeInstanceOf(GitHubError);
+    expect(err).toMatchObject({ status: 403 });
+    expect(s.calls.slice(before).filter((c) => c.status === 403)).toHaveLength(2);
+    expect(lines.filter((l) => l.msg === 'github rate limited, giving up')).toHaveLength(1);
+  });
+
+  test('writes are spaced as GitHub asks (1 s by default)', async () => {
+    repo('spaced');
+    const polite = s.client({ throttle: { writeSpacingMs: 1000 } });
+    const started = Date.now();
+    await Promise.all(
+      [1, 2, 3].map((i) => polite.mintJitConfig({ scope: 'repo', owner: 'acme', repo: 'spaced', name: `hangar-s${i}`, labels: ['self-hosted'], runnerGroupId: 1 })),
+    );
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
+  });
+
+  test('a stated delay longer than maxRetryAfterSeconds is not waited out', async () => {
+    const limited = s.client({ throttle: { maxRetryAfterSeconds: 5 } });
+    await limited.listQueuedRuns('acme', 'app');
+    s.sim.setKnobs({ rateLimitShare: 1, retryAfterSeconds: 600 });
+    const started = Date.now();
+    const err = await limited.listQueuedRuns('acme', 'app').catch((e: unknown) => e).finally(() => s.sim.setKnobs({ rateLimitShare: 0 }));
+    expect(err).toMatchObject({ status: 403 });
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+});
