@@ -3,8 +3,9 @@ import * as actions from './actions.js';
 import { createOctokit, createWriteGroup, type ThrottleOptions } from './create-octokit.js';
 import * as deliveries from './deliveries.js';
 import { createInstallations } from './installations.js';
+import * as repositories from './repositories.js';
 import * as runners from './runners.js';
-import type { HookDelivery, JitConfig, Runner, RunnerScope, WorkflowJob, WorkflowRun } from './types.js';
+import type { HookDelivery, JitConfig, Repository, Runner, RunnerScope, WorkflowJob, WorkflowRun } from './types.js';
 
 export interface GitHubClientOptions {
   /** `https://api.github.com`, `https://ghe.example/api/v3`, or the sim's URL. */
@@ -30,6 +31,8 @@ export interface GitHubClient {
   listRunners(input: runners.ListRunnersInput): Promise<Runner[]>;
   /** Unknown runner: resolves. Busy runner: `RunnerBusyError`. */
   deleteRunner(input: runners.DeleteRunnerInput): Promise<void>;
+  /** Read fresh on every call (no cache): visibility can change between two jobs. Unknown: GitHubError 404. */
+  getRepository(owner: string, repo: string): Promise<Repository>;
   getJob(owner: string, repo: string, jobId: number): Promise<WorkflowJob>;
   getRun(owner: string, repo: string, runId: number): Promise<WorkflowRun>;
   listQueuedRuns(owner: string, repo: string): Promise<WorkflowRun[]>;
@@ -63,6 +66,7 @@ export function createGitHubClient(opts: GitHubClientOptions): GitHubClient {
     mintJitConfig: async (input) => runners.mintJitConfig(await forScope(input), input),
     listRunners: async (input) => runners.listRunners(await forScope(input), input),
     deleteRunner: async (input) => runners.deleteRunner(await forScope(input), input),
+    getRepository: async (owner, repo) => repositories.getRepository(await forRepo(owner, repo), owner, repo),
     getJob: async (owner, repo, jobId) => actions.getJob(await forRepo(owner, repo), owner, repo, jobId),
     getRun: async (owner, repo, runId) => actions.getRun(await forRepo(owner, repo), owner, repo, runId),
     listQueuedRuns: async (owner, repo) => actions.listQueuedRuns(await forRepo(owner, repo), owner, repo),

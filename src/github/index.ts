@@ -4,4 +4,13 @@ export type { ThrottleOptions } from './create-octokit.js';
 export type { MintJitConfigInput, ListRunnersInput, DeleteRunnerInput } from './runners.js';
 export type { ListDeliveriesInput, DeliveriesPage } from './deliveries.js';
 export { RunnerNameTakenError, RunnerBusyError } from './errors.js';
-export type { RunnerScope, Runner, JitConfig, WorkflowJob, WorkflowRun, HookDelivery } from './types.js';
+export type {
+  RunnerScope,
+  Runner,
+  JitConfig,
+  Repository,
+  RepositoryVisibility,
+  WorkflowJob,
+  WorkflowRun,
+  HookDelivery,
+} from './types.js';

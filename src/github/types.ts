@@ -23,6 +23,18 @@ export interface JitConfig {
   encodedJitConfig: string;
 }
 
+export type RepositoryVisibility = 'public' | 'private' | 'internal';
+
+/** What policy needs of a repository: is it public, is it a fork. */
+export interface Repository {
+  /** `owner/name`, as GitHub spells it. */
+  fullName: string;
+  visibility: RepositoryVisibility;
+  /** False only for public repositories (internal ones are private too). */
+  private: boolean;
+  fork: boolean;
+}
+
 export interface WorkflowJob {
   id: number;
   runId: number;

@@ -14,6 +14,8 @@ export interface RunSimOptions {
   appId: number;
   appKeyFile?: string;
   installationId: number;
+  /** The URL guests and runners use to reach the sim, when not the listen URL (e.g. from inside a VM). */
+  publicUrl?: string;
 }
 
 /**
@@ -49,6 +51,7 @@ export async function runSim(opts: RunSimOptions): Promise<void> {
     ...(appPrivateKeyPem ? { appPrivateKeyPem } : {}),
     ...(opts.webhookUrl ? { webhookUrl: opts.webhookUrl } : {}),
     ...(webhookSecret ? { webhookSecret } : {}),
+    ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}),
   });
   const url = await sim.listen(opts.port, opts.host);
   process.stdout.write(`${JSON.stringify({ msg: 'sim listening', url })}\n`);

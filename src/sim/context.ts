@@ -1,6 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { TokenBook } from './auth.js';
+import type { CallLog } from './calls.js';
 import type { Hookshot } from './hookshot.js';
 import type { KnobBox } from './knobs.js';
 import type { Urls } from './shapes.js';
@@ -12,6 +13,8 @@ export interface SimContext {
   hookshot: Hookshot;
   knobs: KnobBox;
   tokens: TokenBook;
+  /** What the GitHub REST face was asked (GET /_sim/calls). */
+  calls: CallLog;
   appId: number;
   installationId: number;
   appPublicKey: KeyObject;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { CallCounts } from './calls.js';
 import type { SimContext } from './context.js';
 import { notFound } from './errors.js';
 import type { Delivery } from './hookshot.js';
@@ -133,6 +134,15 @@ export class SimControl {
 
   setWebhook(target: { url: string; secret: string }): void {
     this.ctx.hookshot.setTarget(target.url, target.secret);
+  }
+
+  /** Requests to the GitHub REST face since the last reset, per `METHOD /route/:template` and status. */
+  calls(): CallCounts {
+    return this.ctx.calls.snapshot();
+  }
+
+  resetCalls(): void {
+    this.ctx.calls.reset();
   }
 
   knobs(): Knobs {

@@ -41,6 +41,11 @@ export function githubApiHooks(scope: FastifyInstance, ctx: SimContext): void {
     authenticate(req, ctx);
   });
 
+  // onResponse also sees answers sent from onRequest (rate limits, 401s).
+  scope.addHook('onResponse', async (req, reply) => {
+    ctx.calls.record(req.method, req.routeOptions.url ?? req.url, reply.statusCode);
+  });
+
   scope.setErrorHandler(async (err: unknown, _req, reply) => {
     if (err instanceof SimError) return reply.code(err.status).send(errorBody(err));
     const status = (err as { statusCode?: number }).statusCode;

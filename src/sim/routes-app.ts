@@ -2,10 +2,18 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { SimContext } from './context.js';
 import { SimError } from './errors.js';
 import type { Delivery } from './hookshot.js';
+import { isoNow } from './model.js';
+import { INSTALLATION_PERMISSIONS, installationJson } from './shapes.js';
 
-/** `/app/...`: installation tokens and the App's webhook deliveries. All want the App JWT. */
+/**
+ * The App's own routes, all with the App JWT: installation tokens, finding the installation of a
+ * repository or organization, and the App's webhook deliveries. The sim has one installation,
+ * on every account it knows (`repository_selection: all`).
+ */
 
 const DOCS_TOKEN = 'https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app';
+const DOCS_REPO_INSTALLATION = 'https://docs.github.com/rest/apps/apps#get-a-repository-installation-for-the-authenticated-app';
+const DOCS_ORG_INSTALLATION = 'https://docs.github.com/rest/apps/apps#get-an-organization-installation-for-the-authenticated-app';
 const DOCS_DELIVERIES = 'https://docs.github.com/rest/apps/webhooks#list-deliveries-for-an-app-webhook';
 const jwt = { config: { auth: 'jwt' as const } };
 
@@ -18,13 +26,28 @@ function deliveryJson(d: Delivery): Record<string, unknown> {
 }
 
 export function appRoutes(scope: FastifyInstance, ctx: SimContext): void {
+  const installation = { id: ctx.installationId, appId: ctx.appId, createdAt: isoNow() };
+
+  // GitHub answers 404 for an account or repository the App is not installed on, and for one that does not exist.
+  scope.get<{ Params: { owner: string; repo: string } }>('/repos/:owner/:repo/installation', jwt, async (req) => {
+    const repo = ctx.store.repo(`${req.params.owner}/${req.params.repo}`);
+    if (!repo) throw new SimError(404, 'Not Found', DOCS_REPO_INSTALLATION);
+    return installationJson(installation, repo.owner, ctx.urls());
+  });
+
+  scope.get<{ Params: { org: string } }>('/orgs/:org/installation', jwt, async (req) => {
+    const org = ctx.store.orgExists(req.params.org);
+    if (!org) throw new SimError(404, 'Not Found', DOCS_ORG_INSTALLATION);
+    return installationJson(installation, org, ctx.urls());
+  });
+
   scope.post<{ Params: { installation_id: string } }>('/app/installations/:installation_id/access_tokens', jwt, async (req, reply) => {
     if (Number(req.params.installation_id) !== ctx.installationId) throw new SimError(404, 'Not Found', DOCS_TOKEN);
     const t = ctx.tokens.issue(ctx.knobs.get().tokenTtlSeconds);
     return reply.code(201).send({
       token: t.token,
       expires_at: t.expiresAt.toISOString().replace(/\.\d{3}Z$/, 'Z'),
-      permissions: { actions: 'read', administration: 'write', metadata: 'read', organization_self_hosted_runners: 'write' },
+      permissions: INSTALLATION_PERMISSIONS,
       repository_selection: 'all',
     });
   });

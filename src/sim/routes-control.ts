@@ -35,6 +35,11 @@ export function controlRoutes(scope: FastifyInstance, control: SimControl): void
     control.setWebhook(body);
     return { url: body.url };
   });
+  scope.get('/_sim/calls', async () => control.calls());
+  scope.delete('/_sim/calls', async (_req, reply) => {
+    control.resetCalls();
+    return reply.code(204).send();
+  });
   scope.get('/_sim/knobs', async () => control.knobs());
   scope.put('/_sim/knobs', async (req) => control.setKnobs(KnobsPatchSchema.parse(req.body)));
 }

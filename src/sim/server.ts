@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { TokenBook, generateAppKey, publicKeyOf } from './auth.js';
+import { CallLog } from './calls.js';
 import type { SimContext } from './context.js';
 import { SimControl } from './control.js';
 import { DOCS } from './errors.js';
@@ -59,13 +60,18 @@ export async function createSim(opts: SimOptions): Promise<Sim> {
   const hookshot = new Hookshot({ ids: store.ids, knobs, appId: opts.appId, installationId: opts.installationId, hookId: HOOK_ID, logger });
   hookshot.setTarget(opts.webhookUrl, opts.webhookSecret);
   ctx = {
-    store, hookshot, knobs, tokens: new TokenBook(), appId: opts.appId, installationId: opts.installationId,
+    store, hookshot, knobs, tokens: new TokenBook(), calls: new CallLog(), appId: opts.appId, installationId: opts.installationId,
     appPublicKey: publicKeyOf(appPrivateKeyPem), logger, urls,
   };
   const context = ctx;
 
   const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
-  app.setNotFoundHandler(async (_req, reply) => reply.code(404).send({ message: 'Not Found', documentation_url: DOCS, status: '404' }));
+  app.setNotFoundHandler(async (req, reply) => {
+    // A route the sim lacks: counted by path (there is no template), so a test sees the client asked for it.
+    const path = req.url.split('?')[0] ?? req.url;
+    if (!/^\/_(sim|runner)\//.test(path)) context.calls.record(req.method, path, 404);
+    return reply.code(404).send({ message: 'Not Found', documentation_url: DOCS, status: '404' });
+  });
   await app.register(async (scope) => {
     githubApiHooks(scope, context);
     appRoutes(scope, context);

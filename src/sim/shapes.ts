@@ -62,18 +62,43 @@ function repoDetails(r: Repo, urls: Urls): Record<string, unknown> {
   };
 }
 
-/** `full-repository`, as `GET /repos/{owner}/{repo}` returns it. */
+/** `full-repository`, as `GET /repos/{owner}/{repo}` returns it; a fork names its `parent` and its network's `source`. */
 export function fullRepoJson(r: Repo, urls: Urls): Record<string, unknown> {
+  let source = r.parent;
+  while (source?.parent) source = source.parent;
   return {
     ...minimalRepoJson(r, urls), ...repoDetails(r, urls),
     permissions: { admin: false, maintain: false, push: false, triage: false, pull: true },
     network_count: 0, subscribers_count: 0, custom_properties: {},
+    ...(r.parent && source ? { parent: repoFields(r.parent, urls), source: repoFields(source, urls) } : {}),
   };
 }
 
 /** Every field a repository can carry; payload templates pick the ones they have. */
 export function repoFields(r: Repo, urls: Urls): Record<string, unknown> {
   return { ...minimalRepoJson(r, urls), ...repoDetails(r, urls), custom_properties: {} };
+}
+
+/** What the sim's one installation may do: what Hangar's App asks for. */
+export const INSTALLATION_PERMISSIONS = { actions: 'read', administration: 'write', metadata: 'read', organization_self_hosted_runners: 'write' };
+
+export interface InstallationFacts {
+  id: number;
+  appId: number;
+  createdAt: string;
+}
+
+/** `installation`, as `GET /repos/{o}/{r}/installation` and `GET /orgs/{org}/installation` return it for `account`. */
+export function installationJson(i: InstallationFacts, account: Owner, urls: Urls): Record<string, unknown> {
+  return {
+    id: i.id, account: userJson(account, urls), repository_selection: 'all',
+    access_tokens_url: `${urls.api}/app/installations/${i.id}/access_tokens`, repositories_url: `${urls.api}/installation/repositories`,
+    html_url: `${urls.html}/organizations/${account.login}/settings/installations/${i.id}`, app_id: i.appId,
+    client_id: `Iv23li${String(i.appId).padStart(14, '0')}`, target_id: account.id, target_type: account.type,
+    permissions: INSTALLATION_PERMISSIONS, events: ['workflow_job'], created_at: i.createdAt, updated_at: i.createdAt,
+    single_file_name: null, has_multiple_single_files: false, single_file_paths: [], app_slug: 'hangar',
+    suspended_by: null, suspended_at: null,
+  };
 }
 
 const READ_ONLY_LABELS = new Set(['self-hosted', 'linux', 'x64', 'arm64', 'arm', 'windows', 'macos']);

@@ -2,11 +2,12 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { GitHubError } from '../../src/domain/errors.js';
 import { RunnerBusyError, RunnerNameTakenError, type GitHubClient } from '../../src/github/index.js';
 import { decodeJitConfig } from '../../src/sim/job-script.js';
-import { captureLogger, startSimClient, type SimClient } from './helpers/sim.js';
+import { RUNS, TOKEN, answeredWith, captureLogger, startSimClient, type SimClient } from './helpers/sim.js';
 
 /**
  * The GitHub client against the sim (in-process, 127.0.0.1:0): no mocks. Each test works in
  * its own repository so runners, runs and deliveries of one test do not leak into another.
+ * Tests that count requests reset the sim's call record first (tests in a file run one at a time).
  */
 
 let s: SimClient;
@@ -34,25 +35,39 @@ async function claimJob(encodedJitConfig: string): Promise<number> {
 describe('installation tokens', () => {
   test('many calls, some at once, mint one installation token', async () => {
     const fresh = s.client();
-    const before = s.calls.length;
+    s.sim.resetCalls();
     await Promise.all(Array.from({ length: 5 }, () => fresh.listRunners({ scope: 'repo', owner: 'acme', repo: 'app' })));
     for (let i = 0; i < 10; i++) await fresh.listQueuedRuns('acme', 'app');
-    const mine = s.calls.slice(before);
-    expect(mine.filter((c) => c.path === '/repos/acme/app/actions/runs')).toHaveLength(10);
-    expect(mine.filter((c) => c.method === 'POST' && c.path === '/app/installations/7/access_tokens')).toHaveLength(1);
+    expect(s.sim.calls()).toEqual({
+      [TOKEN]: { 201: 1 },
+      'GET /repos/:owner/:repo/actions/runners': { 200: 5 },
+      [RUNS]: { 200: 10 },
+    });
   });
 
-  // Needs the sim to serve GET /repos/{owner}/{repo}/installation (App JWT). Until it does this
-  // fails, on purpose, with a message that says so.
   test('without an installation id, it is looked up per repository and cached', async () => {
-    const probe = await fetch(`${s.url}/repos/acme/app/installation`);
-    expect(probe.status, 'sim lacks GET /repos/{owner}/{repo}/installation (should be 401 without a JWT)').not.toBe(404);
     const lookup = s.client({ installationId: null });
-    const before = s.calls.length;
+    s.sim.resetCalls();
     for (let i = 0; i < 3; i++) await lookup.listQueuedRuns('acme', 'app');
-    const mine = s.calls.slice(before);
-    expect(mine.filter((c) => c.path === '/repos/acme/app/installation')).toHaveLength(1);
-    expect(mine.filter((c) => c.path === '/app/installations/7/access_tokens')).toHaveLength(1);
+    // The organization resolves to the same installation: its Octokit, and its token, are reused.
+    await lookup.listRunners({ scope: 'org', owner: 'acme' });
+    await lookup.listRunners({ scope: 'org', owner: 'acme' });
+    expect(s.sim.calls()).toEqual({
+      'GET /repos/:owner/:repo/installation': { 200: 1 },
+      'GET /orgs/:org/installation': { 200: 1 },
+      [TOKEN]: { 201: 1 },
+      [RUNS]: { 200: 3 },
+      'GET /orgs/:org/actions/runners': { 200: 2 },
+    });
+  });
+
+  test('a failed installation lookup is GitHubError 404 and is not cached', async () => {
+    const lookup = s.client({ installationId: null });
+    const err = await lookup.listQueuedRuns('acme', 'later').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GitHubError);
+    expect(err).toMatchObject({ status: 404 });
+    repo('later'); // the App sees the repository now
+    expect(await lookup.listQueuedRuns('acme', 'later')).toEqual([]);
   });
 });
 
@@ -98,13 +113,12 @@ describe('runners', () => {
       await gh.mintJitConfig({ scope: 'repo', owner: 'acme', repo: 'many', name: `hangar-many-${i}`, labels: ['self-hosted'], runnerGroupId: 1 });
     }
     await gh.mintJitConfig({ scope: 'repo', owner: 'acme', repo: 'many', name: 'someone-else', labels: ['self-hosted'], runnerGroupId: 1 });
-    const before = s.calls.length;
+    s.sim.resetCalls();
     const ours = await gh.listRunners({ scope: 'repo', owner: 'acme', repo: 'many', namePrefix: 'hangar-many-' });
     expect(ours).toHaveLength(120);
     expect(new Set(ours.map((r) => r.name)).size).toBe(120);
     expect(ours[0]).toMatchObject({ status: 'offline', busy: false, labels: ['self-hosted'] });
-    const pages = s.calls.slice(before).filter((c) => c.path === '/repos/acme/many/actions/runners');
-    expect(pages).toHaveLength(2);
+    expect(s.sim.calls()).toEqual({ 'GET /repos/:owner/:repo/actions/runners': { 200: 2 } });
     expect(await gh.listRunners({ scope: 'repo', owner: 'acme', repo: 'many' })).toHaveLength(121);
   });
 
@@ -205,7 +219,7 @@ describe('rate limits', () => {
     const limited = s.client({ logger, throttle: { maxRetries: 10 } });
     await limited.listQueuedRuns('acme', 'app'); // token minted before the knob is set
     s.sim.setKnobs({ rateLimitShare: 0.5, retryAfterSeconds: 1, seed: 7 });
-    const before = s.calls.length;
+    s.sim.resetCalls();
     const started = Date.now();
     try {
       for (let i = 0; i < 6; i++) await limited.listQueuedRuns('acme', 'app');
@@ -213,9 +227,9 @@ describe('rate limits', () => {
       s.sim.setKnobs({ rateLimitShare: 0 });
     }
     const took = Date.now() - started;
-    const mine = s.calls.slice(before);
-    const hits = mine.filter((c) => c.status === 403).length;
-    expect(mine.filter((c) => c.status === 200)).toHaveLength(6);
+    const calls = s.sim.calls();
+    const hits = answeredWith(calls, 403);
+    expect(calls).toEqual({ [RUNS]: { 200: 6, 403: hits } });
     expect(hits).toBeGreaterThan(0);
     expect(took).toBeGreaterThanOrEqual(hits * 1000);
     const warnings = lines.filter((l) => l.msg === 'github rate limited, retrying after the stated delay');
@@ -226,17 +240,16 @@ describe('rate limits', () => {
   test('429 is handled the same way, the installation token request included', async () => {
     const limited = s.client({ throttle: { maxRetries: 10 } });
     s.sim.setKnobs({ rateLimitShare: 0.5, retryAfterSeconds: 1, rateLimitStatus: 429, seed: 7 });
-    const before = s.calls.length;
+    s.sim.resetCalls();
     try {
       for (let i = 0; i < 4; i++) await limited.listQueuedRuns('acme', 'app');
     } finally {
       s.sim.setKnobs({ rateLimitShare: 0, rateLimitStatus: 403 });
     }
-    const mine = s.calls.slice(before);
-    expect(mine.filter((c) => c.status === 429).length).toBeGreaterThan(0);
-    expect(mine.filter((c) => c.status === 200)).toHaveLength(4);
-    const tokenCalls = mine.filter((c) => c.path === '/app/installations/7/access_tokens');
-    expect(tokenCalls.filter((c) => c.status === 201)).toHaveLength(1);
+    const calls = s.sim.calls();
+    expect(answeredWith(calls, 429)).toBeGreaterThan(0);
+    expect(calls[RUNS]?.[200]).toBe(4);
+    expect(calls[TOKEN]?.[201]).toBe(1);
   });
 
   test('gives up after the bounded retries with GitHubError 403', async () => {
@@ -244,11 +257,11 @@ describe('rate limits', () => {
     const limited = s.client({ logger, throttle: { maxRetries: 1 } });
     await limited.listQueuedRuns('acme', 'app');
     s.sim.setKnobs({ rateLimitShare: 1, retryAfterSeconds: 1 });
-    const before = s.calls.length;
+    s.sim.resetCalls();
     const err = await limited.getRun('acme', 'app', 1).catch((e: unknown) => e).finally(() => s.sim.setKnobs({ rateLimitShare: 0 }));
     expect(err).toBeInstanceOf(GitHubError);
     expect(err).toMatchObject({ status: 403 });
-    expect(s.calls.slice(before).filter((c) => c.status === 403)).toHaveLength(2);
+    expect(s.sim.calls()).toEqual({ 'GET /repos/:owner/:repo/actions/runs/:run_id': { 403: 2 } });
     expect(lines.filter((l) => l.msg === 'github rate limited, giving up')).toHaveLength(1);
   });
 

@@ -47,11 +47,45 @@ describe('App auth', () => {
   });
 });
 
+describe('installation (App JWT)', () => {
+  test('of a repository: 200 the installation on its owner; 404 unknown; 401 with an installation token', async () => {
+    const auth = `Bearer ${jwt}`;
+    const res = await expectShape('GET', `${REPO}/installation`, '/repos/acme/lib/installation', 200, { auth });
+    expect(res.body).toMatchObject({ id: 7, app_id: 42, account: { login: 'acme' }, target_type: 'Organization', repository_selection: 'all' });
+    expect(res.body.access_tokens_url).toBe(`${h.url}/app/installations/7/access_tokens`);
+    await expectShape('GET', `${REPO}/installation`, '/repos/acme/nope/installation', 404, { auth });
+    const withToken = await h.call('GET', '/repos/acme/lib/installation');
+    expect(withToken.status).toBe(401);
+  });
+  test('of an organization: 200; 404 unknown', async () => {
+    const res = await expectShape('GET', `${ORG}/installation`, '/orgs/ACME/installation', 200, { auth: `Bearer ${jwt}` });
+    expect(res.body).toMatchObject({ id: 7, account: { login: 'acme' } });
+    // GitHub documents no 404 for this operation, but sends one, with the Basic Error body of its sibling.
+    const missing = await h.call('GET', '/orgs/nobody/installation', { auth: `Bearer ${jwt}` });
+    expect(missing.status).toBe(404);
+    expectGitHubShape('GET', `${REPO}/installation`, 404, missing.body);
+  });
+});
+
 describe('repository', () => {
   test('200 full repository; 404 unknown', async () => {
     const res = await expectShape('GET', REPO, '/repos/acme/lib', 200);
     expect(res.body).toMatchObject({ full_name: 'acme/lib', private: true, visibility: 'internal', fork: false });
+    expect(res.body).not.toHaveProperty('parent');
     await expectShape('GET', REPO, '/repos/acme/nope', 404);
+  });
+  test('a fork of a fork names its parent and the network source', async () => {
+    h.sim.createRepo({ owner: 'octo', name: 'lib', visibility: 'public', forkOf: 'acme/lib' });
+    h.sim.createRepo({ owner: 'zed', name: 'lib', visibility: 'public', forkOf: 'octo/lib' });
+    const res = await expectShape('GET', REPO, '/repos/zed/lib', 200);
+    expect(res.body).toMatchObject({ fork: true, private: false, parent: { full_name: 'octo/lib', fork: true }, source: { full_name: 'acme/lib', fork: false } });
+  });
+  test('visibility follows PATCH /_sim/repos/{owner}/{repo}', async () => {
+    h.sim.createRepo({ owner: 'acme', name: 'site', visibility: 'private' });
+    const patched = await h.call('PATCH', '/_sim/repos/acme/site', { body: { visibility: 'public' }, auth: null });
+    expect(patched.status).toBe(200);
+    const res = await expectShape('GET', REPO, '/repos/acme/site', 200);
+    expect(res.body).toMatchObject({ private: false, visibility: 'public' });
   });
 });
 
@@ -132,6 +166,24 @@ describe('runs, jobs, deliveries', () => {
     const jobs = await expectShape('GET', `${REPO}/actions/runs/{run_id}/attempts/{attempt_number}/jobs`, `/repos/acme/app/actions/runs/${runId}/attempts/1/jobs`, 200);
     expect(jobs.body.jobs.map((j: { status: string }) => j.status)).toEqual(['completed', 'queued']);
     await expectShape('GET', `${REPO}/actions/runs/{run_id}/attempts/{attempt_number}/jobs`, `/repos/acme/app/actions/runs/${runId}/attempts/2/jobs`, 404);
+  });
+
+  test('a fork pull request from an account the sim has not seen: head_repository is the fork', async () => {
+    const created = await h.call('POST', '/_sim/runs', {
+      auth: null,
+      body: { repo: 'acme/app', event: 'pull_request', headBranch: 'evil', headRepository: 'mallory/app', jobs: [{ name: 'test', labels: ['self-hosted'], steps: ['true'] }] },
+    });
+    expect(created.status).toBe(201);
+    const got = await expectShape('GET', `${REPO}/actions/runs/{run_id}`, `/repos/acme/app/actions/runs/${created.body.runId}`, 200);
+    const { repository, head_repository: head } = got.body;
+    expect(head).toMatchObject({ full_name: 'mallory/app', name: 'app', fork: true, private: true, owner: { login: 'mallory' } });
+    expect(head.url).toBe(`${h.url}/repos/mallory/app`);
+    expect(head.id).toBe(got.body.head_repository_id);
+    expect(head.id).not.toBe(repository.id);
+    expect(repository).toMatchObject({ full_name: 'acme/app', fork: false });
+    const fork = await expectShape('GET', REPO, '/repos/mallory/app', 200);
+    expect(fork.body).toMatchObject({ id: head.id, parent: { full_name: 'acme/app' } });
+    await expectShape('GET', `${REPO}/actions/runs`, '/repos/acme/app/actions/runs?event=pull_request', 200);
   });
 
   test('deliveries: list (cursor Link), get, redeliver 202', async () => {
