@@ -108,6 +108,8 @@ export const configSchema = z
       webhookSecretFile: filePath,
       /** During a secret rotation: the old secret, still accepted until removed. */
       previousWebhookSecretFile: filePath.optional(),
+        /** Pause between GitHub writes (runner registration, deletion), as GitHub asks of integrations. */
+        writeSpacingMs: z.number().int().min(0).max(10_000).default(1000),
       })
       .optional(),
     redis: z

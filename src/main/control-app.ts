@@ -7,6 +7,8 @@ import type { ControlSecrets } from '../config/secrets.js';
 import { JobStore } from '../intake/job-store.js';
 import { intakeMetrics } from '../intake/metrics.js';
 import { intakeRoutes } from '../intake/route.js';
+import { createGitHubClient, type GitHubClient } from '../github/index.js';
+import { jitRoutes } from '../jit/route.js';
 import { keys } from '../queue/keys.js';
 import { OutboxRelay } from '../queue/outbox.js';
 import { PoolQueues } from '../queue/pool-queues.js';
@@ -22,6 +24,7 @@ export interface Control {
   queues: PoolQueues;
   registry: Registry;
   relay: OutboxRelay;
+  github: GitHubClient;
   close(): Promise<void>;
 }
 
@@ -85,6 +88,14 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
     metrics: intakeMetrics(registry),
     logger: logger.child({ unit: 'intake' }),
   });
+  const github = createGitHubClient({
+    apiUrl: config.github.apiUrl,
+    appId: config.github.appId,
+    privateKey: secrets.appPrivateKey,
+    logger: logger.child({ unit: 'github' }),
+    throttle: { writeSpacingMs: config.github.writeSpacingMs },
+  });
+  await app.register(jitRoutes, { config, github, redis, keys: k, logger: logger.child({ unit: 'jit' }), hosts: config.hosts, registry });
   app.get('/healthz', async (_req, reply) => {
     const ok = await redis.ping().then(() => true, () => false);
     return reply.code(ok ? 200 : 503).send({ ok, redis: ok ? 'up' : 'down' });
@@ -98,6 +109,7 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
     queues,
     registry,
     relay,
+    github,
     async close() {
       await app.close();
       await relay.stop();

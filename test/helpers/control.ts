@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { pino } from 'pino';
 import { parseConfig, requireControl } from '../../src/config/load.js';
 import type { ControlConfig } from '../../src/config/schema.js';
@@ -17,6 +17,14 @@ export interface TestControlOptions {
   previousSecret?: string;
   extraYaml?: string;
   logLevel?: string;
+  /** The GitHub the control talks to (a sim's URL) and the App key it signs with. */
+  apiUrl?: string;
+  appKeyPem?: string;
+  appId?: number;
+  /** Hosts allowed to mint runners: name, role, pools, token. */
+  hosts?: { name: string; role: 'build' | 'deploy'; pools: string[]; token: string }[];
+  /** Extra pools (YAML flow mappings), after build and deploy. */
+  pools?: string[];
 }
 
 /** Writes a config and its secret files to a temp dir; returns the path and the parsed config. */
@@ -24,12 +32,16 @@ export function writeTestConfig(o: TestControlOptions): { file: string; dir: str
   const dir = mkdtempSync(join(tmpdir(), 'hangar-test-'));
   writeFileSync(join(dir, 'secret'), o.secret ?? TEST_SECRET, { mode: 0o600 });
   if (o.previousSecret) writeFileSync(join(dir, 'secret.old'), o.previousSecret, { mode: 0o600 });
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  writeFileSync(join(dir, 'app.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+  const pem = o.appKeyPem ?? (generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string);
+  writeFileSync(join(dir, 'app.pem'), pem, { mode: 0o600 });
+  const hosts = (o.hosts ?? []).map(
+    (h) => `  - {name: ${h.name}, role: ${h.role}, pools: [${h.pools.join(', ')}], tokenSha256: ${createHash('sha256').update(h.token).digest('hex')}}`,
+  );
   const yaml = `
 github:
-  apiUrl: http://127.0.0.1:1
-  appId: 1
+  apiUrl: ${o.apiUrl ?? 'http://127.0.0.1:1'}
+  appId: ${o.appId ?? 1}
+  writeSpacingMs: 0
   privateKeyFile: ${dir}/app.pem
   webhookSecretFile: ${dir}/secret
 ${o.previousSecret ? `  previousWebhookSecretFile: ${dir}/secret.old\n` : ''}
@@ -39,6 +51,8 @@ policy: {repositories: ["acme/*"]}
 pools:
   - {name: build, labels: [self-hosted, linux, x64, build]}
   - {name: deploy, labels: [self-hosted, linux, x64, deploy], deploy: {repositories: [acme/site], branches: [main]}}
+${(o.pools ?? []).map((p) => `  - ${p}`).join('\n')}
+${hosts.length ? `hosts:\n${hosts.join('\n')}` : ''}
 log: {level: ${o.logLevel ?? 'warn'}}
 ${o.extraYaml ?? ''}`;
   const file = join(dir, 'hangar.yaml');

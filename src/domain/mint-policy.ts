@@ -1,0 +1,68 @@
+/**
+ * May this host get a just-in-time runner for this job? Asked by the control when an agent
+ * wants a runner, with what GitHub says now (visibility, the run's head repository, the job's
+ * status), because a webhook can be old and a repository can turn public after its job queued.
+ * Pure; tested from tables.
+ */
+export type MintRefusal =
+  | 'pool-not-served'
+  | 'deploy-pool-on-build-host'
+  | 'unknown-job'
+  | 'not-accepted'
+  | 'wrong-pool'
+  | 'job-not-queued'
+  | 'public-repo'
+  | 'internal-repo'
+  | 'fork-pr';
+
+export type MintDecision = { kind: 'mint' } | { kind: 'refuse'; reason: MintRefusal };
+
+export interface MintHost {
+  name: string;
+  role: 'build' | 'deploy';
+  pools: readonly string[];
+}
+
+export interface MintRequestFacts {
+  host: MintHost;
+  pool: { name: string; deploy: boolean };
+  /** The control's record of the job; null when it has none. */
+  record: { decision: string; pool: string | null; state: string } | null;
+}
+
+export interface GitHubFacts {
+  visibility: 'public' | 'private' | 'internal';
+  allowInternal: boolean;
+  /** `owner/name` of the repository the job belongs to, and of the run's head (differs for a fork PR). */
+  repository: string;
+  headRepository: string | null;
+  jobStatus: string;
+}
+
+/** What can be decided before asking GitHub anything: who asks, and for what. */
+export function checkRequest(f: MintRequestFacts): MintDecision {
+  if (!f.host.pools.includes(f.pool.name)) return refuse('pool-not-served');
+  // Belt and braces: config validation already keeps deploy pools off build hosts.
+  if (f.pool.deploy && f.host.role !== 'deploy') return refuse('deploy-pool-on-build-host');
+  if (!f.record) return refuse('unknown-job');
+  if (f.record.decision !== 'accept') return refuse('not-accepted');
+  if (f.record.pool !== f.pool.name) return refuse('wrong-pool');
+  if (f.record.state !== 'queued') return refuse('job-not-queued');
+  return { kind: 'mint' };
+}
+
+/** What GitHub says now. A run whose head is another repository is a fork's pull request. */
+export function checkGitHub(g: GitHubFacts): MintDecision {
+  if (g.visibility === 'public') return refuse('public-repo');
+  if (g.visibility === 'internal' && !g.allowInternal) return refuse('internal-repo');
+  if (g.headRepository !== null && g.headRepository.toLowerCase() !== g.repository.toLowerCase()) return refuse('fork-pr');
+  if (g.jobStatus !== 'queued') return refuse('job-not-queued');
+  return { kind: 'mint' };
+}
+
+/** `hangar-<host>-<workflow job id>-<attempt>`: one name per job attempt, so a retry finds its runner. */
+export function runnerName(host: string, workflowJobId: number, runAttempt: number): string {
+  return `hangar-${host}-${workflowJobId}-${runAttempt}`;
+}
+
+const refuse = (reason: MintRefusal): MintDecision => ({ kind: 'refuse', reason });

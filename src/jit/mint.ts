@@ -1,0 +1,90 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { ControlConfig } from '../config/schema.js';
+import { checkGitHub, checkRequest, runnerName, type MintDecision, type MintRefusal } from '../domain/mint-policy.js';
+import type { GitHubClient } from '../github/index.js';
+import { RunnerNameTakenError } from '../github/index.js';
+import { readJobRecord } from '../intake/job-store.js';
+import type { Keys } from '../queue/keys.js';
+import type { KnownHost } from './host-auth.js';
+
+/**
+ * Mints a just-in-time runner for one job attempt, after checking who asks (host, pool) and
+ * what GitHub says now (visibility, fork, job still queued). The JIT config is returned to the
+ * caller and nowhere else: not stored, not logged. Refusals are recorded on the job record and
+ * in the decisions stream, where the dashboard shows them.
+ */
+export type MintResult =
+  | { kind: 'minted'; runnerName: string; runnerId: number; encodedJitConfig: string }
+  | { kind: 'refused'; reason: MintRefusal }
+  | { kind: 'busy'; runnerName: string };
+
+export interface MintDeps {
+  config: ControlConfig;
+  github: GitHubClient;
+  redis: Redis;
+  keys: Keys;
+  logger: Logger;
+}
+
+export async function mintRunner(deps: MintDeps, host: KnownHost, poolName: string, workflowJobId: number): Promise<MintResult> {
+  const pool = deps.config.pools.find((p) => p.name === poolName);
+  const record = await readJobRecord(deps.redis, deps.keys, workflowJobId);
+  const log = deps.logger.child({ host: host.name, pool: poolName, workflowJobId });
+  const asked = checkRequest({ host, pool: { name: poolName, deploy: Boolean(pool?.deploy) }, record });
+  if (asked.kind === 'refuse' || !pool || !record) return refused(deps, log, host, workflowJobId, asked, 'pool-not-served', record !== null);
+
+  const [owner, repo] = record.repo.split('/') as [string, string];
+  const [repository, run, job] = await Promise.all([
+    deps.github.getRepository(owner, repo),
+    deps.github.getRun(owner, repo, record.runId),
+    deps.github.getJob(owner, repo, workflowJobId),
+  ]);
+  const now = checkGitHub({
+    visibility: repository.visibility,
+    allowInternal: deps.config.policy.allowInternal,
+    repository: record.repo,
+    headRepository: run.headRepositoryFullName,
+    jobStatus: job.status,
+  });
+  if (now.kind === 'refuse') return refused(deps, log, host, workflowJobId, now, 'public-repo', true);
+
+  const name = runnerName(host.name, workflowJobId, record.runAttempt);
+  const scope = pool.scope === 'org' ? { scope: 'org' as const, owner } : { scope: 'repo' as const, owner, repo };
+  const mint = () => deps.github.mintJitConfig({ ...scope, name, labels: pool.labels, runnerGroupId: pool.runnerGroupId });
+  let jit;
+  try {
+    jit = await mint();
+  } catch (err) {
+    if (!(err instanceof RunnerNameTakenError)) throw err;
+    // A runner of this job attempt exists: an agent died after minting. Never run a job on two
+    // VMs: a busy runner means the job is running; an idle one is replaced.
+    const existing = (await deps.github.listRunners({ ...scope, namePrefix: name })).find((r) => r.name === name);
+    if (existing?.busy) return { kind: 'busy', runnerName: name };
+    if (existing) await deps.github.deleteRunner({ ...scope, runnerId: existing.id });
+    jit = await mint();
+  }
+  await deps.redis.hset(deps.keys.job(workflowJobId), { runnerName: name, host: host.name, mintedAt: Date.now() });
+  log.info({ runnerName: name, runnerId: jit.runner.id }, 'runner minted');
+  return { kind: 'minted', runnerName: name, runnerId: jit.runner.id, encodedJitConfig: jit.encodedJitConfig };
+}
+
+async function refused(
+  deps: MintDeps,
+  log: Logger,
+  host: KnownHost,
+  workflowJobId: number,
+  d: MintDecision,
+  fallback: MintRefusal,
+  hasRecord: boolean,
+): Promise<MintResult> {
+  const reason = d.kind === 'refuse' ? d.reason : fallback;
+  const now = Date.now();
+  const tx = deps.redis.multi();
+  if (hasRecord) tx.hset(deps.keys.job(workflowJobId), { mintRefusal: reason, mintRefusedHost: host.name, mintRefusedAt: now });
+  await tx
+    .xadd(deps.keys.decisions, 'MAXLEN', '~', '10000', '*', 'workflowJobId', String(workflowJobId), 'at', String(now), 'decision', 'refuse-mint', 'reason', reason, 'host', host.name)
+    .exec();
+  log.warn({ reason }, 'runner refused');
+  return { kind: 'refused', reason };
+}
