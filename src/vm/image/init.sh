@@ -1,0 +1,68 @@
+#!/bin/sh
+# Hangar test-image /init (busybox sh, PID 1). Runs one job, then powers the VM off.
+#
+# The host hands files in through fw_cfg (never the kernel command line, which any guest
+# process can read in /proc/cmdline, and never argv on the host):
+#   opt/hangar/net  KEY=value words: IP=10.0.0.2/30 GW=10.0.0.1 DNS=10.0.0.1[,…]
+#   opt/hangar/jit  the runner's JIT config (base64); a secret: only runner.sh reads it
+#   opt/hangar/cmd  a shell script to run instead of the runner (tests: sleep, fork bomb, …)
+# Markers on the console, one per line, for the agent and the benchmark:
+#   HANGAR-GUEST-INIT, HANGAR-RUNNER-START, HANGAR-RUNNER-EXIT <code>
+echo HANGAR-GUEST-INIT
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/root TMPDIR=/tmp
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+
+# The cloud kernel builds virtio as modules; each needs the ones before it.
+for m in virtio_ring virtio virtio_mmio virtio_blk failover net_failover virtio_net qemu_fw_cfg; do
+  insmod "/lib/modules/$m.ko" || echo "hangar-init: cannot load $m" >&2
+done
+
+F=/sys/firmware/qemu_fw_cfg/by_name/opt/hangar
+
+# `ip=` on the command line does nothing with this kernel: configure the first NIC here.
+setup_net() {
+  IP='' GW='' DNS=''
+  for kv in $(cat "$F/net/raw"); do
+    case $kv in
+      IP=*) IP=${kv#IP=} ;;
+      GW=*) GW=${kv#GW=} ;;
+      DNS=*) DNS=${kv#DNS=} ;;
+    esac
+  done
+  nic=''
+  for d in /sys/class/net/*; do
+    [ "${d##*/}" = lo ] || { nic=${d##*/}; break; }
+  done
+  [ -n "$nic" ] && [ -n "$IP" ] || { echo "hangar-init: no NIC or no IP for the network" >&2; return 1; }
+  ip link set "$nic" up && ip addr add "$IP" dev "$nic" || return 1
+  [ -z "$GW" ] || ip route add default via "$GW" || return 1
+  : > /etc/resolv.conf
+  for d in $(echo "$DNS" | tr ',' ' '); do echo "nameserver $d" >> /etc/resolv.conf; done
+}
+
+ip link set lo up
+[ -r "$F/net/raw" ] && setup_net
+
+cd /tmp || exit 1
+if [ -r "$F/cmd/raw" ]; then
+  echo HANGAR-RUNNER-START
+  sh "$F/cmd/raw" < /dev/null
+  rc=$?
+elif [ -r "$F/jit/raw" ]; then
+  echo HANGAR-RUNNER-START
+  # runner.sh reads the config from this path itself: the secret never passes through argv,
+  # the environment or this console.
+  /hangar/runner.sh "$F/jit/raw" < /dev/null
+  rc=$?
+else
+  echo "hangar-init: no opt/hangar/jit or opt/hangar/cmd" >&2
+  rc=78
+fi
+echo "HANGAR-RUNNER-EXIT $rc"
+sync
+poweroff -f
+# Still here? Exiting PID 1 panics the kernel; panic=-1 plus QEMU's -no-reboot ends the VM.
+exit "$rc"
