@@ -4,10 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# redis-server: the queue; qemu-system-x86 + qemu-utils: microVMs; nftables, iproute2, procps:
+# taps, egress and namespaces; systemd: systemd-analyze checks the unit files (it does not run).
+# Guest packages (kernel, busybox) are not installed: `hangar image build` unpacks their .debs.
+packages=(redis-server qemu-system-x86 qemu-utils nftables iproute2 procps systemd ${HANGAR_EXTRA_PACKAGES:-})
 need=()
-command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
-for extra in ${HANGAR_EXTRA_PACKAGES:-}; do
-  dpkg -s "$extra" >/dev/null 2>&1 || need+=("$extra")
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 
 if [ ${#need[@]} -gt 0 ]; then

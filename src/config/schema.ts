@@ -73,7 +73,7 @@ const agent = z.strictObject({
     memoryMiB: z.number().int().min(128).default(2048),
     vcpus: z.number().int().min(1).max(64).default(2),
     /** Wall-clock cap per job; the VM is killed past it and the job reported failed. */
-    timeoutMinutes: z.number().int().min(1).max(72 * 60).default(360),
+    timeoutMinutes: z.number().min(0.05).max(72 * 60).default(360),
     consoleLimitBytes: z.number().int().min(4096).default(1_048_576),
     /** Unprivileged user QEMU drops to (`-runas`). */
     runAs: z.string().min(1).optional(),

@@ -39,6 +39,12 @@ program
   .action(async (opts: { config: string }) => (await import('./control.js')).runControl(opts.config));
 
 program
+  .command('agent')
+  .requiredOption('-c, --config <file>', 'the config file (its agent section)')
+  .description('run this host\'s agent: take jobs for its pools, one microVM per job')
+  .action(async (opts: { config: string }) => (await import('./agent.js')).runAgent(opts.config));
+
+program
   .command('sim')
   .description('run a local GitHub (REST subset, signed webhooks, sim runners) for tests and the demo')
   .option('--host <host>', 'address to listen on', '127.0.0.1')
@@ -48,7 +54,27 @@ program
   .option('--app-id <id>', 'the GitHub App id', int, 1)
   .option('--app-key-file <file>', 'the GitHub App private key (PEM); the sim verifies App JWTs with its public half')
   .option('--installation-id <id>', 'the installation id of the App', int, 1)
+  .option('--public-url <url>', 'the URL runners (e.g. inside microVMs) use to reach the sim; default: the listen URL')
   .action(async (opts) => (await import('./sim.js')).runSim(opts));
+
+const image = program.command('image').description('guest images for the microVMs');
+image
+  .command('build')
+  .argument('<kind>', 'test (busybox + the sim runner)')
+  .requiredOption('-o, --out <dir>', 'where to write vmlinux, initramfs.cpio and manifest.json')
+  .option('--cache <dir>', 'where downloaded packages are kept (default $HANGAR_CACHE or ~/.cache/hangar)')
+  .description('build a guest image: kernel + initramfs (test) from Debian packages')
+  .action(async (kind: string, opts: { out: string; cache?: string }) => {
+    if (kind !== 'test') throw new InvalidArgumentError(`unknown image kind "${kind}" (known: test)`);
+    await (await import('./image.js')).runImageBuild({ kind, out: opts.out, verbose: true, ...(opts.cache ? { cacheDir: opts.cache } : {}) });
+  });
+
+const host = program.command('host').description('hosts that run jobs');
+host
+  .command('token')
+  .argument('<file>', 'where to write the new token (mode 0600; give it to the agent as agent.tokenFile)')
+  .description('make a host token; prints the sha256 the control keeps (hosts[].tokenSha256)')
+  .action(async (file: string) => (await import('./host-token.js')).hostToken(file));
 
 program
   .command('demo')

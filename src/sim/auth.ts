@@ -63,6 +63,11 @@ export class TokenBook {
     return { token, expiresAt };
   }
 
+  /** Every token issued: for tests that search logs and stores for leaked secrets. */
+  all(): string[] {
+    return [...this.tokens.keys()];
+  }
+
   valid(token: string): boolean {
     const exp = this.tokens.get(token);
     return exp !== undefined && exp.getTime() > Date.now();

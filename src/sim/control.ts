@@ -5,6 +5,7 @@ import { notFound } from './errors.js';
 import type { Delivery } from './hookshot.js';
 import type { Knobs, KnobsPatch } from './knobs.js';
 import type { Job, Runner } from './model.js';
+import { encodeJitConfig } from './job-script.js';
 import { fullRepoJson } from './shapes.js';
 
 /**
@@ -126,6 +127,19 @@ export class SimControl {
 
   runners(): RunnerView[] {
     return this.ctx.store.allRunners().map(runnerView);
+  }
+
+  /**
+   * Every secret the sim handed out (installation tokens, runners' JIT configs and tokens), so a
+   * test can prove none of them reached a log, Redis, a command line or an API response.
+   */
+  secrets(): { installationTokens: string[]; runnerTokens: string[]; jitConfigs: string[] } {
+    const runners = this.ctx.store.allRunners();
+    return {
+      installationTokens: this.ctx.tokens.all(),
+      runnerTokens: runners.map((r) => r.token),
+      jitConfigs: runners.map((r) => encodeJitConfig({ url: this.ctx.urls().api, runnerId: r.id, runnerName: r.name, token: r.token })),
+    };
   }
 
   deliveries(): DeliveryView[] {

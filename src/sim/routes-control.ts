@@ -25,6 +25,7 @@ export function controlRoutes(scope: FastifyInstance, control: SimControl): void
   scope.get('/_sim/jobs/:id', async (req) => control.job(id(req.params)));
   scope.post('/_sim/jobs/:id/cancel', async (req) => control.cancelJob(id(req.params)));
   scope.get('/_sim/runners', async () => control.runners());
+  scope.get('/_sim/secrets', async () => control.secrets());
   scope.get('/_sim/deliveries', async () => control.deliveries());
   scope.post('/_sim/idle', async (_req, reply) => {
     await control.idle();

@@ -1,0 +1,90 @@
+import type { Logger } from 'pino';
+import { vmMemoryMaxBytes } from '../caps/fit.js';
+import type { AgentConfig } from '../config/schema.js';
+import type { PoolJobData } from '../queue/contracts.js';
+import type { VmExit } from '../vm/driver.js';
+import type { ControlClient } from './control-client.js';
+import { tapName } from '../net/addressing.js';
+import type { Tap } from '../net/host-network.js';
+import type { GuestImage, HostParts } from './host-parts.js';
+
+/**
+ * One job's life on this host: ask the control for a runner, boot a VM holding it, wait for the
+ * VM to exit or hit its time cap, and destroy everything it had — whatever happened.
+ */
+export type JobOutcome =
+  | { kind: 'ran'; exitCode: number | null; vmId: string; runnerName: string; vmMs: number }
+  | { kind: 'timeout'; vmId: string; runnerName: string; vmMs: number }
+  | { kind: 'lost'; vmId: string; runnerName: string; vmMs: number }
+  | { kind: 'skipped'; reason: string };
+
+export interface RunJobDeps {
+  parts: HostParts;
+  control: ControlClient;
+  image: GuestImage;
+  agent: AgentConfig;
+  logger: Logger;
+  /** Called once the VM is up: the agent tracks it for heartbeats. */
+  onVm?: (vmId: string, running: boolean) => void;
+}
+
+/** The VM's name derives from the job attempt, so a retried job finds (and replaces) its VM. */
+export const vmIdFor = (job: Pick<PoolJobData, 'workflowJobId' | 'runAttempt'>): string => `wj-${job.workflowJobId}-${job.runAttempt}`;
+
+export async function runJob(deps: RunJobDeps, job: PoolJobData, slot: number, signal?: AbortSignal): Promise<JobOutcome> {
+  const vmId = vmIdFor(job);
+  const log = deps.logger.child({ workflowJobId: job.workflowJobId, pool: job.pool, vmId });
+  const jit = await deps.control.requestRunner(job.pool, job.workflowJobId, signal);
+  if (jit.kind === 'refused') {
+    log.info({ reason: jit.reason }, 'job skipped: runner refused');
+    return { kind: 'skipped', reason: jit.reason };
+  }
+  if (jit.kind === 'busy') {
+    log.warn({ runnerName: jit.runnerName }, 'job skipped: its runner is already busy elsewhere');
+    return { kind: 'skipped', reason: 'runner-busy' };
+  }
+  const { parts, agent } = deps;
+  const started = Date.now();
+  try {
+    // A VM of this job attempt left by a worker that died is never run beside a new one.
+    await destroyVm(parts, vmId);
+    const cgroup = await parts.caps.createVmCgroup(vmId, { memoryMaxBytes: vmMemoryMaxBytes(agent.vm.memoryMiB, agent.caps.overheadMiB) });
+    const link = await parts.net.createTap({ vmId, index: slot, ...(agent.vm.runAs ? { user: agent.vm.runAs } : {}) });
+    await parts.driver.create(
+      {
+        id: vmId,
+        ...deps.image,
+        memoryMiB: agent.vm.memoryMiB,
+        vcpus: agent.vm.vcpus,
+        guestFiles: { jit: jit.encodedJitConfig, net: netFile(link) },
+        network: { tap: link.tap, mac: link.mac },
+        cgroupProcsFiles: cgroup.procsFiles,
+        timeoutMs: agent.vm.timeoutMinutes * 60_000,
+        consoleLimitBytes: agent.vm.consoleLimitBytes,
+      },
+      signal,
+    );
+    deps.onVm?.(vmId, true);
+    log.info({ runnerName: jit.runnerName, slot }, 'vm started');
+    const exit: VmExit = await parts.driver.wait(vmId, signal);
+    const vmMs = Date.now() - started;
+    log.info({ exit, vmMs }, 'vm ended');
+    if (exit.kind === 'exited') return { kind: 'ran', exitCode: exit.code, vmId, runnerName: jit.runnerName, vmMs };
+    return { kind: exit.kind, vmId, runnerName: jit.runnerName, vmMs };
+  } finally {
+    deps.onVm?.(vmId, false);
+    await destroyVm(parts, vmId).catch((err: Error) => log.error({ err: err.message }, 'vm cleanup failed'));
+  }
+}
+
+/** VM, network link and cgroup of one VM id; each step idempotent. */
+export async function destroyVm(parts: HostParts, vmId: string): Promise<void> {
+  await parts.driver.destroy(vmId);
+  await parts.net.destroyTap(tapName(vmId));
+  await parts.caps.removeVmCgroup(vmId);
+}
+
+/** `KEY=value` lines the guest's /init reads (no secret in here). */
+function netFile(l: Tap): string {
+  return `IP=${l.guestIp}/${l.prefixLen}\nGW=${l.gateway}\nDNS=${l.dns.join(',')}\nMTU=${l.mtu}\n`;
+}

@@ -1,0 +1,36 @@
+/**
+ * The host's VM slots, shared by every pool's worker. A slot carries a small index, stable
+ * while held, that names the VM's network link (one /30 per slot).
+ */
+export class Slots {
+  private readonly free: number[];
+  private readonly waiters: ((index: number) => void)[] = [];
+
+  constructor(readonly total: number, private readonly onChange: (busy: number) => void = () => undefined) {
+    this.free = Array.from({ length: total }, (_, i) => i);
+  }
+
+  get busy(): number {
+    return this.total - this.free.length;
+  }
+
+  acquire(): Promise<number> {
+    const index = this.free.shift();
+    if (index !== undefined) {
+      this.onChange(this.busy);
+      return Promise.resolve(index);
+    }
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  release(index: number): void {
+    const next = this.waiters.shift();
+    if (next) {
+      next(index);
+      return;
+    }
+    this.free.push(index);
+    this.free.sort((a, b) => a - b);
+    this.onChange(this.busy);
+  }
+}

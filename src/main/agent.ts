@@ -1,0 +1,73 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { Agent } from '../agent/agent.js';
+import { createControlClient } from '../agent/control-client.js';
+import { resolveImage } from '../agent/image.js';
+import { createCaps } from '../caps/create-caps.js';
+import { loadConfig, requireAgent } from '../config/load.js';
+import { ConfigError } from '../domain/errors.js';
+import { createHostNetwork } from '../net/host-network.js';
+import { probeAccelerator } from '../vm/qemu-microvm/accel.js';
+import { createQemuMicrovmDriver } from '../vm/qemu-microvm/driver.js';
+import { createLogger } from './logger.js';
+import { onShutdown } from './shutdown.js';
+
+/** `hangar agent --config FILE`: take jobs for this host's pools until SIGTERM, then drain. */
+export async function runAgent(configFile: string): Promise<void> {
+  const config = requireAgent(loadConfig(configFile), configFile);
+  const a = config.agent;
+  const logger = createLogger('hangar-agent', config.log.level).child({ host: a.host });
+  const token = readToken(a.tokenFile);
+  const image = resolveImage(a.vm.image);
+  const accel = a.vm.accel === 'auto' ? 'auto' : a.vm.accel;
+  if (accel === 'kvm') {
+    // Refuse at start rather than fail every job: KVM that opens is not KVM that boots.
+    const probe = await probeAccelerator({ accel: 'kvm', ...image });
+    if (!probe.ok) throw new ConfigError(configFile, [{ path: 'agent.vm.accel', message: `kvm does not work here (${probe.reason}); use tcg or auto` }]);
+  }
+  const driver = createQemuMicrovmDriver({
+    stateDir: join(a.stateDir, 'vms'),
+    accel,
+    ...(a.vm.runAs ? { runAs: a.vm.runAs } : {}),
+    logger,
+  });
+  const caps = await createCaps({
+    mode: a.caps.mode,
+    cpuQuotaPercent: a.caps.cpuQuotaPercent,
+    memoryMaxBytes: a.caps.memoryMaxMiB * 1024 * 1024,
+    tasksMax: a.caps.tasksMax,
+  });
+  const net = createHostNetwork({ range: a.network.range });
+  await net.ensureEgress();
+  const connection = new Redis(config.redis.url, { maxRetriesPerRequest: null });
+  const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 2 });
+  for (const c of [connection, redis]) c.on('error', (err: Error) => logger.debug({ err: err.message }, 'redis connection error'));
+  const agent = new Agent({
+    agent: a,
+    prefix: config.redis.prefix,
+    connection,
+    redis,
+    parts: { driver, caps, net },
+    control: createControlClient(a.controlUrl, token),
+    image,
+    logger,
+  });
+  await agent.start();
+  onShutdown(logger, async () => {
+    await agent.drain();
+    connection.disconnect();
+    redis.disconnect();
+  });
+}
+
+function readToken(file: string): string {
+  try {
+    const t = readFileSync(file, 'utf8').trim();
+    if (t.length >= 16) return t;
+    throw new ConfigError('agent', [{ path: 'agent.tokenFile', message: `${file} holds no token (at least 16 characters)` }]);
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError('agent', [{ path: 'agent.tokenFile', message: `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}` }]);
+  }
+}
