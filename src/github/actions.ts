@@ -1,8 +1,11 @@
 import type { HangarOctokit } from './create-octokit.js';
-import { githubCall } from './errors.js';
-import type { WorkflowJob, WorkflowRun } from './types.js';
+import { githubCall, statusOf, toGitHubError } from './errors.js';
+import type { RunCancellation, WorkflowJob, WorkflowRun } from './types.js';
 
-/** Workflow runs and jobs: what the agent checks before starting a VM, and what reconcile polls. */
+/**
+ * Workflow runs and jobs: what the agent checks before starting a VM, and what reconcile polls;
+ * and cancelling the run of a job Hangar refused, so no other runner of the repository takes it.
+ */
 
 interface RawJob {
   id: number;
@@ -100,4 +103,23 @@ export async function listJobsForAttempt(
     }),
   );
   return (jobs as RawJob[]).map(toJob);
+}
+
+/**
+ * Cancels a workflow run: its queued jobs complete as `cancelled`, running ones are stopped.
+ * 409 (every job already completed) is `'already-completed'`, not an error; 404 is GitHubError.
+ */
+export async function cancelRun(
+  octokit: HangarOctokit,
+  owner: string,
+  repo: string,
+  runId: number,
+): Promise<RunCancellation> {
+  try {
+    await octokit.rest.actions.cancelWorkflowRun({ owner, repo, run_id: runId });
+    return 'cancelled';
+  } catch (err) {
+    if (statusOf(err) === 409) return 'already-completed';
+    throw toGitHubError(err, 'cancel run');
+  }
 }

@@ -5,7 +5,7 @@ import * as deliveries from './deliveries.js';
 import { createInstallations } from './installations.js';
 import * as repositories from './repositories.js';
 import * as runners from './runners.js';
-import type { HookDelivery, JitConfig, Repository, Runner, RunnerScope, WorkflowJob, WorkflowRun } from './types.js';
+import type { HookDelivery, JitConfig, Repository, RunCancellation, Runner, RunnerScope, WorkflowJob, WorkflowRun } from './types.js';
 
 export interface GitHubClientOptions {
   /** `https://api.github.com`, `https://ghe.example/api/v3`, or the sim's URL. */
@@ -37,6 +37,11 @@ export interface GitHubClient {
   getRun(owner: string, repo: string, runId: number): Promise<WorkflowRun>;
   listQueuedRuns(owner: string, repo: string): Promise<WorkflowRun[]>;
   listJobsForAttempt(owner: string, repo: string, runId: number, attempt: number): Promise<WorkflowJob[]>;
+  /**
+   * Cancels a workflow run (a write: spaced like the others). Every job of it not yet completed
+   * is cancelled. All already completed (409): `'already-completed'`. Unknown run: GitHubError 404.
+   */
+  cancelRun(owner: string, repo: string, runId: number): Promise<RunCancellation>;
   /** App webhook deliveries, newest first (App JWT). */
   listDeliveries(input?: deliveries.ListDeliveriesInput): Promise<deliveries.DeliveriesPage>;
   redeliver(deliveryId: number): Promise<void>;
@@ -72,6 +77,7 @@ export function createGitHubClient(opts: GitHubClientOptions): GitHubClient {
     listQueuedRuns: async (owner, repo) => actions.listQueuedRuns(await forRepo(owner, repo), owner, repo),
     listJobsForAttempt: async (owner, repo, runId, attempt) =>
       actions.listJobsForAttempt(await forRepo(owner, repo), owner, repo, runId, attempt),
+    cancelRun: async (owner, repo, runId) => actions.cancelRun(await forRepo(owner, repo), owner, repo, runId),
     listDeliveries: (input) => deliveries.listDeliveries(app, input),
     redeliver: (deliveryId) => deliveries.redeliver(app, deliveryId),
   };

@@ -12,5 +12,6 @@ export type {
   RepositoryVisibility,
   WorkflowJob,
   WorkflowRun,
+  RunCancellation,
   HookDelivery,
 } from './types.js';

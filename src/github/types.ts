@@ -63,6 +63,9 @@ export interface WorkflowRun {
   repositoryFullName: string;
 }
 
+/** What `cancelRun` did: cancelled the run's open jobs, or found every job already completed. */
+export type RunCancellation = 'cancelled' | 'already-completed';
+
 export interface HookDelivery {
   id: number;
   guid: string;

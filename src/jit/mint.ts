@@ -47,7 +47,10 @@ export async function mintRunner(deps: MintDeps, host: KnownHost, poolName: stri
     headRepository: run.headRepositoryFullName,
     jobStatus: job.status,
   });
-  if (now.kind === 'refuse') return refused(deps, log, host, workflowJobId, now, 'public-repo', true);
+  if (now.kind === 'refuse') {
+    if (CANCEL_RUN_ON.has(now.reason)) await cancelRun(deps, log, owner, repo, record.runId, workflowJobId);
+    return refused(deps, log, host, workflowJobId, now, 'public-repo', true);
+  }
 
   const name = runnerName(host.name, workflowJobId, record.runAttempt);
   const scope = pool.scope === 'org' ? { scope: 'org' as const, owner } : { scope: 'repo' as const, owner, repo };
@@ -67,6 +70,19 @@ export async function mintRunner(deps: MintDeps, host: KnownHost, poolName: stri
   await deps.redis.hset(deps.keys.job(workflowJobId), { runnerName: name, host: host.name, mintedAt: Date.now() });
   log.info({ runnerName: name, runnerId: jit.runner.id }, 'runner minted');
   return { kind: 'minted', runnerName: name, runnerId: jit.runner.id, encodedJitConfig: jit.encodedJitConfig };
+}
+
+/**
+ * A JIT runner is not bound to one job: it takes any queued job of its repository whose labels
+ * it has. A job refused for what it is (a fork's pull request, a repository now public) must not
+ * stay queued for the next runner minted in that repository to pick up, so its run is cancelled.
+ */
+const CANCEL_RUN_ON = new Set<MintRefusal>(['fork-pr', 'public-repo', 'internal-repo']);
+
+async function cancelRun(deps: MintDeps, log: Logger, owner: string, repo: string, runId: number, workflowJobId: number): Promise<void> {
+  const result = await deps.github.cancelRun(owner, repo, runId);
+  await deps.redis.hset(deps.keys.job(workflowJobId), { runCancelled: result });
+  log.warn({ runId, result }, 'refused run cancelled so no other runner takes it');
 }
 
 async function refused(

@@ -11,9 +11,15 @@ import type { Runner } from './model.js';
 
 const OUTPUT_LIMIT = 1024 * 1024;
 
-function runnerOf(req: FastifyRequest, ctx: SimContext, reply: FastifyReply): Runner | undefined {
+/**
+ * The runner a request's token belongs to. With `cancelledToo`, also a retired runner whose job
+ * was cancelled while it ran: it still reports that job, and hears 409.
+ */
+function runnerOf(req: FastifyRequest, ctx: SimContext, reply: FastifyReply, cancelledToo = false): Runner | undefined {
   const m = /^RunnerToken\s+([0-9a-f]{40})$/.exec(req.headers.authorization ?? '');
-  const runner = m?.[1] ? ctx.store.runnerByToken(m[1]) : undefined;
+  const found = m?.[1] ? ctx.store.runnerByToken(m[1], { retired: cancelledToo }) : undefined;
+  const jobCancelled = found?.jobId != null && ctx.store.job(found.jobId)?.conclusion === 'cancelled';
+  const runner = found && (found.deletedAt === null || jobCancelled) ? found : undefined;
   if (!runner) void reply.code(401).send({ message: 'unknown or retired runner' });
   return runner;
 }
@@ -38,7 +44,7 @@ export function runnerProtocolRoutes(scope: FastifyInstance, ctx: SimContext): v
   });
 
   scope.post<{ Params: { jobId: string }; Querystring: { exit?: string } }>('/_runner/jobs/:jobId/result', { bodyLimit: OUTPUT_LIMIT }, async (req, reply) => {
-    const runner = runnerOf(req, ctx, reply);
+    const runner = runnerOf(req, ctx, reply, true);
     if (!runner) return reply;
     const exit = Number(req.query.exit);
     if (!/^\d{1,3}$/.test(req.query.exit ?? '') || exit > 255) return reply.code(400).send({ message: 'exit must be 0..255' });

@@ -5,7 +5,7 @@ import { paginate } from './github-api.js';
 import type { Run } from './model.js';
 import { fullRepoJson, jobJson, runJson, runOutcome } from './shapes.js';
 
-/** Workflow runs and jobs (read-only, as the control plane sees them) and the repository itself. */
+/** Workflow runs and jobs (as the control plane sees them, and cancelling a run) and the repository itself. */
 
 const auth = { config: { auth: 'installation' as const } };
 
@@ -67,4 +67,12 @@ export function runRoutes(scope: FastifyInstance, ctx: SimContext): void {
       return { total_count: jobs.length, jobs: paginate(req, reply, ctx, jobs).map((j) => jobJson(j, ctx.urls())) };
     },
   );
+
+  // GitHub answers 202 and cancels shortly after; the sim cancels at once, one `completed` webhook per job.
+  scope.post<{ Params: RepoParams & { run_id: string } }>('/repos/:owner/:repo/actions/runs/:run_id/cancel', auth, async (req, reply) => {
+    const run = runIn(req.params);
+    const jobs = store.cancelRun(run);
+    ctx.logger.info({ runId: run.id, workflowJobIds: jobs.map((j) => j.id) }, 'run cancelled');
+    return reply.code(202).send({});
+  });
 }

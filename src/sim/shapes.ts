@@ -79,8 +79,8 @@ export function repoFields(r: Repo, urls: Urls): Record<string, unknown> {
   return { ...minimalRepoJson(r, urls), ...repoDetails(r, urls), custom_properties: {} };
 }
 
-/** What the sim's one installation may do: what Hangar's App asks for. */
-export const INSTALLATION_PERMISSIONS = { actions: 'read', administration: 'write', metadata: 'read', organization_self_hosted_runners: 'write' };
+/** What the sim's one installation may do: what Hangar's App asks for (`actions: write` to cancel a refused run). */
+export const INSTALLATION_PERMISSIONS = { actions: 'write', administration: 'write', metadata: 'read', organization_self_hosted_runners: 'write' };
 
 export interface InstallationFacts {
   id: number;

@@ -1,4 +1,6 @@
 import { SimError, notFound } from './errors.js';
+
+const DOCS_CANCEL_RUN = 'https://docs.github.com/rest/actions/workflow-runs#cancel-a-workflow-run';
 import { Ids, hex, isoNow, nodeId, type Job, type JobConclusion, type Owner, type Repo, type Run, type RunEvent, type Runner, type RunnerScope, type Visibility } from './model.js';
 
 export type JobAction = 'queued' | 'in_progress' | 'completed';
@@ -167,6 +169,17 @@ export class SimStore {
     return job;
   }
 
+  /**
+   * `POST .../runs/{id}/cancel`: every job not yet completed is cancelled, queued or running
+   * (GitHub tells a running job's runner; here its runner is retired and its later result refused).
+   * A run whose jobs are all completed is GitHub's 409.
+   */
+  cancelRun(run: Run): Job[] {
+    const open = this.jobsOf(run).filter((j) => j.status !== 'completed');
+    if (open.length === 0) throw new SimError(409, 'Cannot cancel a workflow run that is completed.', DOCS_CANCEL_RUN);
+    return open.map((j) => this.cancelJob(j.id));
+  }
+
   private complete(job: Job, conclusion: JobConclusion): void {
     job.status = 'completed';
     job.conclusion = conclusion;
@@ -208,8 +221,9 @@ export class SimStore {
     return runner;
   }
 
-  runnerByToken(token: string): Runner | undefined {
-    return [...this.runners.values()].find((r) => r.deletedAt === null && r.token === token);
+  /** The live runner holding `token`; with `retired`, a runner already gone from GitHub's API too. */
+  runnerByToken(token: string, opts: { retired?: boolean } = {}): Runner | undefined {
+    return [...this.runners.values()].find((r) => (opts.retired === true || r.deletedAt === null) && r.token === token);
   }
 
   /** GitHub's rule: the oldest queued job whose labels are all among the runner's (any case), in its scope. */
@@ -234,10 +248,17 @@ export class SimStore {
     return runner.scope === 'repo' ? runner.repo === repo : lower(repo.owner.login) === lower(runner.org);
   }
 
-  /** The runner reports its one job; the job completes and the ephemeral runner is removed. */
+  /**
+   * The runner reports its one job; the job completes and the ephemeral runner is removed.
+   * A job cancelled while it ran is left as it is: the report is refused with 409.
+   */
   finish(runner: Runner, jobId: number, exitCode: number, output: string): Job {
     const job = this.jobs.get(jobId);
     if (!job || runner.jobId !== jobId) throw new SimError(404, 'this runner was not assigned that job');
+    if (job.status === 'completed' && job.conclusion === 'cancelled') {
+      this.retire(runner);
+      throw new SimError(409, `job ${jobId} was cancelled; its result is not recorded`);
+    }
     job.output = output.length > MAX_OUTPUT ? output.slice(-MAX_OUTPUT) : output;
     job.exitCode = exitCode;
     job.stepExits = [...job.output.matchAll(STEP_MARK)].map((m) => Number(m[2]));

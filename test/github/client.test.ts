@@ -186,6 +186,54 @@ describe('runs and jobs', () => {
   });
 });
 
+describe('cancelling a run', () => {
+  const CANCEL = 'POST /repos/:owner/:repo/actions/runs/:run_id/cancel';
+
+  test('queued jobs complete as cancelled, one completed webhook each; other runs untouched; no runner takes them', async () => {
+    repo('refused');
+    const refused = s.sim.createRun({ repo: 'acme/refused', event: 'pull_request', headRepository: 'mallory/refused', jobs: [job('a'), job('b')] });
+    const legit = s.sim.createRun({ repo: 'acme/refused', jobs: [job('c')] });
+    s.sim.resetCalls();
+    expect(await gh.cancelRun('acme', 'refused', refused.runId)).toBe('cancelled');
+    expect(s.sim.calls()).toEqual({ [CANCEL]: { 202: 1 } });
+
+    for (const j of refused.jobs) expect(s.sim.job(j.id)).toMatchObject({ status: 'completed', conclusion: 'cancelled', runnerId: null });
+    expect(await gh.getRun('acme', 'refused', refused.runId)).toMatchObject({ status: 'completed', conclusion: 'cancelled' });
+    await s.sim.idle();
+    const ids = refused.jobs.map((j) => j.id);
+    const completed = s.sim.deliveries().filter((d) => d.action === 'completed' && ids.includes(d.workflowJobId ?? 0) && !d.redelivery);
+    expect(completed.map((d) => d.workflowJobId).sort()).toEqual([...ids].sort());
+
+    // The next runner minted for the legitimate job takes that one, not a refused one.
+    expect(s.sim.job(legit.jobs[0]!.id).status).toBe('queued');
+    const jit = await gh.mintJitConfig({ scope: 'repo', owner: 'acme', repo: 'refused', name: 'hangar-legit', labels: ['self-hosted', 'build'], runnerGroupId: 1 });
+    expect(await claimJob(jit.encodedJitConfig)).toBe(legit.jobs[0]!.id);
+  });
+
+  test('a run with a job in progress: that job is cancelled too', async () => {
+    repo('busy-run');
+    const run = s.sim.createRun({ repo: 'acme/busy-run', jobs: [job('running'), job('waiting', ['self-hosted', 'later'])] });
+    const jit = await gh.mintJitConfig({ scope: 'repo', owner: 'acme', repo: 'busy-run', name: 'hangar-busy-run', labels: ['self-hosted', 'build'], runnerGroupId: 1 });
+    expect(await claimJob(jit.encodedJitConfig)).toBe(run.jobs[0]!.id);
+    expect(await gh.cancelRun('acme', 'busy-run', run.runId)).toBe('cancelled');
+    for (const j of run.jobs) expect(s.sim.job(j.id)).toMatchObject({ status: 'completed', conclusion: 'cancelled' });
+  });
+
+  test('a completed run is already-completed (409); an unknown run is GitHubError 404', async () => {
+    repo('done-run');
+    const run = s.sim.createRun({ repo: 'acme/done-run', jobs: [job('x')] });
+    s.sim.cancelJob(run.jobs[0]!.id);
+    s.sim.resetCalls();
+    expect(await gh.cancelRun('acme', 'done-run', run.runId)).toBe('already-completed');
+    const err = await gh.cancelRun('acme', 'done-run', 1).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GitHubError);
+    expect(err).toMatchObject({ status: 404 });
+    await expect(gh.cancelRun('acme', 'nope', run.runId)).rejects.toMatchObject({ status: 404 });
+    // Neither is retried.
+    expect(s.sim.calls()).toEqual({ [CANCEL]: { 409: 1, 404: 2 } });
+  });
+});
+
 describe('webhook deliveries (App JWT)', () => {
   test('lists across pages by cursor, honours since, and redelivers', async () => {
     repo('hooks');
@@ -273,6 +321,17 @@ describe('rate limits', () => {
       [1, 2, 3].map((i) => polite.mintJitConfig({ scope: 'repo', owner: 'acme', repo: 'spaced', name: `hangar-s${i}`, labels: ['self-hosted'], runnerGroupId: 1 })),
     );
     expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
+  });
+
+  test('cancelling a run is a write: spaced like the others', async () => {
+    repo('spaced-cancel');
+    const runs = [1, 2].map(() => s.sim.createRun({ repo: 'acme/spaced-cancel', jobs: [job('x')] }));
+    const polite = s.client({ throttle: { writeSpacingMs: 1000 } });
+    await polite.listQueuedRuns('acme', 'spaced-cancel'); // token first: its POST is spaced too
+    const started = Date.now();
+    const results = await Promise.all(runs.map((r) => polite.cancelRun('acme', 'spaced-cancel', r.runId)));
+    expect(results).toEqual(['cancelled', 'cancelled']);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
   });
 
   test('a stated delay longer than maxRetryAfterSeconds is not waited out', async () => {

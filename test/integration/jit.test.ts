@@ -122,6 +122,8 @@ describe('JIT minting', () => {
     });
     const r = await jit(BUILD_TOKEN, 'build', id!);
     expect(r).toMatchObject({ status: 403, body: { reason: 'fork-pr' } });
+    // Its run is cancelled, so the next runner minted in acme/app cannot take it.
+    expect(sim.job(id!)).toMatchObject({ status: 'completed', conclusion: 'cancelled', runnerName: null });
   });
 
   test('asking twice for one job replaces the idle runner; a busy one is never doubled', async () => {

@@ -186,6 +186,40 @@ describe('runs, jobs, deliveries', () => {
     await expectShape('GET', `${REPO}/actions/runs`, '/repos/acme/app/actions/runs?event=pull_request', 200);
   });
 
+  test('cancel a run: 202 {} (queued and running jobs cancelled), 409 once completed, 404 unknown', async () => {
+    const path = `${REPO}/actions/runs/{run_id}/cancel`;
+    const run = h.sim.createRun({ repo: 'acme/app', jobs: [{ name: 'held', labels: ['cancel-me'], steps: ['true'] }, { name: 'waiting', labels: ['nobody'], steps: ['true'] }] });
+    const { body } = await h.call('POST', '/repos/acme/app/actions/runners/generate-jitconfig', { body: { name: 'cancel-1', runner_group_id: 1, labels: ['cancel-me'] } });
+    const runner = { authorization: `RunnerToken ${decodeJitConfig(body.encoded_jit_config).token}` };
+    const claimed = await fetch(`${h.url}/_runner/job`, { headers: runner });
+    expect(claimed.headers.get('x-sim-job-id')).toBe(String(run.jobs[0]!.id));
+    await claimed.body?.cancel();
+
+    const res = await expectShape('POST', path, `/repos/acme/app/actions/runs/${run.runId}/cancel`, 202);
+    expect(res.body).toEqual({});
+    for (const j of run.jobs) expect(h.sim.job(j.id)).toMatchObject({ status: 'completed', conclusion: 'cancelled' });
+    const got = await expectShape('GET', `${REPO}/actions/runs/{run_id}`, `/repos/acme/app/actions/runs/${run.runId}`, 200);
+    expect(got.body).toMatchObject({ status: 'completed', conclusion: 'cancelled' });
+    const jobs = await expectShape('GET', `${REPO}/actions/runs/{run_id}/attempts/{attempt_number}/jobs`, `/repos/acme/app/actions/runs/${run.runId}/attempts/1/jobs`, 200);
+    expect(jobs.body.jobs.map((j: { conclusion: string }) => j.conclusion)).toEqual(['cancelled', 'cancelled']);
+
+    // The running job's runner reports later: refused, the job stays cancelled.
+    const late = await fetch(`${h.url}/_runner/jobs/${run.jobs[0]!.id}/result?exit=0`, { method: 'POST', headers: runner, body: 'done\n' });
+    expect(late.status).toBe(409);
+    expect(h.sim.job(run.jobs[0]!.id)).toMatchObject({ status: 'completed', conclusion: 'cancelled', exitCode: null, output: '' });
+    expect((await fetch(`${h.url}/_runner/job`, { headers: runner })).status).toBe(401);
+
+    const again = await expectShape('POST', path, `/repos/acme/app/actions/runs/${run.runId}/cancel`, 409);
+    expect(again.body).toEqual({ message: 'Cannot cancel a workflow run that is completed.', documentation_url: 'https://docs.github.com/rest/actions/workflow-runs#cancel-a-workflow-run', status: '409' });
+    // GitHub documents no 404 for this operation, but sends one, with the Basic Error body of its 409.
+    for (const unknown of [`/repos/acme/app/actions/runs/1/cancel`, `/repos/acme/lib/actions/runs/${run.runId}/cancel`, `/repos/acme/nope/actions/runs/${run.runId}/cancel`]) {
+      const missing = await h.call('POST', unknown);
+      expect(missing.status).toBe(404);
+      expectGitHubShape('POST', path, 409, missing.body);
+    }
+    expect((await h.call('POST', `/repos/acme/app/actions/runs/${run.runId}/cancel`, { auth: `Bearer ${jwt}` })).status).toBe(401);
+  });
+
   test('deliveries: list (cursor Link), get, redeliver 202', async () => {
     await h.sim.idle();
     const auth = `Bearer ${jwt}`;

@@ -71,6 +71,29 @@ describe('payloads and headers', () => {
     expect(got[1]!.payload).toMatchObject({ action: 'completed', workflow_job: { conclusion: 'cancelled' } });
     expectWorkflowJobPayload(got[1]!.payload);
   });
+  test('cancelling a run: one completed (cancelled) per open job; the running job\'s runner hears 409', async () => {
+    const run = h.sim.createRun({ repo: 'acme/app', jobs: [{ name: 'slow', labels: ['self-hosted', 'slow'], steps: ['sleep 1'] }, job('idle', ['self-hosted', 'idle']), job('idle-2', ['self-hosted', 'idle'])] });
+    const [slow, ...idle] = run.jobs.map((j) => j.id) as [number, ...number[]];
+    const { body } = await h.call('POST', '/repos/acme/app/actions/runners/generate-jitconfig', { body: { name: 'wh-slow', runner_group_id: 1, labels: ['self-hosted', 'slow'] } });
+    const outcome = runSimRunner(body.encoded_jit_config as string, { pollMs: 20 }).catch((e: unknown) => e);
+    await expect.poll(() => h.sim.job(slow).status).toBe('in_progress');
+
+    const res = await h.call('POST', `/repos/acme/app/actions/runs/${run.runId}/cancel`);
+    expect(res.status).toBe(202);
+    const got = await h.receiver.waitFor(7);
+    await h.sim.idle();
+    expect(got).toHaveLength(7);
+    for (const r of got) expectWorkflowJobPayload(r.payload);
+    const completed = got.filter((r) => r.payload.action === 'completed');
+    expect(completed.map((r) => r.payload.workflow_job.id).sort()).toEqual([slow, ...idle].sort());
+    for (const r of completed) expect(r.payload.workflow_job).toMatchObject({ status: 'completed', conclusion: 'cancelled' });
+    expect(completed.find((r) => r.payload.workflow_job.id === slow)!.payload.workflow_job).toMatchObject({ runner_name: 'wh-slow' });
+
+    expect(await outcome).toMatchObject({ status: 409 });
+    expect(h.sim.job(slow)).toMatchObject({ status: 'completed', conclusion: 'cancelled', exitCode: null });
+    expect(h.sim.runners().find((r) => r.name === 'wh-slow')?.status).toBe('deleted');
+    expect(h.receiver.received).toHaveLength(7);
+  });
 });
 
 describe('like GitHub: no retry, redelivery through the API', () => {
