@@ -4,9 +4,10 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createCaps } from '../../src/caps/create-caps.js';
 import { readJobRecord } from '../../src/intake/job-store.js';
-import { keys, queueName } from '../../src/queue/keys.js';
+import { Queue } from 'bullmq';
+import { keys, queueName, queueJobId } from '../../src/queue/keys.js';
 import { startFleet, type Fleet } from '../helpers/fleet.js';
-import { dropPrefix, redisUrl, testPrefix } from '../helpers/redis.js';
+import { dropPrefix, dumpPrefix, redisUrl, testPrefix } from '../helpers/redis.js';
 import { processesWith, sleep } from '../vm/helpers.js';
 
 /**
@@ -93,4 +94,117 @@ describe('agent end to end', () => {
     for (const id of ids) expect(await redis.hget(keys(prefix).job(id), 'agentOutcome')).toBe('ran');
     await expectNoLeftovers();
   }, 300_000);
+
+  test('a fork bomb and a memory hog stay inside their VMs and cgroups; the VM beside finishes; the time cap kills and reports', async () => {
+    const caps = await createCaps({ mode: 'auto', cpuQuotaPercent: 100, memoryMaxBytes: 1 << 30, tasksMax: 100 });
+    const [bomb] = await run('acme/app', [{ name: 'fork bomb', labels: ['self-hosted', 'build'], steps: ['f() { f | f & }; f; sleep 600'] }]);
+    await expect.poll(async () => (await job(bomb!)).status, { timeout: 60_000 }).toBe('in_progress');
+    const [beside] = await run('acme/app', [{ name: 'beside', labels: ['self-hosted', 'large'], steps: ['echo BESIDE-OK'] }]);
+    let peak = 0;
+    let limit = 0;
+    const watch = setInterval(() => {
+      void caps.usage(`wj-${bomb}-1`).then((u) => {
+        if (!u) return;
+        peak = Math.max(peak, u.memoryBytes);
+        limit = u.memoryMaxBytes ?? 0;
+      });
+    }, 200);
+    try {
+      const [b] = await finished([beside!], 120_000);
+      expect(b!.conclusion).toBe('success');
+      expect(b!.output).toContain('BESIDE-OK');
+      // The bomb never finishes by itself: the 30 s time cap kills its VM and the job is reported failed.
+      const q = new Queue(queueName('build'), { connection: { url: redisUrl() } as never, prefix });
+      try {
+        await expect.poll(async () => (await q.getJob(queueJobId(bomb!)))?.getState(), { timeout: 90_000, interval: 500 }).toBe('failed');
+        expect((await q.getJob(queueJobId(bomb!)))?.failedReason).toMatch(/time cap/);
+      } finally {
+        await q.close();
+      }
+      expect(await redis.hget(keys(prefix).job(bomb!), 'agentOutcome')).toBe('timeout');
+    } finally {
+      clearInterval(watch);
+    }
+    expect(limit).toBe((256 + 256) * 1024 * 1024);
+    expect(peak).toBeGreaterThan(0);
+    expect(peak).toBeLessThanOrEqual(limit);
+
+    // A guest that allocates far past its RAM: its own kernel stops it; the job fails, the host does not notice.
+    const [hog, next] = await run('acme/app', [
+      { name: 'memory hog', labels: ['self-hosted', 'build'], steps: ['x=$(head -c 300m /dev/zero | tr "\\0" a); echo HOG-SURVIVED ${#x}'] },
+      { name: 'next', labels: ['self-hosted', 'large'], steps: ['echo NEXT-OK'] },
+    ]);
+    const [n] = await finished([next!], 120_000);
+    expect(n!.conclusion).toBe('success');
+    // The hog's VM ends (its guest kernel kills or panics; or the time cap) and the agent records it.
+    await expect.poll(() => redis.hget(keys(prefix).job(hog!), 'agentOutcome'), { timeout: 90_000 }).not.toBeNull();
+    const h = await job(hog!);
+    expect(h.conclusion).not.toBe('success');
+    expect(h.output ?? '').not.toContain('HOG-SURVIVED');
+    await expectNoLeftovers();
+  }, 400_000);
+
+  test('a run from a fork reaches the agent and is refused at mint time: no runner, no VM', async () => {
+    const before = (await fleet.api<unknown[]>('GET', '/_sim/runners')).length;
+    const [fork] = await run('acme/app', [{ name: 'from a fork', labels: ['self-hosted', 'build'], steps: ['echo PWNED'] }], {
+      event: 'pull_request', headBranch: 'patch-1', headRepository: 'mallory/app',
+    });
+    await expect.poll(() => redis.hget(keys(prefix).job(fork!), 'agentReason'), { timeout: 60_000 }).toBe('fork-pr');
+    expect(await redis.hget(keys(prefix).job(fork!), 'mintRefusal')).toBe('fork-pr');
+    expect((await fleet.api<unknown[]>('GET', '/_sim/runners')).length).toBe(before);
+    // Refused for what it is, its run is cancelled: no runner minted for another job can take it.
+    await expect.poll(async () => (await job(fork!)).conclusion, { timeout: 30_000 }).toBe('cancelled');
+    expect((await job(fork!)).runnerName).toBeNull();
+    expect(await redis.hget(keys(prefix).job(fork!), 'runCancelled')).toBe('cancelled');
+  }, 120_000);
+
+  test('kill -9 of the agent mid-job, then a restart: leftovers removed, the job reported, never on two VMs', async () => {
+    const [id] = await run('acme/app', [{ name: 'long', labels: ['self-hosted', 'build'], steps: ['sleep 20', 'echo LONG-DONE'] }]);
+    await expect.poll(async () => (await job(id!)).status, { timeout: 60_000 }).toBe('in_progress');
+    const vmDir = join(fleet.stateDir, 'vms', `wj-${id}-1`);
+    let most = 0;
+    const count = setInterval(() => void processesWith(vmDir).then((p) => (most = Math.max(most, p.length))), 100);
+    try {
+      expect(await processesWith(vmDir)).toHaveLength(1);
+      fleet.agent!.kill('SIGKILL');
+      await fleet.agent;
+      // The agent is gone; its VM is not (QEMU is not its child any more).
+      expect(await processesWith(vmDir)).toHaveLength(1);
+      await fleet.startAgent();
+      // At start the agent removed its leftovers before taking any job.
+      expect(await processesWith(vmDir)).toEqual([]);
+      expect(fleet.logs()).toContain('removed leftovers of an earlier run');
+      // The stalled job comes back; GitHub says it is no longer queued (its runner took it): reported, not rerun.
+      await expect.poll(() => redis.hget(keys(prefix).job(id!), 'agentReason'), { timeout: 90_000, interval: 500 }).toBe('job-not-queued');
+      expect(most).toBe(1);
+    } finally {
+      clearInterval(count);
+    }
+    await expectNoLeftovers();
+  }, 240_000);
+
+  test('no JIT config or token in a Redis dump, the logs, any command line seen, or the control\'s API answers', async () => {
+    const secrets = await fleet.api<{ installationTokens: string[]; runnerTokens: string[]; jitConfigs: string[] }>('GET', '/_sim/secrets');
+    expect(secrets.jitConfigs.length).toBeGreaterThanOrEqual(8);
+    const webhookSecret = readFileSync(join(fleet.dir, 'webhook-secret'), 'utf8').trim();
+    const all = [...secrets.installationTokens, ...secrets.runnerTokens, ...secrets.jitConfigs, fleet.hostToken, webhookSecret];
+    const dump = await dumpPrefix(redisUrl(), prefix);
+    const logs = fleet.logs();
+    const cmd = [...cmdlines].join('\n');
+    const api = [
+      await (await fetch(`${fleet.controlUrl}/metrics`)).text(),
+      await (await fetch(`${fleet.controlUrl}/healthz`)).text(),
+      await (await fetch(`${fleet.controlUrl}/api/v1/jit`, { method: 'POST' })).text(),
+    ].join('\n');
+    expect(dump.length).toBeGreaterThan(1000);
+    expect(logs).toContain('runner minted');
+    // The sampler saw the VMs' own command lines (where a careless driver would put a secret).
+    expect([...cmdlines].filter((c) => c.includes('qemu-system') && c.includes('fw_cfg')).length).toBeGreaterThanOrEqual(5);
+    for (const s of all) {
+      expect(dump.includes(s), 'redis').toBe(false);
+      expect(logs.includes(s), 'logs').toBe(false);
+      expect(cmd.includes(s), 'command lines').toBe(false);
+      expect(api.includes(s), 'api').toBe(false);
+    }
+  });
 });
