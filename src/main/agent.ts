@@ -24,7 +24,7 @@ export async function runAgent(configFile: string): Promise<void> {
   if (accel === 'kvm') {
     // Refuse at start rather than fail every job: KVM that opens is not KVM that boots.
     const probe = await probeAccelerator({ accel: 'kvm', ...image });
-    if (!probe.ok) throw new ConfigError(configFile, [{ path: 'agent.vm.accel', message: `kvm does not work here (${probe.reason}); use tcg or auto` }]);
+    if (!probe.ok) throw new ConfigError(configFile, [{ path: 'agent.vm.accel', message: `kvm does not work here (${(probe.reason ?? "").replace(/\s*\n\s*/g, " | ")}); use tcg or auto` }]);
   }
   const driver = createQemuMicrovmDriver({
     stateDir: join(a.stateDir, 'vms'),

@@ -183,6 +183,24 @@ describe('agent end to end', () => {
     await expectNoLeftovers();
   }, 240_000);
 
+  test('SIGTERM drains: the agent takes no new job, lets the running one finish, then exits 0', async () => {
+    const [id] = await run('acme/app', [{ name: 'drain', labels: ['self-hosted', 'build'], steps: ['sleep 6', 'echo DRAINED-OK'] }]);
+    await expect.poll(async () => (await job(id!)).status, { timeout: 60_000 }).toBe('in_progress');
+    const agent = fleet.agent!;
+    agent.kill('SIGTERM');
+    const [late] = await run('acme/app', [{ name: 'after the drain', labels: ['self-hosted', 'build'], steps: ['true'] }]);
+    const exit = await agent;
+    expect(exit.exitCode).toBe(0);
+    expect((await job(id!)).conclusion).toBe('success');
+    expect((await job(id!)).output).toContain('DRAINED-OK');
+    expect((await job(late!)).status).toBe('queued');
+    await expectNoLeftovers();
+    // A new agent picks up what was left queued.
+    await fleet.startAgent();
+    const [l] = await finished([late!], 120_000);
+    expect(l!.conclusion).toBe('success');
+  }, 240_000);
+
   test('no JIT config or token in a Redis dump, the logs, any command line seen, or the control\'s API answers', async () => {
     const secrets = await fleet.api<{ installationTokens: string[]; runnerTokens: string[]; jitConfigs: string[] }>('GET', '/_sim/secrets');
     expect(secrets.jitConfigs.length).toBeGreaterThanOrEqual(8);

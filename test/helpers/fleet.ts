@@ -62,7 +62,8 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
   const spawn = (name: string, args: string[]) => {
     const file = join(dir, `${name}-${logFiles.length}.log`);
     logFiles.push(file);
-    const p = execa('node', [CLI, ...args], { reject: false, all: true, buffer: false });
+    // No forced kill after SIGTERM: a draining agent may take as long as its jobs do.
+    const p = execa('node', [CLI, ...args], { reject: false, all: true, buffer: false, forceKillAfterDelay: false });
     p.all!.pipe(createWriteStream(file));
     procs.push(p);
     return { p, file };
