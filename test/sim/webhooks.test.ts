@@ -43,9 +43,9 @@ describe('payloads and headers', () => {
     expect(inProgress.workflow_job).toMatchObject({ status: 'in_progress', runner_name: 'wh-1', runner_group_id: 1 });
     expect(typeof inProgress.workflow_job.runner_id).toBe('number');
     expect(completed.workflow_job).toMatchObject({ status: 'completed', conclusion: 'success', runner_name: 'wh-1' });
-    const pub = got.find((r) => r.payload.repository.full_name === 'acme/pub')!.payload as any;
+    const pub = got.find((r) => (r.payload as any).repository.full_name === 'acme/pub')!.payload as any;
     expect(pub.repository).toMatchObject({ private: false, visibility: 'public' });
-    const fork = got.find((r) => r.payload.repository.full_name === 'fork/app')!.payload as any;
+    const fork = got.find((r) => (r.payload as any).repository.full_name === 'fork/app')!.payload as any;
     expect(fork.repository).toMatchObject({ fork: true, private: true });
 
     for (const r of got) {

@@ -1,6 +1,9 @@
 import { createRequire } from 'node:module';
-import Ajv, { type ValidateFunction } from 'ajv';
-import addFormats from 'ajv-formats';
+import { Ajv, type ValidateFunction } from 'ajv';
+import formats from 'ajv-formats';
+
+// ajv-formats is CommonJS: under NodeNext its default import is the module object.
+const addFormats = formats as unknown as typeof formats.default;
 
 /** Validates `workflow_job` payloads against @octokit/webhooks-schemas (GitHub's webhook schema). */
 const schema = createRequire(import.meta.url)('@octokit/webhooks-schemas/schema.json') as { definitions: Record<string, unknown> };
@@ -32,6 +35,6 @@ export function expectWorkflowJobPayload(payload: { action?: unknown }): void {
     cache.set(ref, validate);
   }
   if (!validate(payload)) {
-    throw new Error(`workflow_job ${String(payload.action)} payload does not match the webhook schema:\n${ajv.errorsText(validate.errors, { separator: '\n' })}`);
+    throw new Error(`workflow_job ${String((payload as { action?: unknown }).action)} payload does not match the webhook schema:\n${ajv.errorsText(validate.errors, { separator: '\n' })}`);
   }
 }
