@@ -60,13 +60,19 @@ program
 const image = program.command('image').description('guest images for the microVMs');
 image
   .command('build')
-  .argument('<kind>', 'test (busybox + the sim runner)')
-  .requiredOption('-o, --out <dir>', 'where to write vmlinux, initramfs.cpio and manifest.json')
+  .argument('<kind>', 'test (busybox + the sim runner) or runner (Debian + the GitHub Actions runner)')
+  .requiredOption('-o, --out <dir>', 'where to write vmlinux, initramfs.cpio (rootfs.img) and manifest.json')
+  .option('--runner-tarball <file>', 'runner only: actions-runner-linux-x64-<version>.tar.gz (it cannot be downloaded by Hangar)')
+  .option('--free-mib <n>', 'runner only: free space in the root file system for jobs', int)
   .option('--cache <dir>', 'where downloaded packages are kept (default $HANGAR_CACHE or ~/.cache/hangar)')
-  .description('build a guest image: kernel + initramfs (test) from Debian packages')
-  .action(async (kind: string, opts: { out: string; cache?: string }) => {
-    if (kind !== 'test') throw new InvalidArgumentError(`unknown image kind "${kind}" (known: test)`);
-    await (await import('./image.js')).runImageBuild({ kind, out: opts.out, verbose: true, ...(opts.cache ? { cacheDir: opts.cache } : {}) });
+  .description('build a guest image from Debian packages')
+  .action(async (kind: string, opts: { out: string; cache?: string; runnerTarball?: string; freeMib?: number }) => {
+    const { runImageBuild } = await import('./image.js');
+    const common = { out: opts.out, verbose: true, ...(opts.cache ? { cacheDir: opts.cache } : {}) };
+    if (kind === 'test') await runImageBuild({ kind, ...common });
+    else if (kind === 'runner') {
+      await runImageBuild({ kind, ...common, ...(opts.runnerTarball ? { runnerTarball: opts.runnerTarball } : {}), ...(opts.freeMib ? { freeMiB: opts.freeMib } : {}) });
+    } else throw new InvalidArgumentError(`unknown image kind "${kind}" (known: test, runner)`);
   });
 
 const host = program.command('host').description('hosts that run jobs');

@@ -13,8 +13,8 @@ export const GUEST_MODULES = [
   'virtio_ring', 'virtio', 'virtio_mmio', 'virtio_blk', 'failover', 'net_failover', 'virtio_net', 'qemu_fw_cfg',
 ] as const;
 
-const KERNEL_META = 'linux-image-cloud-amd64';
-const BUSYBOX = 'busybox-static';
+export const KERNEL_META = 'linux-image-cloud-amd64';
+export const BUSYBOX = 'busybox-static';
 
 export interface TestImageOptions {
   out: string;
@@ -83,7 +83,7 @@ export async function buildTestImage(opts: TestImageOptions): Promise<ImageManif
   return manifest;
 }
 
-function initramfsEntries(files: Array<[string, Buffer, number]>, applets: string[]): CpioEntry[] {
+export function initramfsEntries(files: Array<[string, Buffer, number]>, applets: string[]): CpioEntry[] {
   const dirs = ['bin', 'sbin', 'usr', 'usr/bin', 'usr/sbin', 'dev', 'proc', 'sys', 'run', 'etc', 'root', 'lib',
     'lib/modules', 'hangar'];
   const entries: CpioEntry[] = dirs.map((path) => ({ kind: 'dir', path }));
@@ -95,10 +95,10 @@ function initramfsEntries(files: Array<[string, Buffer, number]>, applets: strin
   return entries;
 }
 
-interface UnpackedKernel { release: string; vmlinux: string; modules: Map<string, Buffer> }
+export interface UnpackedKernel { release: string; vmlinux: string; modules: Map<string, Buffer> }
 
 /** vmlinux and the modules, unpacked once per kernel package version into the cache. */
-async function unpackKernel(deb: string, dir: string): Promise<UnpackedKernel> {
+export async function unpackKernel(deb: string, dir: string): Promise<UnpackedKernel> {
   if (!(await exists(join(dir, 'release')))) {
     await mkdir(dirname(dir), { recursive: true });
     const scratch = await mkdtemp(`${dir}.tmp-`);
@@ -135,7 +135,7 @@ async function plainModule(file: string): Promise<Buffer> {
   return Buffer.from((await execa(tool, ['-dc', file], { encoding: 'buffer' })).stdout);
 }
 
-async function unpackBusybox(deb: string, dir: string): Promise<{ binary: Buffer; applets: string[] }> {
+export async function unpackBusybox(deb: string, dir: string): Promise<{ binary: Buffer; applets: string[] }> {
   const bin = join(dir, 'bin/busybox');
   if (!(await exists(bin))) await extractMembers(deb, dir, ['./bin/busybox']);
   // The static binary runs on the build host too: it is the authority on its own applets.
@@ -149,11 +149,11 @@ async function listFiles(dir: string): Promise<string[]> {
   return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath ?? e.path, e.name));
 }
 
-function digest(data: Buffer): FileDigest {
+export function digest(data: Buffer): FileDigest {
   return { sha256: createHash('sha256').update(data).digest('hex'), bytes: data.length };
 }
 
-async function writeAtomic(path: string, data: Buffer): Promise<void> {
+export async function writeAtomic(path: string, data: Buffer): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
   await writeFile(tmp, data);
   await chmod(tmp, 0o644);

@@ -1,0 +1,68 @@
+#!/bin/sh
+# Hangar runner-image job script: ExecStart of hangar-runner.service, as root.
+#
+# The host hands files in through fw_cfg (never the kernel command line, which every guest
+# process can read in /proc/cmdline). The sysfs files are mode 0400, root's:
+#   opt/hangar/net  KEY=value words: IP=10.0.0.2/30 GW=10.0.0.1 DNS=10.0.0.1[,…] MTU=1500
+#   opt/hangar/jit  the runner's JIT config (base64, from GitHub's generate-jitconfig); a secret
+# Markers on the console, one per line, for the agent:
+#   HANGAR-RUNNER-START, HANGAR-RUNNER-EXIT <code>
+# Exit codes of its own: 75 the network could not be configured, 78 there is no JIT config.
+set -u
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+F=/sys/firmware/qemu_fw_cfg/by_name/opt/hangar
+RUNNER_USER=runner
+RUNNER_DIR=/home/runner/actions-runner
+
+# The initramfs loaded it; load it here too, in case this root is booted some other way.
+[ -d "$F" ] || modprobe qemu_fw_cfg 2>/dev/null || true
+
+# `ip=` on the kernel command line does nothing with this kernel: configure the first NIC here.
+setup_net() {
+  IP='' GW='' DNS='' MTU=''
+  for kv in $(cat "$F/net/raw"); do
+    case $kv in
+      IP=*) IP=${kv#IP=} ;;
+      GW=*) GW=${kv#GW=} ;;
+      DNS=*) DNS=${kv#DNS=} ;;
+      MTU=*) MTU=${kv#MTU=} ;;
+    esac
+  done
+  nic=''
+  for d in /sys/class/net/*; do
+    [ "${d##*/}" = lo ] || { nic=${d##*/}; break; }
+  done
+  [ -n "$nic" ] || { echo "hangar-runner: opt/hangar/net given but the VM has no network interface" >&2; return 1; }
+  [ -n "$IP" ] || { echo "hangar-runner: opt/hangar/net has no IP=" >&2; return 1; }
+  [ -z "$MTU" ] || ip link set "$nic" mtu "$MTU" || return 1
+  ip link set "$nic" up && ip addr add "$IP" dev "$nic" || return 1
+  [ -z "$GW" ] || ip route add default via "$GW" || return 1
+  : > /etc/resolv.conf
+  for d in $(echo "$DNS" | tr ',' ' '); do echo "nameserver $d" >> /etc/resolv.conf; done
+}
+
+ip link set lo up
+rc=0
+if [ -r "$F/net/raw" ] && ! setup_net; then
+  rc=75
+elif [ ! -r "$F/jit/raw" ]; then
+  echo "hangar-runner: no opt/hangar/jit: nothing to run" >&2
+  rc=78
+else
+  cd "$RUNNER_DIR" || exit 1
+  echo HANGAR-RUNNER-START
+  # The JIT config reaches the runner in its environment, which the runner reads as its
+  # --jitconfig argument (ACTIONS_RUNNER_INPUT_<ARG>, actions/runner CommandSettings) and then
+  # removes from the environment it hands to jobs. Never on a command line: argv is readable
+  # by every user in /proc/<pid>/cmdline; /proc/<pid>/environ only by the process's own user
+  # and root. Only this root shell reads the fw_cfg file; no copy is written to disk by us.
+  ACTIONS_RUNNER_INPUT_JITCONFIG=$(cat "$F/jit/raw") \
+  HOME=/home/runner USER=$RUNNER_USER LOGNAME=$RUNNER_USER SHELL=/bin/bash \
+    setpriv --reuid="$RUNNER_USER" --regid="$RUNNER_USER" --init-groups ./run.sh < /dev/null
+  rc=$?
+fi
+echo "HANGAR-RUNNER-EXIT $rc"
+sync
+# hangar-runner.service powers the VM off when this script ends (SuccessAction/FailureAction).
+exit 0
