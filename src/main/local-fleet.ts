@@ -17,6 +17,7 @@ import { ensureTestImage, type TestImage } from './test-image.js';
  */
 export const SIM_IP = '10.213.255.254';
 export const WEBHOOK_SECRET_FILE = 'webhook-secret';
+export const VM_USER = 'hangar-vm';
 
 export interface FleetOptions {
   redisUrl: string;
@@ -66,6 +67,10 @@ export async function startLocalFleet(o: FleetOptions): Promise<Fleet> {
 
 async function start(o: FleetOptions, image: TestImage, dir: string, procs: Processes, close: () => Promise<void>): Promise<Fleet> {
   await execa('ip', ['addr', 'replace', `${SIM_IP}/32`, 'dev', 'lo']);
+  // QEMU drops to this user once it has opened its files (the Ansible role makes it in production).
+  if ((await execa('id', ['-u', VM_USER], { reject: false })).exitCode !== 0) {
+    await execa('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', VM_USER]);
+  }
   const [simPort, controlPort] = [await freePort(), await freePort()];
   const hostToken = randomBytes(24).toString('base64url');
   writeFileSync(join(dir, 'host-token'), hostToken, { mode: 0o600 });
@@ -168,7 +173,7 @@ agent:
   controlUrl: http://127.0.0.1:${c.controlPort}
   tokenFile: ${c.dir}/host-token
   stateDir: ${c.stateDir}
-  vm: {accel: tcg, image: ${c.imageDir}, memoryMiB: ${c.memoryMiB ?? 256}, vcpus: 1, timeoutMinutes: ${c.timeoutMinutes ?? 5}}
+  vm: {accel: tcg, image: ${c.imageDir}, memoryMiB: ${c.memoryMiB ?? 256}, vcpus: 1, timeoutMinutes: ${c.timeoutMinutes ?? 5}, runAs: ${VM_USER}}
   caps: {cpuQuotaPercent: 180, memoryMaxMiB: 2048, overheadMiB: 256}
 log: {level: info}
 `;

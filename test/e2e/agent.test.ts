@@ -91,7 +91,13 @@ describe('agent end to end', () => {
     // The pools were really both used, and the agent recorded what happened.
     const recs = await Promise.all(ids.map((id) => readJobRecord(redis, keys(prefix), id)));
     expect(recs.map((r) => r?.pool).sort()).toEqual(['build', 'build', 'build', 'large', 'large', 'large']);
-    for (const id of ids) expect(await redis.hget(keys(prefix).job(id), 'agentOutcome')).toBe('ran');
+    // The runner reports before its VM has powered off; the agent records the VM's end after.
+    for (const id of ids) await expect.poll(() => redis.hget(keys(prefix).job(id), 'agentOutcome'), { timeout: 20_000 }).toBe('ran');
+    // The agent's heartbeat says what it is and what it has.
+    const beat = JSON.parse((await redis.get(`${prefix}:host:minipc`)) ?? '{}');
+    expect(beat).toMatchObject({ host: 'minipc', role: 'build', pools: ['build', 'large'], slots: 2, draining: false });
+    expect(beat.caps.memoryMaxBytes).toBe(2048 * 1024 * 1024);
+    expect(Date.now() - beat.at).toBeLessThan(15_000);
     await expectNoLeftovers();
   }, 300_000);
 
