@@ -1,0 +1,95 @@
+// The server side of bench/intake.mjs, run as a child process so that the load generator never
+// shares its event loop. Two modes:
+//   node bench/intake-server.mjs hangar CONFIG_FILE   the real control (buildControl), log silent
+//   node bench/intake-server.mjs bare                 a bare Fastify POST /webhooks/github → 202
+// Talks to the parent over IPC: sends {type:'ready', url}; answers {type:'cpu'} with its CPU time;
+// {type:'profile-start'} / {type:'profile-stop', file} take a CPU profile of the window between;
+// on {type:'stop'} closes cleanly and exits 0.
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import Fastify from 'fastify';
+
+const [mode, configFile] = process.argv.slice(2);
+const send = (msg) => process.send?.(msg);
+const dist = process.env.HANGAR_BENCH_DIST ?? fileURLToPath(new URL('../dist', import.meta.url));
+const fromDist = (file) => import(pathToFileURL(join(dist, file)).href);
+
+async function startHangar() {
+  const { pino } = await import('pino');
+  const { loadConfig } = await fromDist('config/load.js');
+  const { readControlSecrets } = await fromDist('config/secrets.js');
+  const { buildControl } = await fromDist('main/control-app.js');
+  const config = loadConfig(configFile);
+  const control = await buildControl(config, readControlSecrets(config), pino({ level: 'silent' }));
+  const url = await control.app.listen({ host: '127.0.0.1', port: 0 });
+  return { url, close: () => control.close() };
+}
+
+async function startBare() {
+  // Same framework, same body handling as the intake route (raw string, same body limit), and an
+  // answer of about the same size; no verification, no parsing, no Redis.
+  const app = Fastify({ logger: false, bodyLimit: 65536 });
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+  app.post('/webhooks/github', async (_req, reply) => reply.code(202).send({ result: 'created', decision: { kind: 'accept', pool: 'build' } }));
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  return { url, close: () => app.close() };
+}
+
+let server;
+let stopping = false;
+async function stop(code) {
+  if (stopping) return;
+  stopping = true;
+  const timer = setTimeout(() => process.exit(code || 1), 10_000);
+  timer.unref();
+  try {
+    await server?.close();
+  } catch (err) {
+    console.error(`[${mode}] close failed: ${err.message}`);
+  }
+  process.exit(code);
+}
+
+// CPU profile of a window the parent chooses (the measured load only), via the inspector.
+let session;
+async function profile(msg) {
+  try {
+    if (msg.type === 'profile-start') {
+      session = new Session();
+      session.connect();
+      await session.post('Profiler.enable');
+      await session.post('Profiler.setSamplingInterval', { interval: msg.intervalUs ?? 1000 });
+      await session.post('Profiler.start');
+    } else {
+      const { profile: p } = await session.post('Profiler.stop');
+      writeFileSync(msg.file, JSON.stringify(p));
+      session.disconnect();
+      session = undefined;
+    }
+    send({ type: msg.type, id: msg.id, ok: true });
+  } catch (err) {
+    send({ type: msg.type, id: msg.id, ok: false, message: String(err?.message ?? err) });
+  }
+}
+
+process.on('message', (msg) => {
+  if (msg?.type === 'cpu') send({ type: 'cpu', id: msg.id, usage: process.cpuUsage() });
+  if (msg?.type === 'profile-start' || msg?.type === 'profile-stop') void profile(msg);
+  if (msg?.type === 'stop') void stop(0);
+});
+// The parent went away (crash, kill -9): do not outlive it.
+process.on('disconnect', () => void stop(0));
+process.on('SIGTERM', () => void stop(0));
+process.on('SIGINT', () => void stop(0));
+
+try {
+  if (mode === 'hangar') server = await startHangar();
+  else if (mode === 'bare') server = await startBare();
+  else throw new Error(`unknown mode ${mode}: expected hangar or bare`);
+  send({ type: 'ready', url: server.url, pid: process.pid });
+} catch (err) {
+  send({ type: 'failed', message: err?.stack ?? String(err) });
+  process.exit(1);
+}

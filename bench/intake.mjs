@@ -1,0 +1,609 @@
+#!/usr/bin/env node
+// bench/intake: webhook intake throughput and latency of the real control, with a same-run
+// baseline (a bare Fastify route). Run with `npm run bench:intake` (builds first), or after a
+// build: `node bench/intake.mjs [--duration 10] [--runs 3] [--cpu-prof]`. See docs/benchmarks.md.
+//
+// Layout (each its own process, so the load generator never shares the server's event loop):
+//   this process        autocannon load generator, 50 connections, every request a distinct
+//                       signed workflow_job `queued` delivery; checks and report
+//   redis-server        startLocalRedis(): AOF on, appendfsync everysec, noeviction
+//   child "bare"        Fastify, POST /webhooks/github → 202, no work
+//   child "hangar"      buildControl() from dist/, listening on 127.0.0.1:random, log silent
+import { fork } from 'node:child_process';
+import { randomBytes, generateKeyPairSync } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { summarise } from './lib/cpuprofile.mjs';
+import { deliveryHeaders, queuedTemplate } from './lib/payload.mjs';
+import { cpuShare, median, Samples } from './lib/stats.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '..');
+
+/** The issue's target for Hangar on the 2-core reference machine. */
+const TARGET = { rps: 3000, p99Ms: 25 };
+const POOL = 'build';
+/** Cores used by other processes above which a measurement counts as noisy. */
+const NOISY = 0.25;
+const PATH = '/webhooks/github';
+
+const USAGE = `usage: node bench/intake.mjs [options]   (npm run bench:intake -- [options] builds first)
+  --duration S        measured seconds per target (default 10)
+  --warmup S          unmeasured warm-up seconds per target before measuring (default 2)
+  --connections N     concurrent connections (default 50)
+  --runs N            independent runs (fresh redis and servers each); prints the median (default 1)
+  --quiet-wait S      before each target, wait up to S s for other processes to use < 0.25 cores (default 60; 0: don't)
+  --retry-noisy N     measure a target again (up to N times) when other processes used ≥ 0.25 cores meanwhile (default 2)
+  --drain-timeout S   how long the outbox relay may take to enqueue the backlog (default 120)
+  --cpu-prof          CPU-profile the control child (inspector) during the measured load and during the relay
+                      drain that follows, and print a summary of each
+  --prof-dir DIR      where to keep the .cpuprofile files (default: a temp dir, removed)
+  --json FILE         also write the results as JSON
+  --dist DIR          the compiled Hangar to measure (default: dist/ of this checkout; for A/B experiments)
+  --strict            exit 3 when the target is missed (default: report only)
+exit status: 0 ok, 1 failed (any non-2xx, client errors, or the outbox check), 3 target missed with --strict`;
+
+const { values: opt } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '2' },
+    connections: { type: 'string', default: '50' },
+    runs: { type: 'string', default: '1' },
+    'drain-timeout': { type: 'string', default: '120' },
+    'quiet-wait': { type: 'string', default: '60' },
+    'retry-noisy': { type: 'string', default: '2' },
+    'cpu-prof': { type: 'boolean', default: false },
+    'prof-dir': { type: 'string' },
+    json: { type: 'string' },
+    dist: { type: 'string' },
+    strict: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (opt.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const num = (name, min) => {
+  const v = Number(opt[name]);
+  if (!Number.isFinite(v) || v < min) {
+    console.error(`--${name} must be a number ≥ ${min}\n${USAGE}`);
+    process.exit(2);
+  }
+  return v;
+};
+const cfg = {
+  duration: num('duration', 1),
+  warmup: num('warmup', 0),
+  connections: Math.floor(num('connections', 1)),
+  runs: Math.floor(num('runs', 1)),
+  drainTimeout: num('drain-timeout', 1),
+  quietWait: num('quiet-wait', 0),
+  retryNoisy: Math.floor(num('retry-noisy', 0)),
+};
+
+const dist = resolve(opt.dist ?? join(root, 'dist'));
+for (const f of ['main/control-app.js', 'main/local-redis.js', 'config/load.js', 'config/secrets.js']) {
+  if (!existsSync(join(dist, f))) {
+    console.error(`${join(dist, f)} is missing: build first (npm run build), or use npm run bench:intake`);
+    process.exit(1);
+  }
+}
+const { startLocalRedis } = await import(pathToFileURL(join(dist, 'main/local-redis.js')).href);
+
+// ---------------------------------------------------------------------------------------------
+// Cleanup: everything started registers its undo here; run on success, failure and signals.
+const cleanups = [];
+let cleaning;
+function cleanup() {
+  cleaning ??= (async () => {
+    while (cleanups.length > 0) {
+      const undo = cleanups.pop();
+      try {
+        await undo();
+      } catch (err) {
+        console.error(`cleanup: ${err?.message ?? err}`);
+      }
+    }
+  })();
+  return cleaning;
+}
+for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) {
+  process.on(sig, () => {
+    console.error(`\n${sig}: stopping servers and redis…`);
+    void cleanup().finally(() => process.exit(code));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child servers
+
+async function startServer(mode, args = []) {
+  const child = fork(join(here, 'intake-server.mjs'), [mode, ...args], {
+    env: { ...process.env, HANGAR_BENCH_DIST: dist },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    if (child.connected) child.send({ type: 'stop' });
+    else child.kill('SIGTERM');
+    const t = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    await exited;
+    clearTimeout(t);
+  };
+  cleanups.push(stop);
+  const url = await new Promise((resolveUrl, reject) => {
+    const t = setTimeout(() => reject(new Error(`${mode} server did not start within 30 s`)), 30_000);
+    child.on('message', (m) => {
+      if (m?.type === 'ready') {
+        clearTimeout(t);
+        resolveUrl(m.url);
+      } else if (m?.type === 'failed') {
+        clearTimeout(t);
+        reject(new Error(`${mode} server failed to start: ${m.message}`));
+      }
+    });
+    void exited.then(({ code, signal }) => {
+      clearTimeout(t);
+      reject(new Error(`${mode} server exited during start (code ${code}, signal ${signal})`));
+    });
+  });
+  let seq = 0;
+  const ask = (type, extra = {}) =>
+    new Promise((r, reject) => {
+      const id = ++seq;
+      const on = (m) => {
+        if (m?.type === type && m.id === id) {
+          child.off('message', on);
+          if (m.ok === false) reject(new Error(`${mode} server: ${type}: ${m.message}`));
+          else r(m);
+        }
+      };
+      child.on('message', on);
+      void exited.then(({ code, signal }) => reject(new Error(`${mode} server exited (code ${code}, signal ${signal})`)));
+      child.send({ type, id, ...extra });
+    });
+  const cpu = async () => (await ask('cpu')).usage;
+  return { mode, url, pid: child.pid, cpu, ask, stop };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load
+
+const SECRET = `bench-${randomBytes(16).toString('hex')}`;
+const template = queuedTemplate();
+let nextJobId = 1; // unique across phases and runs (each run also has a fresh prefix and redis)
+
+function setupRequest(req) {
+  const body = template.body(nextJobId++);
+  req.body = body;
+  req.headers = deliveryHeaders(SECRET, body);
+  return req;
+}
+
+async function redisCpuSeconds(redis) {
+  const info = await redis.info('cpu');
+  const get = (k) => Number(info.match(new RegExp(`^${k}:([0-9.]+)`, 'm'))?.[1] ?? NaN);
+  return get('used_cpu_user') + get('used_cpu_sys');
+}
+
+/** Busy CPU seconds of the whole machine so far (all cores), from /proc/stat; NaN elsewhere. */
+function machineBusySeconds() {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal …: busy is everything but idle and iowait.
+    const busy = f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] ?? 0);
+    return busy / 100; // USER_HZ
+  } catch {
+    return NaN;
+  }
+}
+
+/** Waits (up to `maxSeconds`) for a second in which other processes use under `limit` cores. */
+async function waitQuiet(server, redis, maxSeconds, limit = NOISY) {
+  const t0 = performance.now();
+  let others = NaN;
+  for (;;) {
+    const a = { machine: machineBusySeconds(), server: await server.cpu(), redis: await redisCpuSeconds(redis), me: process.cpuUsage() };
+    await new Promise((r) => setTimeout(r, 1000));
+    const b = { machine: machineBusySeconds(), server: await server.cpu(), redis: await redisCpuSeconds(redis), me: process.cpuUsage() };
+    const ours = cpuShare(a.server, b.server, 1) + (b.redis - a.redis) + cpuShare(a.me, b.me, 1);
+    others = Math.max(0, b.machine - a.machine - ours);
+    if (!(others >= limit) || (performance.now() - t0) / 1000 >= maxSeconds) break;
+  }
+  return { others, waited: (performance.now() - t0) / 1000 - 1 };
+}
+
+/** Waits until the outbox stream is empty (the relay has caught up), up to `maxSeconds`. */
+async function waitOutboxEmpty(redis, outboxKey, maxSeconds) {
+  const t0 = performance.now();
+  while ((await redis.xlen(outboxKey)) > 0 && (performance.now() - t0) / 1000 < maxSeconds) {
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Drives `url` for `seconds`; returns status counts, exact latency percentiles and CPU shares. */
+async function drive(server, seconds, redis) {
+  const lat = new Samples();
+  const status = {};
+  const cpu0 = { me: process.cpuUsage(), server: await server.cpu(), redis: await redisCpuSeconds(redis), machine: machineBusySeconds() };
+  const t0 = performance.now();
+  const inst = autocannon({
+    url: server.url,
+    connections: cfg.connections,
+    duration: seconds,
+    timeout: 10,
+    requests: [{ method: 'POST', path: PATH, setupRequest }],
+  });
+  inst.on('response', (_client, code, _bytes, ms) => {
+    status[code] = (status[code] ?? 0) + 1;
+    if (code >= 200 && code < 300) lat.push(ms);
+  });
+  const result = await inst;
+  const wall = (performance.now() - t0) / 1000;
+  const cpu1 = { me: process.cpuUsage(), server: await server.cpu(), redis: await redisCpuSeconds(redis), machine: machineBusySeconds() };
+  const ours = cpuShare(cpu0.server, cpu1.server, wall) + (cpu1.redis - cpu0.redis) / wall + cpuShare(cpu0.me, cpu1.me, wall);
+  const ok = lat.n;
+  const p = lat.percentiles([50, 90, 99, 99.9]);
+  return {
+    seconds: wall,
+    ok,
+    rps: ok / wall,
+    p50: p[50],
+    p90: p[90],
+    p99: p[99],
+    p999: p[99.9],
+    max: p.max,
+    mean: p.mean,
+    status,
+    non2xx: Object.entries(status).reduce((n, [c, k]) => n + (Number(c) >= 300 || Number(c) < 200 ? k : 0), 0),
+    errors: result.errors,
+    timeouts: result.timeouts,
+    cpu: {
+      server: cpuShare(cpu0.server, cpu1.server, wall),
+      redis: (cpu1.redis - cpu0.redis) / wall,
+      loadgen: cpuShare(cpu0.me, cpu1.me, wall),
+      // Everything else on the machine (other users' builds, tests…), in cores; noise indicator.
+      others: Math.max(0, (cpu1.machine - cpu0.machine) / wall - ours),
+    },
+  };
+}
+
+async function phase(server, redis, { profileFile, settle } = {}) {
+  const drives = [];
+  let measured;
+  for (let attempt = 0; ; attempt++) {
+    // Measure again from the same state: e.g. the relay has drained the previous attempt's backlog.
+    if (attempt > 0 && settle) await settle();
+    if (cfg.quietWait > 0) {
+      const q = await waitQuiet(server, redis, cfg.quietWait);
+      if (q.others >= NOISY) process.stdout.write(` [machine not quiet after ${cfg.quietWait} s: others use ${f2(q.others)} cores]`);
+      else if (q.waited >= 1) process.stdout.write(` [waited ${q.waited.toFixed(0)} s for a quiet machine]`);
+    }
+    if (cfg.warmup > 0) drives.push(await drive(server, cfg.warmup, redis));
+    if (profileFile) await server.ask('profile-start');
+    measured = await drive(server, cfg.duration, redis);
+    if (profileFile) await server.ask('profile-stop', { file: profileFile });
+    drives.push(measured);
+    measured.attempts = attempt + 1;
+    if (!(measured.cpu.others >= NOISY) || attempt >= cfg.retryNoisy) break;
+    process.stdout.write(` [noisy: other processes used ${f2(measured.cpu.others)} cores, measuring again]`);
+  }
+  measured.noisy = measured.cpu.others >= NOISY;
+  return { measured, drives };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hangar's own view: /metrics (server-side counts) and the BullMQ queue
+
+async function scrape(url) {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const results = {};
+  for (const m of text.matchAll(/^hangar_webhook_deliveries_total\{result="([^"]+)"\} (\S+)$/gm)) results[m[1]] = Number(m[2]);
+  const sum = Number(text.match(/^hangar_intake_duration_seconds_sum\{result="created"\} (\S+)$/m)?.[1] ?? NaN);
+  const count = Number(text.match(/^hangar_intake_duration_seconds_count\{result="created"\} (\S+)$/m)?.[1] ?? NaN);
+  return { results, handlerMeanMs: (1000 * sum) / count };
+}
+
+async function queued(queue) {
+  const counts = await queue.getJobCounts('waiting', 'prioritized', 'delayed', 'paused', 'active', 'completed', 'failed');
+  return Object.values(counts).reduce((a, b) => a + b, 0);
+}
+
+/** Waits until BullMQ holds `expected` jobs for the pool, while the relay makes progress. */
+async function waitForRelay(queue, redis, outboxKey, expected, server, profileFile) {
+  if (profileFile) await server.ask('profile-start');
+  const cpu0 = await server.cpu();
+  const redisCpu0 = await redisCpuSeconds(redis);
+  const t0 = performance.now();
+  const atEnd = { enqueued: await queued(queue), outbox: await redis.xlen(outboxKey) };
+  let last = atEnd.enqueued;
+  let lastProgress = t0;
+  let enqueued = last;
+  for (;;) {
+    enqueued = await queued(queue);
+    const now = performance.now();
+    if (enqueued !== last) {
+      last = enqueued;
+      lastProgress = now;
+    }
+    if (enqueued >= expected) break;
+    if (now - lastProgress > 10_000 || now - t0 > cfg.drainTimeout * 1000) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const drainSeconds = (performance.now() - t0) / 1000;
+  const cpu1 = await server.cpu();
+  const redisCpu1 = await redisCpuSeconds(redis);
+  if (profileFile) await server.ask('profile-stop', { file: profileFile });
+  const outboxLeft = await redis.xlen(outboxKey);
+  const moved = enqueued - atEnd.enqueued;
+  // Only the relay works in the control once the load has stopped: its cost per job.
+  const cpuUsPerJob = moved > 0 ? ((cpu1.user - cpu0.user + cpu1.system - cpu0.system) / moved) : NaN;
+  const redisUsPerJob = moved > 0 ? ((redisCpu1 - redisCpu0) * 1e6) / moved : NaN;
+  return { atEnd, enqueued, drainSeconds, outboxLeft, moved, rate: moved / drainSeconds, cpuUsPerJob, redisUsPerJob };
+}
+
+// ---------------------------------------------------------------------------------------------
+// One run
+
+async function machine() {
+  const redisVersion = (await import('node:child_process'))
+    .execFileSync('redis-server', ['--version'], { encoding: 'utf8' })
+    .match(/v=(\S+)/)?.[1];
+  const model = readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.+)$/m)?.[1] ?? cpus()[0]?.model ?? '?';
+  return { nproc: cpus().length, cpu: model.trim(), node: process.version, redis: redisVersion ?? '?' };
+}
+
+async function oneRun(index, profDir) {
+  const tmp = mkdtempSync(join(tmpdir(), 'hangar-bench-'));
+  cleanups.push(async () => rmSync(tmp, { recursive: true, force: true }));
+
+  const lr = await startLocalRedis({ appendfsync: 'everysec', persistence: true });
+  cleanups.push(() => lr.dispose());
+  const redis = new Redis(lr.url, { maxRetriesPerRequest: null });
+  cleanups.push(async () => redis.disconnect());
+  const [, appendonly, , appendfsync, , policy] = [
+    ...(await redis.config('GET', 'appendonly')),
+    ...(await redis.config('GET', 'appendfsync')),
+    ...(await redis.config('GET', 'maxmemory-policy')),
+  ];
+
+  // Config and secret files, as test/helpers/control.ts writes them.
+  const prefix = `bench${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
+  writeFileSync(join(tmp, 'secret'), SECRET, { mode: 0o600 });
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  writeFileSync(join(tmp, 'app.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  const configFile = join(tmp, 'hangar.yaml');
+  writeFileSync(
+    configFile,
+    `github:
+  apiUrl: http://127.0.0.1:1
+  appId: 1
+  privateKeyFile: ${tmp}/app.pem
+  webhookSecretFile: ${tmp}/secret
+redis: {url: "${lr.url}", prefix: ${prefix}}
+control: {host: 127.0.0.1, port: 0, bodyLimitBytes: 65536}
+policy: {repositories: ["acme/*"]}
+pools:
+  - {name: build, labels: [self-hosted, linux, x64, build]}
+  - {name: deploy, labels: [self-hosted, linux, x64, deploy], deploy: {repositories: [acme/site], branches: [main]}}
+log: {level: silent}
+`,
+  );
+
+  const hangar = await startServer('hangar', [configFile]);
+  const bare = await startServer('bare');
+
+  console.log(`\nrun ${index}/${cfg.runs}: redis ${lr.url} (appendonly=${appendonly}, appendfsync=${appendfsync}, maxmemory-policy=${policy}), prefix ${prefix}`);
+  console.log(`  bare   ${bare.url} (pid ${bare.pid})   hangar ${hangar.url} (pid ${hangar.pid})`);
+
+  // Bare first, then stop it: the control's relay keeps working after its load ends and must
+  // not steal CPU from the baseline.
+  process.stdout.write('  bare Fastify: warm-up, measuring…');
+  const b = await phase(bare, redis);
+  await bare.stop();
+  console.log(' done');
+  process.stdout.write('  Hangar control: warm-up, measuring…');
+  const h = await phase(hangar, redis, {
+    profileFile: profDir && join(profDir, `hangar-run${index}-${process.pid}.cpuprofile`),
+    settle: () => waitOutboxEmpty(redis, `${prefix}:outbox`, cfg.drainTimeout),
+  });
+  console.log(' done');
+
+  // Server-side view, then the outbox relay check.
+  const server = await scrape(hangar.url);
+  const created = server.results.created ?? 0;
+  const other = Object.entries(server.results).filter(([k, v]) => k !== 'created' && v > 0);
+  const sum = (p, f) => p.drives.reduce((n, d) => n + f(d), 0);
+  const clientOk = sum(h, (d) => d.ok);
+  const inFlight = h.drives.length * cfg.connections;
+  const queue = new Queue(`pool-${POOL}`, { connection: redis, prefix });
+  const relay = await waitForRelay(queue, redis, `${prefix}:outbox`, created, hangar, profDir && join(profDir, `relay-run${index}-${process.pid}.cpuprofile`));
+  await queue.close();
+  const info = await redis.info();
+  const infoNum = (k) => Number(info.match(new RegExp(`^${k}:([0-9.]+)`, 'm'))?.[1] ?? NaN);
+  const redisState = {
+    aofRewrites: infoNum('aof_rewrites'),
+    aofMB: infoNum('aof_current_size') / 2 ** 20,
+    usedMemoryMB: infoNum('used_memory') / 2 ** 20,
+    latestForkUs: infoNum('latest_fork_usec'),
+  };
+  await hangar.stop();
+
+  const checks = [];
+  const check = (ok, text) => checks.push({ ok, text });
+  check(sum(b, (d) => d.non2xx) === 0, `bare: every answer 2xx (${fmtStatus(b)})`);
+  check(sum(h, (d) => d.non2xx) === 0, `Hangar: every answer 2xx (${fmtStatus(h)})`);
+  const errs = sum(b, (d) => d.errors + d.timeouts) + sum(h, (d) => d.errors + d.timeouts);
+  check(errs === 0, `no connection errors or timeouts on the client (${errs})`);
+  check(
+    other.length === 0 && created >= clientOk && created - clientOk <= inFlight,
+    `Hangar: every 202 was a new job ("created" on /metrics: ${created}; other results: ${other.map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}; ` +
+      `the client saw ${clientOk}; up to ${inFlight} more may have been in flight when a load phase stopped)`,
+  );
+  check(
+    relay.enqueued === created && relay.outboxLeft === 0,
+    `outbox relay: BullMQ pool "${POOL}" holds ${relay.enqueued} jobs for ${created} accepted deliveries, outbox left ${relay.outboxLeft} ` +
+      `(backlog when the load stopped: ${created - relay.atEnd.enqueued}, drained in ${relay.drainSeconds.toFixed(1)} s)`,
+  );
+  return { index, prefix, bare: b, hangar: h, server, relay, created, checks, redisSettings: { appendonly, appendfsync, policy }, redisState };
+}
+
+const fmtStatus = (p) => {
+  const all = {};
+  for (const d of p.drives) for (const [c, n] of Object.entries(d.status)) all[c] = (all[c] ?? 0) + n;
+  return Object.entries(all).map(([c, n]) => `${c}×${n}`).join(', ') || 'no answers';
+};
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+const f0 = (x) => Math.round(x).toLocaleString('en-US');
+const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : '–');
+const pad = (s, n) => String(s).padStart(n);
+
+function table(rows) {
+  const head = ['', 'deliveries/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'CPU srv', 'redis', 'loadgen', 'others'];
+  const w = [22, 13, 8, 8, 8, 8, 8, 6, 8, 7];
+  const line = (cells) => cells.map((c, i) => (i === 0 ? String(c).padEnd(w[i]) : pad(c, w[i]))).join(' ');
+  return [line(head), ...rows.map(line)].join('\n');
+}
+
+function rowOf(name, m) {
+  return [name, f0(m.rps), f2(m.p50), f2(m.p90), f2(m.p99), f2(m.max), f2(m.cpu.server), f2(m.cpu.redis), f2(m.cpu.loadgen), f2(m.cpu.others)];
+}
+
+function verdict(rps, p99) {
+  const pass = rps >= TARGET.rps && p99 <= TARGET.p99Ms;
+  return {
+    pass,
+    line:
+      `target (Hangar ≥ ${f0(TARGET.rps)} deliveries/s and p99 ≤ ${TARGET.p99Ms} ms on a 2-core machine; this one has ${cpus().length}): ` +
+      `${pass ? 'PASS' : 'FAIL'} — ${f0(rps)}/s (${rps >= TARGET.rps ? 'ok' : 'short'}), p99 ${f2(p99)} ms (${p99 <= TARGET.p99Ms ? 'ok' : 'over'})`,
+  };
+}
+
+function report(r) {
+  const b = r.bare.measured;
+  const h = r.hangar.measured;
+  const rl = r.relay;
+  console.log('');
+  console.log(table([rowOf('bare Fastify (202)', b), rowOf('Hangar intake (202)', h)]));
+  console.log(`${'Hangar / bare'.padEnd(22)} ${pad(`${f2(h.rps / b.rps)}×`, 13)}   p99 ${f2(h.p99 / b.p99)}×   (p99.9: bare ${f2(b.p999)} ms, Hangar ${f2(h.p999)} ms)`);
+  console.log(`  CPU columns: cores used during the measured ${cfg.duration} s by the server child, redis-server, the load generator, and every other process on the machine (noise)`);
+  console.log(`  Hangar handler time (its own histogram, mean, "created"): ${f2(r.server.handlerMeanMs)} ms; control CPU per delivery: ${f0((h.cpu.server * 1e6) / h.rps)} µs`);
+  console.log(
+    `  outbox relay: ${f0(rl.atEnd.enqueued)} of ${f0(r.created)} jobs in BullMQ when the load stopped; then ${f0(rl.moved)} more in ${rl.drainSeconds.toFixed(1)} s ` +
+      `(${f0(rl.rate)} jobs/s, control CPU ${f0(rl.cpuUsPerJob)} µs and redis CPU ${f0(rl.redisUsPerJob)} µs per job)`,
+  );
+  const rs = r.redisState;
+  console.log(
+    `  redis afterwards: ${f0(rs.usedMemoryMB)} MB used, AOF ${f0(rs.aofMB)} MB, ${rs.aofRewrites} AOF rewrite(s) during the run` +
+      (rs.aofRewrites > 0 ? ` (last fork ${f2(rs.latestForkUs / 1000)} ms)` : ''),
+  );
+  const noisy = [['bare', b], ['Hangar', h]].filter(([, m]) => m.noisy).map(([n, m]) => `${n} (${f2(m.cpu.others)} cores)`);
+  if (noisy.length > 0) console.log(`  NOISY: other processes kept using ≥ ${NOISY} cores while measuring ${noisy.join(', ')}; those figures are pessimistic`);
+  for (const c of r.checks) console.log(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.text}`);
+  console.log(`  ${verdict(h.rps, h.p99).line}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  const m = await machine();
+  console.log('Hangar webhook intake benchmark (bench/intake)');
+  console.log(`machine: ${m.nproc} × ${m.cpu}, node ${m.node}, redis-server ${m.redis}`);
+  console.log(
+    `redis: our own redis-server (startLocalRedis), persistence ON: AOF appendonly=yes, appendfsync=everysec, maxmemory-policy=noeviction`,
+  );
+  console.log(
+    `load: autocannon in this process, ${cfg.connections} connections, ${cfg.warmup} s warm-up + ${cfg.duration} s measured per target; ` +
+      `each request a distinct signed workflow_job "queued" delivery (${template.bytes} bytes, unique X-GitHub-Delivery and workflow job id)`,
+  );
+  console.log(`servers: separate child processes; bare Fastify first, then the Hangar control (buildControl from ${dist}, log silent)`);
+
+  let profDir;
+  if (opt['cpu-prof']) {
+    if (opt['prof-dir']) {
+      profDir = resolve(opt['prof-dir']);
+      mkdirSync(profDir, { recursive: true });
+    } else {
+      profDir = mkdtempSync(join(tmpdir(), 'hangar-bench-prof-'));
+      cleanups.push(async () => rmSync(profDir, { recursive: true, force: true }));
+    }
+  }
+
+  const runs = [];
+  for (let i = 1; i <= cfg.runs; i++) {
+    const mark = cleanups.length;
+    try {
+      const r = await oneRun(i, profDir);
+      runs.push(r);
+      report(r);
+    } finally {
+      // Undo this run's resources now (servers, redis, temp dir), not only at exit.
+      while (cleanups.length > mark) {
+        const undo = cleanups.pop();
+        await undo().catch((err) => console.error(`cleanup: ${err?.message ?? err}`));
+      }
+    }
+  }
+
+  const med = (sel) => median(runs.map(sel));
+  const summary = {
+    bare: { rps: med((r) => r.bare.measured.rps), p50: med((r) => r.bare.measured.p50), p90: med((r) => r.bare.measured.p90), p99: med((r) => r.bare.measured.p99) },
+    hangar: { rps: med((r) => r.hangar.measured.rps), p50: med((r) => r.hangar.measured.p50), p90: med((r) => r.hangar.measured.p90), p99: med((r) => r.hangar.measured.p99) },
+    rpsRatio: med((r) => r.hangar.measured.rps / r.bare.measured.rps),
+    p99Ratio: med((r) => r.hangar.measured.p99 / r.bare.measured.p99),
+  };
+  if (runs.length > 1) {
+    console.log(`\nmedian of ${runs.length} runs (each figure its own median):`);
+    console.log(table([
+      ['bare Fastify (202)', f0(summary.bare.rps), f2(summary.bare.p50), f2(summary.bare.p90), f2(summary.bare.p99), '', '', '', '', ''],
+      ['Hangar intake (202)', f0(summary.hangar.rps), f2(summary.hangar.p50), f2(summary.hangar.p90), f2(summary.hangar.p99), '', '', '', '', ''],
+    ]));
+    console.log(`${'Hangar / bare'.padEnd(22)} ${pad(`${f2(summary.rpsRatio)}×`, 13)}   p99 ${f2(summary.p99Ratio)}×`);
+    console.log(`Hangar per run: ${runs.map((r) => `${f0(r.hangar.measured.rps)}/s p99 ${f2(r.hangar.measured.p99)} ms${r.hangar.measured.noisy ? ' (noisy)' : ''}`).join(' | ')}`);
+    console.log(`bare per run:   ${runs.map((r) => `${f0(r.bare.measured.rps)}/s p99 ${f2(r.bare.measured.p99)} ms${r.bare.measured.noisy ? ' (noisy)' : ''}`).join(' | ')}`);
+  }
+  const v = verdict(summary.hangar.rps, summary.hangar.p99);
+  const allChecks = runs.flatMap((r) => r.checks);
+  const checksOk = allChecks.every((c) => c.ok);
+  console.log(`\nchecks: ${checksOk ? 'all passed' : `${allChecks.filter((c) => !c.ok).length} FAILED`}`);
+  console.log(runs.length > 1 ? `${v.line} (medians)` : v.line);
+
+  if (profDir) {
+    for (const file of readdirSync(profDir).filter((f) => f.endsWith(`-${process.pid}.cpuprofile`))) {
+      const what = file.startsWith('relay') ? 'while the outbox relay drained the backlog, after the load' : 'during the measured load; the profiler costs a few % of throughput';
+      console.log(`\nCPU profile of the control child ${what} (${join(profDir, file)}):`);
+      console.log(summarise(JSON.parse(readFileSync(join(profDir, file), 'utf8')), 20));
+    }
+    if (opt['prof-dir']) console.log(`\nprofiles kept in ${profDir} (open in Chrome DevTools → Performance, or speedscope)`);
+  }
+
+  if (opt.json) {
+    writeFileSync(opt.json, JSON.stringify({ machine: m, config: cfg, target: TARGET, runs, summary, pass: v.pass, checksOk }, null, 2));
+    console.log(`results written to ${opt.json}`);
+  }
+  if (!checksOk) return 1;
+  if (opt.strict && !v.pass) return 3;
+  return 0;
+}
+
+let code = 1;
+try {
+  code = await main();
+} catch (err) {
+  console.error(`\nbench/intake failed: ${err?.stack ?? err}`);
+  code = 1;
+} finally {
+  await cleanup();
+}
+process.exit(code);
