@@ -13,6 +13,7 @@ import type { Keys } from '../queue/keys.js';
 export type RecordOutcome = 'created' | 'advanced' | 'stale' | 'duplicate-delivery' | 'duplicate-event';
 
 const SCRIPT = `
+local AUDITED = { repo = true, decision = true, pool = true, reason = true, headBranch = true }
 local ttl, state, rank, now = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local effect, jobId, keepSeconds, nStatic = ARGV[5], ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ttl) then return 'duplicate-delivery' end
@@ -23,7 +24,11 @@ if created then
   local fields = {}
   for i = 9, 8 + nStatic * 2 do fields[#fields + 1] = ARGV[i] end
   redis.call('HSET', KEYS[3], 'createdAt', now, unpack(fields))
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', '10000', '*', 'workflowJobId', jobId, 'at', now, unpack(fields))
+  local audit = {'workflowJobId', jobId, 'at', now}
+  for i = 1, #fields, 2 do
+    if AUDITED[fields[i]] then audit[#audit + 1] = fields[i]; audit[#audit + 1] = fields[i + 1] end
+  end
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', '10000', '*', unpack(audit))
 end
 if rank <= old then return 'stale' end
 local updates = {'state', state, 'rank', rank, 'updatedAt', now, state .. 'At', now}
@@ -121,7 +126,24 @@ export interface JobRecord {
 }
 
 export async function readJobRecord(redis: Redis, k: Keys, workflowJobId: number): Promise<JobRecord | null> {
-  const h = await redis.hgetall(k.job(workflowJobId));
+  return toRecord(workflowJobId, await redis.hgetall(k.job(workflowJobId)));
+}
+
+/** Several records in one round trip (the outbox relay reads a batch at a time). */
+export async function readJobRecords(redis: Redis, k: Keys, ids: readonly number[]): Promise<Map<number, JobRecord>> {
+  const pipe = redis.pipeline();
+  for (const id of ids) pipe.hgetall(k.job(id));
+  const replies = (await pipe.exec()) ?? [];
+  const out = new Map<number, JobRecord>();
+  replies.forEach(([err, h], i) => {
+    if (err) throw err;
+    const rec = toRecord(ids[i]!, h as Record<string, string>);
+    if (rec) out.set(ids[i]!, rec);
+  });
+  return out;
+}
+
+function toRecord(workflowJobId: number, h: Record<string, string>): JobRecord | null {
   if (!h.state) return null;
   const orNull = (v: string | undefined) => (v ? v : null);
   return {

@@ -62,9 +62,10 @@ async function handle(headers: Record<string, string | string[] | undefined>, ra
   const ev = parseWorkflowJob(payload);
   if (!ev) return { status: 202, label: 'ignored-action', body: { result: 'ignored' } };
   const decision = decide(ev, deps.policy);
-  const log = deps.logger.child({ deliveryId, workflowJobId: ev.workflowJobId, action: ev.action });
+  // A child logger per delivery costs more than the rest of the policy: make it when it logs.
+  const log = () => deps.logger.child({ deliveryId, workflowJobId: ev.workflowJobId, action: ev.action });
   if (decision.kind === 'ignore') {
-    log.debug('not a self-hosted job');
+    if (deps.logger.isLevelEnabled('debug')) log().debug('not a self-hosted job');
     return { status: 202, label: 'ignored-hosted', body: { result: 'ignored' } };
   }
   let outcome;
@@ -79,7 +80,7 @@ async function handle(headers: Record<string, string | string[] | undefined>, ra
       reason: decision.kind === 'reject' ? decision.reason : '',
       pool: decision.kind === 'accept' ? decision.pool : '',
     });
-    log.info({ repo: ev.repo, decision }, 'workflow job decided');
+    if (deps.logger.isLevelEnabled('info')) log().info({ repo: ev.repo, decision }, 'workflow job decided');
   }
   return { status: 202, label: outcome, body: { result: outcome, decision } };
 }

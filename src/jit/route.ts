@@ -48,7 +48,7 @@ export async function jitRoutes(app: FastifyInstance, deps: JitRouteDeps): Promi
     } catch (err) {
       mints.inc({ result: 'error', reason: '' });
       if (err instanceof GitHubError) {
-        req.log.warn({ status: err.status, workflowJobId: parsed.data.workflowJobId }, 'github refused a mint call');
+        deps.logger.warn({ status: err.status, workflowJobId: parsed.data.workflowJobId }, 'github refused a mint call');
         return reply.code(502).send({ error: 'github', status: err.status, message: 'GitHub did not answer as expected; try again' });
       }
       throw err;

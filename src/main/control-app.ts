@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
@@ -36,7 +36,8 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
     commandTimeout: 5000,
     retryStrategy: (n: number) => Math.min(50 * 2 ** n, 2000),
   };
-  const redis = new Redis(config.redis.url, { ...redisOpts, lazyConnect: true });
+  // Auto-pipelining: concurrent deliveries share socket writes instead of one syscall each.
+  const redis = new Redis(config.redis.url, { ...redisOpts, lazyConnect: true, enableAutoPipelining: true });
   await redis.connect().catch((err: Error) => {
     redis.disconnect();
     throw new Error(`cannot reach Redis at redis.url: ${err.message}`);
@@ -59,7 +60,9 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
   const queues = new PoolQueues(queueConn, config.redis.prefix, config.pools.map((p) => p.name), (err) =>
     logger.debug({ err: err.message }, 'queue connection error'),
   );
-  const relay = new OutboxRelay({ blocking, redis: queueConn, keys: k, queues, logger: logger.child({ unit: 'outbox' }) });
+  const relayConn = new Redis(config.redis.url, { maxRetriesPerRequest: 1, retryStrategy: redisOpts.retryStrategy });
+  relayConn.on('error', () => undefined);
+  const relay = new OutboxRelay({ blocking, redis: relayConn, keys: k, queues, logger: logger.child({ unit: 'outbox' }) });
 
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'hangar_control_' });
@@ -76,11 +79,15 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
     },
   });
 
-  const app = Fastify({ 
-    // Per-request lines at info would dominate the log; intake logs its own decisions.
-    loggerInstance: logger.child({ unit: 'http' }, { level: 'warn' }) as FastifyBaseLogger,
-    bodyLimit: config.control.bodyLimitBytes,
-   });
+  // No Fastify logger: it would make a child logger per request, which costs more than the
+  // policy does. Routes log their own events; unexpected errors are logged here.
+  const app = Fastify({ logger: false, bodyLimit: config.control.bodyLimitBytes });
+  const httpLog = logger.child({ unit: 'http' });
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+    if (status >= 500) httpLog.error({ err, method: req.method, url: req.routeOptions.url }, 'request failed');
+    return reply.code(status).send(status >= 500 ? { error: 'internal', message: 'internal error' } : { error: err.code ?? 'bad-request', message: err.message });
+  });
   await app.register(intakeRoutes, {
     webhookSecrets: secrets.webhookSecrets,
     policy: config,
@@ -114,7 +121,7 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
       await app.close();
       await relay.stop();
       await queues.close();
-      for (const c of [redis, queueConn, blocking]) c.disconnect();
+      for (const c of [redis, queueConn, blocking, relayConn]) c.disconnect();
     },
   };
 }

@@ -1,7 +1,8 @@
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { readJobRecord } from '../intake/job-store.js';
+import { readJobRecords, type JobRecord } from '../intake/job-store.js';
+import type { PoolJobData } from './contracts.js';
 import type { Keys } from './keys.js';
 import type { PoolQueues } from './pool-queues.js';
 
@@ -14,11 +15,12 @@ import type { PoolQueues } from './pool-queues.js';
  * consumer group; entries of a control that died are claimed after `claimIdleMs`.
  */
 const GROUP = 'relay';
+const BATCH = 200;
 
 export interface OutboxRelayOptions {
   /** Blocking connection used only for XREADGROUP. */
   blocking: Redis;
-  /** Connection for everything else. */
+  /** Connection for everything else: a plain one (BullMQ's carries its scripts into every multi()). */
   redis: Redis;
   keys: Keys;
   queues: PoolQueues;
@@ -81,60 +83,72 @@ export class OutboxRelay {
   }
 
   private async readBatch(from: '0' | '>', blockMs: number): Promise<number> {
-    const args: (string | number)[] = ['GROUP', GROUP, this.consumer, 'COUNT', 100];
+    const args: (string | number)[] = ['GROUP', GROUP, this.consumer, 'COUNT', BATCH];
     if (blockMs > 0) args.push('BLOCK', blockMs);
     args.push('STREAMS', this.o.keys.outbox, from);
     const res = (await (this.o.blocking.xreadgroup as (...a: (string | number)[]) => Promise<unknown>)(...args)) as
-      | [string, [string, string[]][]][]
+      | [string, [string, string[] | null][]][]
       | null;
     const entries = res?.[0]?.[1] ?? [];
-    for (const [id, fields] of entries) await this.apply(id, fields);
+    await this.applyBatch(entries);
     return entries.length;
   }
 
   private async claimAbandoned(): Promise<void> {
     const [, entries] = (await this.o.redis.xautoclaim(
-      this.o.keys.outbox, GROUP, this.consumer, this.o.claimIdleMs ?? 30_000, '0-0', 'COUNT', 100,
-    )) as [string, [string, string[]][]];
-    for (const [id, fields] of entries) await this.apply(id, fields);
+      this.o.keys.outbox, GROUP, this.consumer, this.o.claimIdleMs ?? 30_000, '0-0', 'COUNT', BATCH,
+    )) as [string, [string, string[] | null][]];
+    await this.applyBatch(entries);
   }
 
-  private async apply(entryId: string, fields: string[] | null): Promise<void> {
-    const f = Object.fromEntries(chunk(fields ?? []));
-    const workflowJobId = Number(f.workflowJobId);
-    const result = Number.isInteger(workflowJobId) ? await this.applyOp(f.op ?? '', workflowJobId) : 'malformed';
-    await this.o.redis.multi().xack(this.o.keys.outbox, GROUP, entryId).xdel(this.o.keys.outbox, entryId).exec();
-    this.o.onApplied?.(f.op ?? '', workflowJobId, result);
+  /**
+   * A batch in a few round trips: the records in one pipeline, the enqueues in one addBulk per
+   * pool, then the cancels, then one acknowledgement. Enqueues go first: a batch never holds a
+   * job's cancel before its enqueue (the record's state only moves forward), and an enqueue of a
+   * job that completed meanwhile is skipped because the record says so.
+   */
+  private async applyBatch(entries: [string, string[] | null][]): Promise<void> {
+    if (entries.length === 0) return;
+    const ops = entries.map(([id, fields]) => {
+      const f = Object.fromEntries(chunk(fields ?? []));
+      return { id, op: f.op ?? '', workflowJobId: Number(f.workflowJobId) };
+    });
+    const ids = [...new Set(ops.map((o) => o.workflowJobId).filter(Number.isInteger))];
+    const records = await readJobRecords(this.o.redis, this.o.keys, ids);
+    const enqueue = new Map<number, JobRecord>();
+    const cancel: JobRecord[] = [];
+    for (const o of ops) {
+      const rec = records.get(o.workflowJobId);
+      const result = !rec || rec.decision !== 'accept' || !rec.pool ? 'no-record' : o.op === 'enqueue' ? (rec.state === 'queued' ? 'enqueued' : 'already-moved-on') : o.op === 'cancel' ? 'cancel' : 'unknown-op';
+      if (result === 'enqueued') enqueue.set(o.workflowJobId, rec!);
+      if (result === 'cancel') cancel.push(rec!);
+      if (result !== 'cancel') this.o.onApplied?.(o.op, o.workflowJobId, result);
+    }
+    await this.o.queues.addBulk([...enqueue.values()].map(jobData));
+    for (const rec of cancel) {
+      const removed = await this.o.queues.removeWaiting(rec.pool!, rec.workflowJobId);
+      if (removed) this.o.logger.info({ workflowJobId: rec.workflowJobId, pool: rec.pool }, 'waiting job removed: completed before a runner took it');
+      this.o.onApplied?.('cancel', rec.workflowJobId, removed ? 'removed' : 'not-waiting');
+    }
+    const entryIds = entries.map(([id]) => id);
+    await this.o.redis.multi().xack(this.o.keys.outbox, GROUP, ...entryIds).xdel(this.o.keys.outbox, ...entryIds).exec();
   }
+}
 
-  private async applyOp(op: string, workflowJobId: number): Promise<string> {
-    const rec = await readJobRecord(this.o.redis, this.o.keys, workflowJobId);
-    if (!rec || rec.decision !== 'accept' || !rec.pool) return 'no-record';
-    const log = this.o.logger.child({ workflowJobId, pool: rec.pool });
-    if (op === 'enqueue') {
-      if (rec.state !== 'queued') return 'already-moved-on';
-      await this.o.queues.add({
-        workflowJobId,
-        runId: rec.runId,
-        runAttempt: rec.runAttempt,
-        repo: rec.repo,
-        owner: rec.owner,
-        labels: rec.labels,
-        pool: rec.pool,
-        headBranch: rec.headBranch,
-        installationId: rec.installationId,
-        queuedAt: rec.createdAt,
-      });
-      log.debug('job enqueued');
-      return 'enqueued';
-    }
-    if (op === 'cancel') {
-      const removed = await this.o.queues.removeWaiting(rec.pool, workflowJobId);
-      if (removed) log.info('waiting job removed: completed before a runner took it');
-      return removed ? 'removed' : 'not-waiting';
-    }
-    return 'unknown-op';
-  }
+/** The queue entry of an accepted job, from its record: everything an agent needs, no secret. */
+function jobData(rec: JobRecord): PoolJobData {
+  return {
+    workflowJobId: rec.workflowJobId,
+    runId: rec.runId,
+    runAttempt: rec.runAttempt,
+    repo: rec.repo,
+    owner: rec.owner,
+    labels: rec.labels,
+    pool: rec.pool!,
+    headBranch: rec.headBranch,
+    installationId: rec.installationId,
+    queuedAt: rec.createdAt,
+  };
 }
 
 function chunk(flat: string[]): [string, string][] {

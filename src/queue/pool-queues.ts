@@ -27,13 +27,30 @@ export class PoolQueues {
   }
 
   async add(data: PoolJobData): Promise<void> {
-    const valid = poolJobData.parse(data);
-    await this.queue(valid.pool).add(POOL_JOB_NAME, valid, {
-      jobId: queueJobId(valid.workflowJobId),
-      // Keep finished entries for a while: their ids stop a late re-add from running a job twice.
-      removeOnComplete: { age: 3 * 24 * 3600 },
-      removeOnFail: { age: 7 * 24 * 3600 },
-    });
+    await this.addBulk([data]);
+  }
+
+  /** One round trip per pool however many jobs; a job already there (same id) stays as it is. */
+  async addBulk(jobs: readonly PoolJobData[]): Promise<void> {
+    const byPool = new Map<string, PoolJobData[]>();
+    for (const j of jobs) {
+      const valid = poolJobData.parse(j);
+      byPool.set(valid.pool, [...(byPool.get(valid.pool) ?? []), valid]);
+    }
+    for (const [pool, list] of byPool) {
+      await this.queue(pool).addBulk(
+        list.map((data) => ({
+          name: POOL_JOB_NAME,
+          data,
+          opts: {
+            jobId: queueJobId(data.workflowJobId),
+            // Keep finished entries for a while: their ids stop a late re-add from running a job twice.
+            removeOnComplete: { age: 3 * 24 * 3600 },
+            removeOnFail: { age: 7 * 24 * 3600 },
+          },
+        })),
+      );
+    }
   }
 
   /** Removes the entry of a workflow job if no agent has taken it yet. True when removed. */
