@@ -33,6 +33,9 @@ fi
 
 # npm packages from the lockfile, when node_modules is missing or older than the lockfile.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "setup: npm ci"
-  npm ci --no-audit --no-fund
+  # `npm install` installs the lockfile's versions. Not `npm ci`: the registry this project is
+  # built against lacks some other platforms' optional binaries (e.g. msgpackr-extract for
+  # darwin-arm64), so the lockfile cannot list them and `npm ci` calls it out of sync.
+  echo "setup: npm install (from package-lock.json)"
+  npm install --no-audit --no-fund
 fi
