@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { checkCapsFit } from '../caps/fit.js';
 
 /**
  * The one schema for `hangar.yaml`. Unknown keys are errors (a typo must not silently
@@ -181,14 +182,8 @@ function crossCheck(cfg: Parsed, ctx: z.RefinementCtx): void {
   if (cfg.agent) {
     const a = cfg.agent;
     checkPools(a.pools, a.role, ['agent', 'pools']);
-    const need = a.slots * (a.vm.memoryMiB + a.caps.overheadMiB);
-    if (need > a.caps.memoryMaxMiB) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['agent', 'caps', 'memoryMaxMiB'],
-        message: `${a.slots} slots × (${a.vm.memoryMiB} MiB guest + ${a.caps.overheadMiB} MiB overhead) = ${need} MiB is above the slice's ${a.caps.memoryMaxMiB} MiB: lower agent.slots or agent.vm.memoryMiB, or raise this`,
-      });
-    }
+    const fit = checkCapsFit({ slots: a.slots, vmMemoryMiB: a.vm.memoryMiB, overheadMiB: a.caps.overheadMiB, memoryMaxBytes: a.caps.memoryMaxMiB * 1024 * 1024 });
+    for (const p of fit) ctx.addIssue({ code: 'custom', path: ['agent', ...p.path.split('.')], message: p.message });
   }
 }
 

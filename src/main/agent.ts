@@ -8,8 +8,7 @@ import { createCaps } from '../caps/create-caps.js';
 import { loadConfig, requireAgent } from '../config/load.js';
 import { ConfigError } from '../domain/errors.js';
 import { createHostNetwork } from '../net/host-network.js';
-import { probeAccelerator } from '../vm/qemu-microvm/accel.js';
-import { createQemuMicrovmDriver } from '../vm/qemu-microvm/driver.js';
+import { createQemuMicrovmDriver, probeAccelerator } from '../vm/index.js';
 import { createLogger } from './logger.js';
 import { onShutdown } from './shutdown.js';
 

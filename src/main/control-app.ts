@@ -23,7 +23,6 @@ export interface Control {
   redis: Redis;
   queues: PoolQueues;
   registry: Registry;
-  relay: OutboxRelay;
   github: GitHubClient;
   close(): Promise<void>;
 }
@@ -115,7 +114,6 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
     redis,
     queues,
     registry,
-    relay,
     github,
     async close() {
       await app.close();

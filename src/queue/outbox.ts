@@ -27,7 +27,6 @@ export interface OutboxRelayOptions {
   logger: Logger;
   consumer?: string;
   claimIdleMs?: number;
-  onApplied?: (op: string, workflowJobId: number, result: string) => void;
 }
 
 export class OutboxRelay {
@@ -119,16 +118,15 @@ export class OutboxRelay {
     const cancel: JobRecord[] = [];
     for (const o of ops) {
       const rec = records.get(o.workflowJobId);
-      const result = !rec || rec.decision !== 'accept' || !rec.pool ? 'no-record' : o.op === 'enqueue' ? (rec.state === 'queued' ? 'enqueued' : 'already-moved-on') : o.op === 'cancel' ? 'cancel' : 'unknown-op';
-      if (result === 'enqueued') enqueue.set(o.workflowJobId, rec!);
-      if (result === 'cancel') cancel.push(rec!);
-      if (result !== 'cancel') this.o.onApplied?.(o.op, o.workflowJobId, result);
+      // No record (expired), not accepted, or already past queued: nothing to do for the queue.
+      if (!rec || rec.decision !== 'accept' || !rec.pool) continue;
+      if (o.op === 'enqueue' && rec.state === 'queued') enqueue.set(o.workflowJobId, rec);
+      if (o.op === 'cancel') cancel.push(rec);
     }
     await this.o.queues.addBulk([...enqueue.values()].map(jobData));
     for (const rec of cancel) {
       const removed = await this.o.queues.removeWaiting(rec.pool!, rec.workflowJobId);
       if (removed) this.o.logger.info({ workflowJobId: rec.workflowJobId, pool: rec.pool }, 'waiting job removed: completed before a runner took it');
-      this.o.onApplied?.('cancel', rec.workflowJobId, removed ? 'removed' : 'not-waiting');
     }
     const entryIds = entries.map(([id]) => id);
     await this.o.redis.multi().xack(this.o.keys.outbox, GROUP, ...entryIds).xdel(this.o.keys.outbox, ...entryIds).exec();

@@ -26,10 +26,6 @@ export class PoolQueues {
     return q;
   }
 
-  async add(data: PoolJobData): Promise<void> {
-    await this.addBulk([data]);
-  }
-
   /** One round trip per pool however many jobs; a job already there (same id) stays as it is. */
   async addBulk(jobs: readonly PoolJobData[]): Promise<void> {
     const byPool = new Map<string, PoolJobData[]>();

@@ -40,7 +40,7 @@ describe('hangar agent refuses at start', () => {
   test('slots × VM memory above the slice MemoryMax', async () => {
     const r = await agent(agentYaml({ slots: 4, memoryMiB: 1024, memoryMaxMiB: 2048 }));
     expect(r.exitCode).toBe(1);
-    expect(r.stderr).toContain('agent.caps.memoryMaxMiB: 4 slots × (1024 MiB guest + 256 MiB overhead) = 5120 MiB is above the slice\'s 2048 MiB');
+    expect(r.stderr).toContain('agent.caps.memoryMaxMiB: 4 slots × (1024 MiB guest + 256 MiB overhead) = 5120 MiB is above the slice\'s MemoryMax of 2048 MiB');
   });
 
   test('an image that does not exist', async () => {
