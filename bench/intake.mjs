@@ -4,7 +4,7 @@
 // build: `node bench/intake.mjs [--duration 10] [--runs 3] [--cpu-prof]`. See docs/benchmarks.md.
 //
 // Layout (each its own process, so the load generator never shares the server's event loop):
-//   this process        autocannon load generator, 50 connections, every request a distinct
+//   this process        load generator (bench/lib/loadgen.mjs), 50 connections, every request a distinct
 //                       signed workflow_job `queued` delivery; checks and report
 //   redis-server        startLocalRedis(): AOF on, appendfsync everysec, noeviction
 //   child "bare"        Fastify, POST /webhooks/github → 202, no work
@@ -16,11 +16,11 @@ import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import autocannon from 'autocannon';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { summarise } from './lib/cpuprofile.mjs';
-import { deliveryHeaders, queuedTemplate } from './lib/payload.mjs';
+import { drive as load } from './lib/loadgen.mjs';
+import { queuedTemplate } from './lib/payload.mjs';
 import { cpuShare, median, Samples } from './lib/stats.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -181,11 +181,35 @@ const SECRET = `bench-${randomBytes(16).toString('hex')}`;
 const template = queuedTemplate();
 let nextJobId = 1; // unique across phases and runs (each run also has a fresh prefix and redis)
 
-function setupRequest(req) {
-  const body = template.body(nextJobId++);
-  req.body = body;
-  req.headers = deliveryHeaders(SECRET, body);
-  return req;
+/**
+ * Requests for one server, signed before the clock starts. Hangar needs every request to be a
+ * new delivery, so its supply is prepared ahead for a phase (at a generous rate guess) and, if
+ * the server outruns the guess, built on the fly (counted: that CPU then lands in the load
+ * generator's column). The bare route ignores the content, so it cycles through one set.
+ */
+class Requests {
+  constructor(url, { cycle = false } = {}) {
+    this.host = new URL(url).host;
+    this.cycle = cycle;
+    this.list = [];
+    this.at = 0;
+    this.builtLate = 0;
+  }
+  build() {
+    return template.request(SECRET, this.host, PATH, nextJobId++);
+  }
+  /** Makes sure `n` unsent requests are ready. */
+  prepare(n) {
+    this.list = this.list.slice(this.cycle ? 0 : this.at);
+    if (!this.cycle) this.at = 0;
+    while (this.list.length - (this.cycle ? 0 : this.at) < n) this.list.push(this.build());
+  }
+  next() {
+    if (this.cycle) return this.list[this.at++ % this.list.length];
+    if (this.at < this.list.length) return this.list[this.at++];
+    this.builtLate++;
+    return this.build();
+  }
 }
 
 async function redisCpuSeconds(redis) {
@@ -229,33 +253,38 @@ async function waitOutboxEmpty(redis, outboxKey, maxSeconds) {
   }
 }
 
-/** Drives `url` for `seconds`; returns status counts, exact latency percentiles and CPU shares. */
-async function drive(server, seconds, redis) {
+/** Drives the server for `seconds`; returns status counts, exact latency percentiles and CPU shares. */
+async function drive(server, seconds, redis, rate) {
   const lat = new Samples();
   const status = {};
+  const reqs = server.requests;
+  // Enough for the phase at 1.5× the best rate seen so far against this server (at least 6,000/s).
+  reqs.prepare(reqs.cycle ? 20_000 : Math.ceil(seconds * Math.max(6000, 1.5 * (server.bestRps ?? 0), rate ?? 0)));
+  const late0 = reqs.builtLate;
   const cpu0 = { me: process.cpuUsage(), server: await server.cpu(), redis: await redisCpuSeconds(redis), machine: machineBusySeconds() };
   const t0 = performance.now();
-  const inst = autocannon({
+  const result = await load({
     url: server.url,
     connections: cfg.connections,
-    duration: seconds,
-    timeout: 10,
-    requests: [{ method: 'POST', path: PATH, setupRequest }],
+    seconds,
+    rate,
+    next: () => reqs.next(),
+    onAnswer: (code, ms) => {
+      status[code] = (status[code] ?? 0) + 1;
+      if (code >= 200 && code < 300) lat.push(ms);
+    },
   });
-  inst.on('response', (_client, code, _bytes, ms) => {
-    status[code] = (status[code] ?? 0) + 1;
-    if (code >= 200 && code < 300) lat.push(ms);
-  });
-  const result = await inst;
   const wall = (performance.now() - t0) / 1000;
   const cpu1 = { me: process.cpuUsage(), server: await server.cpu(), redis: await redisCpuSeconds(redis), machine: machineBusySeconds() };
   const ours = cpuShare(cpu0.server, cpu1.server, wall) + (cpu1.redis - cpu0.redis) / wall + cpuShare(cpu0.me, cpu1.me, wall);
   const ok = lat.n;
   const p = lat.percentiles([50, 90, 99, 99.9]);
+  if (rate === undefined) server.bestRps = Math.max(server.bestRps ?? 0, ok / result.seconds);
   return {
-    seconds: wall,
+    seconds: result.seconds,
+    rate,
     ok,
-    rps: ok / wall,
+    rps: ok / result.seconds,
     p50: p[50],
     p90: p[90],
     p99: p[99],
@@ -265,7 +294,8 @@ async function drive(server, seconds, redis) {
     status,
     non2xx: Object.entries(status).reduce((n, [c, k]) => n + (Number(c) >= 300 || Number(c) < 200 ? k : 0), 0),
     errors: result.errors,
-    timeouts: result.timeouts,
+    timeouts: 0, // a timed-out request is counted in errors
+    builtLate: reqs.builtLate - late0,
     cpu: {
       server: cpuShare(cpu0.server, cpu1.server, wall),
       redis: (cpu1.redis - cpu0.redis) / wall,
@@ -400,6 +430,8 @@ log: {level: silent}
 
   const hangar = await startServer('hangar', [configFile]);
   const bare = await startServer('bare');
+  hangar.requests = new Requests(hangar.url);
+  bare.requests = new Requests(bare.url, { cycle: true });
 
   console.log(`\nrun ${index}/${cfg.runs}: redis ${lr.url} (appendonly=${appendonly}, appendfsync=${appendfsync}, maxmemory-policy=${policy}), prefix ${prefix}`);
   console.log(`  bare   ${bare.url} (pid ${bare.pid})   hangar ${hangar.url} (pid ${hangar.pid})`);
@@ -410,6 +442,8 @@ log: {level: silent}
   const b = await phase(bare, redis);
   await bare.stop();
   console.log(' done');
+  // Redis's own per-command accounting covers the Hangar phase and the relay drain only.
+  await redis.config('RESETSTAT');
   process.stdout.write('  Hangar control: warm-up, measuring…');
   const h = await phase(hangar, redis, {
     profileFile: profDir && join(profDir, `hangar-run${index}-${process.pid}.cpuprofile`),
@@ -428,6 +462,11 @@ log: {level: silent}
   const relay = await waitForRelay(queue, redis, `${prefix}:outbox`, created, hangar, profDir && join(profDir, `relay-run${index}-${process.pid}.cpuprofile`));
   await queue.close();
   const info = await redis.info();
+  const commands = [];
+  for (const m of (await redis.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) {
+    commands.push({ command: m[1], calls: Number(m[2]), usec: Number(m[3]) });
+  }
+  commands.sort((a, b) => b.usec - a.usec);
   const infoNum = (k) => Number(info.match(new RegExp(`^${k}:([0-9.]+)`, 'm'))?.[1] ?? NaN);
   const redisState = {
     aofRewrites: infoNum('aof_rewrites'),
@@ -453,7 +492,7 @@ log: {level: silent}
     `outbox relay: BullMQ pool "${POOL}" holds ${relay.enqueued} jobs for ${created} accepted deliveries, outbox left ${relay.outboxLeft} ` +
       `(backlog when the load stopped: ${created - relay.atEnd.enqueued}, drained in ${relay.drainSeconds.toFixed(1)} s)`,
   );
-  return { index, prefix, bare: b, hangar: h, server, relay, created, checks, redisSettings: { appendonly, appendfsync, policy }, redisState };
+  return { index, prefix, bare: b, hangar: h, server, relay, created, checks, redisSettings: { appendonly, appendfsync, policy }, redisState, commands };
 }
 
 const fmtStatus = (p) => {
@@ -508,6 +547,12 @@ function report(r) {
     `  redis afterwards: ${f0(rs.usedMemoryMB)} MB used, AOF ${f0(rs.aofMB)} MB, ${rs.aofRewrites} AOF rewrite(s) during the run` +
       (rs.aofRewrites > 0 ? ` (last fork ${f2(rs.latestForkUs / 1000)} ms)` : ''),
   );
+  const perDelivery = (us) => f2(us / Math.max(1, r.created));
+  const total = r.commands.reduce((n, c) => n + c.usec, 0);
+  console.log(
+    `  redis command time per accepted delivery (INFO commandstats, load + relay; excludes networking and AOF): ${perDelivery(total)} µs — ` +
+      r.commands.slice(0, 6).map((c) => `${c.command} ${perDelivery(c.usec)} (${f2(c.calls / Math.max(1, r.created))} calls)`).join(', '),
+  );
   const noisy = [['bare', b], ['Hangar', h]].filter(([, m]) => m.noisy).map(([n, m]) => `${n} (${f2(m.cpu.others)} cores)`);
   if (noisy.length > 0) console.log(`  NOISY: other processes kept using ≥ ${NOISY} cores while measuring ${noisy.join(', ')}; those figures are pessimistic`);
   for (const c of r.checks) console.log(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.text}`);
@@ -524,7 +569,7 @@ async function main() {
     `redis: our own redis-server (startLocalRedis), persistence ON: AOF appendonly=yes, appendfsync=everysec, maxmemory-policy=noeviction`,
   );
   console.log(
-    `load: autocannon in this process, ${cfg.connections} connections, ${cfg.warmup} s warm-up + ${cfg.duration} s measured per target; ` +
+    `load: bench/lib/loadgen.mjs in this process (requests signed before the clock starts), ${cfg.connections} connections, ${cfg.warmup} s warm-up + ${cfg.duration} s measured per target; ` +
       `each request a distinct signed workflow_job "queued" delivery (${template.bytes} bytes, unique X-GitHub-Delivery and workflow job id)`,
   );
   console.log(`servers: separate child processes; bare Fastify first, then the Hangar control (buildControl from ${dist}, log silent)`);
