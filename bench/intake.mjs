@@ -37,6 +37,8 @@ const USAGE = `usage: node bench/intake.mjs [options]   (npm run bench:intake --
   --duration S        measured seconds per target (default 10)
   --warmup S          unmeasured warm-up seconds per target before measuring (default 2)
   --connections N     concurrent connections (default 50)
+  --rate R            after the closed-loop phase, drive Hangar at a fixed R deliveries/s over the same connections
+                      and report the latency at that rate (default 3000, the target; 0: skip)
   --runs N            independent runs (fresh redis and servers each); prints the median (default 1)
   --quiet-wait S      before each target, wait up to S s for other processes to use < 0.25 cores (default 60; 0: don't)
   --retry-noisy N     measure a target again (up to N times) when other processes used ≥ 0.25 cores meanwhile (default 2)
@@ -55,6 +57,7 @@ const { values: opt } = parseArgs({
     warmup: { type: 'string', default: '2' },
     connections: { type: 'string', default: '50' },
     runs: { type: 'string', default: '1' },
+    rate: { type: 'string', default: String(3000) },
     'drain-timeout': { type: 'string', default: '120' },
     'quiet-wait': { type: 'string', default: '60' },
     'retry-noisy': { type: 'string', default: '2' },
@@ -83,6 +86,7 @@ const cfg = {
   warmup: num('warmup', 0),
   connections: Math.floor(num('connections', 1)),
   runs: Math.floor(num('runs', 1)),
+  rate: num('rate', 0),
   drainTimeout: num('drain-timeout', 1),
   quietWait: num('quiet-wait', 0),
   retryNoisy: Math.floor(num('retry-noisy', 0)),
@@ -306,7 +310,7 @@ async function drive(server, seconds, redis, rate) {
   };
 }
 
-async function phase(server, redis, { profileFile, settle } = {}) {
+async function phase(server, redis, { profileFile, settle, rate } = {}) {
   const drives = [];
   let measured;
   for (let attempt = 0; ; attempt++) {
@@ -317,9 +321,9 @@ async function phase(server, redis, { profileFile, settle } = {}) {
       if (q.others >= NOISY) process.stdout.write(` [machine not quiet after ${cfg.quietWait} s: others use ${f2(q.others)} cores]`);
       else if (q.waited >= 1) process.stdout.write(` [waited ${q.waited.toFixed(0)} s for a quiet machine]`);
     }
-    if (cfg.warmup > 0) drives.push(await drive(server, cfg.warmup, redis));
+    if (cfg.warmup > 0) drives.push(await drive(server, cfg.warmup, redis, rate));
     if (profileFile) await server.ask('profile-start');
-    measured = await drive(server, cfg.duration, redis);
+    measured = await drive(server, cfg.duration, redis, rate);
     if (profileFile) await server.ask('profile-stop', { file: profileFile });
     drives.push(measured);
     measured.attempts = attempt + 1;
@@ -450,14 +454,22 @@ log: {level: silent}
     settle: () => waitOutboxEmpty(redis, `${prefix}:outbox`, cfg.drainTimeout),
   });
   console.log(' done');
+  let fixed;
+  if (cfg.rate > 0) {
+    process.stdout.write(`  Hangar control at a fixed ${f0(cfg.rate)}/s: warm-up, measuring…`);
+    await waitOutboxEmpty(redis, `${prefix}:outbox`, cfg.drainTimeout);
+    fixed = await phase(hangar, redis, { rate: cfg.rate, settle: () => waitOutboxEmpty(redis, `${prefix}:outbox`, cfg.drainTimeout) });
+    console.log(' done');
+  }
 
   // Server-side view, then the outbox relay check.
   const server = await scrape(hangar.url);
   const created = server.results.created ?? 0;
   const other = Object.entries(server.results).filter(([k, v]) => k !== 'created' && v > 0);
   const sum = (p, f) => p.drives.reduce((n, d) => n + f(d), 0);
-  const clientOk = sum(h, (d) => d.ok);
-  const inFlight = h.drives.length * cfg.connections;
+  const hangarDrives = [...h.drives, ...(fixed?.drives ?? [])];
+  const clientOk = hangarDrives.reduce((n, d) => n + d.ok, 0);
+  const inFlight = hangarDrives.length * cfg.connections;
   const queue = new Queue(`pool-${POOL}`, { connection: redis, prefix });
   const relay = await waitForRelay(queue, redis, `${prefix}:outbox`, created, hangar, profDir && join(profDir, `relay-run${index}-${process.pid}.cpuprofile`));
   await queue.close();
@@ -479,8 +491,8 @@ log: {level: silent}
   const checks = [];
   const check = (ok, text) => checks.push({ ok, text });
   check(sum(b, (d) => d.non2xx) === 0, `bare: every answer 2xx (${fmtStatus(b)})`);
-  check(sum(h, (d) => d.non2xx) === 0, `Hangar: every answer 2xx (${fmtStatus(h)})`);
-  const errs = sum(b, (d) => d.errors + d.timeouts) + sum(h, (d) => d.errors + d.timeouts);
+  check(hangarDrives.every((d) => d.non2xx === 0), `Hangar: every answer 2xx (${fmtStatus({ drives: hangarDrives })})`);
+  const errs = [...b.drives, ...hangarDrives].reduce((n, d) => n + d.errors + d.timeouts, 0);
   check(errs === 0, `no connection errors or timeouts on the client (${errs})`);
   check(
     other.length === 0 && created >= clientOk && created - clientOk <= inFlight,
@@ -492,7 +504,11 @@ log: {level: silent}
     `outbox relay: BullMQ pool "${POOL}" holds ${relay.enqueued} jobs for ${created} accepted deliveries, outbox left ${relay.outboxLeft} ` +
       `(backlog when the load stopped: ${created - relay.atEnd.enqueued}, drained in ${relay.drainSeconds.toFixed(1)} s)`,
   );
-  return { index, prefix, bare: b, hangar: h, server, relay, created, checks, redisSettings: { appendonly, appendfsync, policy }, redisState, commands };
+  if (fixed) {
+    const m = fixed.measured;
+    check(m.rps >= 0.97 * cfg.rate, `Hangar kept up with the fixed rate: ${f0(m.rps)} of ${f0(cfg.rate)} deliveries/s answered`);
+  }
+  return { index, prefix, bare: b, hangar: h, fixed, server, relay, created, checks, redisSettings: { appendonly, appendfsync, policy }, redisState, commands };
 }
 
 const fmtStatus = (p) => {
@@ -534,7 +550,9 @@ function report(r) {
   const h = r.hangar.measured;
   const rl = r.relay;
   console.log('');
-  console.log(table([rowOf('bare Fastify (202)', b), rowOf('Hangar intake (202)', h)]));
+  const rows = [rowOf('bare Fastify (202)', b), rowOf('Hangar intake (202)', h)];
+  if (r.fixed) rows.push(rowOf(`Hangar at ${f0(cfg.rate)}/s fixed`, r.fixed.measured));
+  console.log(table(rows));
   console.log(`${'Hangar / bare'.padEnd(22)} ${pad(`${f2(h.rps / b.rps)}×`, 13)}   p99 ${f2(h.p99 / b.p99)}×   (p99.9: bare ${f2(b.p999)} ms, Hangar ${f2(h.p999)} ms)`);
   console.log(`  CPU columns: cores used during the measured ${cfg.duration} s by the server child, redis-server, the load generator, and every other process on the machine (noise)`);
   console.log(`  Hangar handler time (its own histogram, mean, "created"): ${f2(r.server.handlerMeanMs)} ms; control CPU per delivery: ${f0((h.cpu.server * 1e6) / h.rps)} µs`);

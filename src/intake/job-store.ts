@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Decision } from '../domain/policy.js';
 import { STATE_RANK, queueEffect } from '../domain/lifecycle.js';
 import type { WorkflowJobEvent } from '../domain/workflow-job.js';
+import type { PoolJobData } from '../queue/contracts.js';
 import type { Keys } from '../queue/keys.js';
 
 /**
@@ -9,44 +10,65 @@ import type { Keys } from '../queue/keys.js';
  * event dedupe (job id + action), the job record (state only moves forward), the decision
  * audit entry and the queue command in the outbox. Either all of it is stored or none, so a
  * 202 always means "stored" and a Redis failure means "nothing stored, GitHub may redeliver".
+ *
+ * The record is one hash: what never changes (repo, run, labels, decision…) as one JSON field
+ * `job`, written once; what moves (state, timestamps, runner, conclusion) as fields of their own;
+ * and `ev:<action>` per event seen, which is the event dedupe and lives as long as the record.
+ * This shape is about Redis's CPU per delivery: splitting the JSON into ~16 hash fields inside
+ * the script (cjson) cost more than the rest of the script together (see docs/benchmarks.md).
  */
 export type RecordOutcome = 'created' | 'advanced' | 'stale' | 'duplicate-delivery' | 'duplicate-event';
 
-const SCRIPT = `
-local AUDITED = { repo = true, decision = true, pool = true, reason = true, headBranch = true }
-local ttl, state, rank, now = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local effect, jobId, keepSeconds = ARGV[5], ARGV[6], tonumber(ARGV[7])
-local function pairsOf(json)
-  local out = {}
-  for k, v in pairs(cjson.decode(json)) do out[#out + 1] = k; out[#out + 1] = tostring(v) end
-  return out
-end
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ttl) then return 'duplicate-delivery' end
-if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ttl) then return 'duplicate-event' end
-local created = redis.call('EXISTS', KEYS[3]) == 0
-local old = tonumber(redis.call('HGET', KEYS[3], 'rank') or '0')
+const script = (deliveryTtlSeconds: number, keepSeconds: number) => `
+local action, rank, now, effect, jobId = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ${deliveryTtlSeconds}) then return 'duplicate-delivery' end
+local seen = redis.call('HMGET', KEYS[2], 'rank', 'ev:' .. action)
+if seen[2] then return 'duplicate-event' end
+local created = not seen[1]
+local fields = {'ev:' .. action, now}
 if created then
-  local fields = pairsOf(ARGV[8])
-  redis.call('HSET', KEYS[3], 'createdAt', now, unpack(fields))
-  local audit = {'workflowJobId', jobId, 'at', now}
-  for i = 1, #fields, 2 do
-    if AUDITED[fields[i]] then audit[#audit + 1] = fields[i]; audit[#audit + 1] = fields[i + 1] end
+  for _, v in ipairs({'job', ARGV[6], 'pool', ARGV[9], 'createdAt', now}) do fields[#fields + 1] = v end
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', '10000', '*', 'workflowJobId', jobId, 'at', now,
+    'repo', ARGV[7], 'decision', ARGV[8], 'pool', ARGV[9], 'reason', ARGV[10], 'headBranch', ARGV[11])
+end
+local outcome = 'stale'
+if rank > tonumber(seen[1] or '0') then
+  for _, v in ipairs({'state', action, 'rank', rank, 'updatedAt', now, action .. 'At', now}) do fields[#fields + 1] = v end
+  for i = 13, #ARGV do fields[#fields + 1] = ARGV[i] end
+  redis.call('ZADD', KEYS[3], now, jobId)
+  -- The outbox entry carries what the relay needs, so it never reads the record back.
+  if effect == 'enqueue' then
+    redis.call('XADD', KEYS[5], '*', 'op', effect, 'workflowJobId', jobId, 'data', ARGV[12])
+  elseif effect == 'cancel' then
+    local pool = created and ARGV[9] or redis.call('HGET', KEYS[2], 'pool')
+    redis.call('XADD', KEYS[5], '*', 'op', effect, 'workflowJobId', jobId, 'pool', pool or '')
   end
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', '10000', '*', unpack(audit))
+  outcome = created and 'created' or 'advanced'
 end
-if rank <= old then return 'stale' end
-local updates = pairsOf(ARGV[9])
-for _, v in ipairs({'state', state, 'rank', rank, 'updatedAt', now, state .. 'At', now}) do updates[#updates + 1] = v end
-redis.call('HSET', KEYS[3], unpack(updates))
-redis.call('EXPIRE', KEYS[3], keepSeconds)
-redis.call('ZADD', KEYS[4], now, jobId)
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', tonumber(now) - keepSeconds * 1000)
-if effect ~= 'none' then
-  redis.call('XADD', KEYS[6], '*', 'op', effect, 'workflowJobId', jobId)
-end
-if created then return 'created' end
-return 'advanced'
+redis.call('HSET', KEYS[2], unpack(fields))
+redis.call('EXPIRE', KEYS[2], ${keepSeconds})
+return outcome
 `;
+
+/** The part of a record that never changes after the first event (stored as JSON). */
+interface StaticFields {
+  repo: string;
+  owner: string;
+  repoId: number;
+  visibility: string;
+  runId: number;
+  runAttempt: number;
+  jobName: string;
+  workflowName: string | null;
+  labels: string[];
+  headBranch: string | null;
+  headSha: string;
+  installationId: number | null;
+  decision: Decision['kind'];
+  pool: string | null;
+  reason: string | null;
+  firstDeliveryId: string;
+}
 
 export interface JobStoreOptions {
   deliveryTtlSeconds: number;
@@ -55,54 +77,77 @@ export interface JobStoreOptions {
 }
 
 export class JobStore {
-  private readonly keepSeconds: number;
+  private readonly run: (...args: (string | number)[]) => Promise<RecordOutcome>;
 
   constructor(
     private readonly redis: Redis,
     private readonly k: Keys,
-    private readonly opts: JobStoreOptions,
+    opts: JobStoreOptions,
   ) {
-    this.keepSeconds = opts.keepSeconds ?? 14 * 24 * 3600;
-    redis.defineCommand('hangarRecordEvent', { numberOfKeys: 6, lua: SCRIPT });
+    const keepSeconds = opts.keepSeconds ?? 14 * 24 * 3600;
+    for (const [name, n] of [['deliveryTtlSeconds', opts.deliveryTtlSeconds], ['keepSeconds', keepSeconds]] as const) {
+      if (!Number.isInteger(n) || n <= 0) throw new Error(`JobStore: ${name} must be a positive integer, got ${n}`);
+    }
+    // The TTLs are part of the script's text: fewer arguments to build and send per delivery.
+    const command = `hangarRecordEvent_${opts.deliveryTtlSeconds}_${keepSeconds}`;
+    redis.defineCommand(command, { numberOfKeys: 5, lua: script(opts.deliveryTtlSeconds, keepSeconds) });
+    this.run = (redis as unknown as Record<string, (...a: (string | number)[]) => Promise<RecordOutcome>>)[command]!.bind(redis);
   }
 
   async record(deliveryId: string, ev: WorkflowJobEvent, decision: Decision, now = Date.now()): Promise<RecordOutcome> {
-    // Two JSON arguments rather than ~40: building and writing each argument is most of the
-    // client's cost per delivery. Numbers travel as strings: Lua's tostring would round ids past 14 digits.
-    const staticFields = JSON.stringify({
+    const pool = decision.kind === 'accept' ? decision.pool : null;
+    const reason = decision.kind === 'reject' ? decision.reason : null;
+    const fields: StaticFields = {
       repo: ev.repo,
       owner: ev.owner,
-      repoId: String(ev.repoId),
+      repoId: ev.repoId,
       visibility: ev.visibility,
-      runId: String(ev.runId),
-      runAttempt: String(ev.runAttempt),
+      runId: ev.runId,
+      runAttempt: ev.runAttempt,
       jobName: ev.jobName,
-      workflowName: ev.workflowName ?? '',
-      labels: JSON.stringify(ev.labels),
-      headBranch: ev.headBranch ?? '',
+      workflowName: ev.workflowName,
+      labels: ev.labels,
+      headBranch: ev.headBranch,
       headSha: ev.headSha,
-      installationId: ev.installationId === null ? '' : String(ev.installationId),
+      installationId: ev.installationId,
       decision: decision.kind,
-      pool: decision.kind === 'accept' ? decision.pool : '',
-      reason: decision.kind === 'reject' ? decision.reason : '',
+      pool,
+      reason,
       firstDeliveryId: deliveryId,
-    });
-    const updates = JSON.stringify({
-      ...(ev.runnerId !== null ? { runnerId: String(ev.runnerId) } : {}),
-      ...(ev.runnerName !== null ? { runnerName: ev.runnerName } : {}),
-      ...(ev.conclusion !== null ? { conclusion: ev.conclusion } : {}),
-    });
-    const k = this.k;
-    const run = (this.redis as unknown as Record<string, (...a: (string | number)[]) => Promise<RecordOutcome>>).hangarRecordEvent!;
-    return run.call(
-      this.redis,
-      k.delivery(deliveryId), k.event(ev.workflowJobId, ev.action), k.job(ev.workflowJobId), k.jobIndex, k.decisions, k.outbox,
-      this.opts.deliveryTtlSeconds, ev.action, STATE_RANK[ev.action], now,
-      queueEffect(ev.action, decision), ev.workflowJobId, this.keepSeconds, staticFields, updates,
-    );
+    };
+    const effect = queueEffect(ev.action, decision);
+    // The queue entry, when this event enqueues: a job is enqueued only by the event that creates its record.
+    const data: PoolJobData | null =
+      effect === 'enqueue' && pool !== null
+        ? {
+            workflowJobId: ev.workflowJobId,
+            runId: ev.runId,
+            runAttempt: ev.runAttempt,
+            repo: ev.repo,
+            owner: ev.owner,
+            labels: ev.labels,
+            pool,
+            headBranch: ev.headBranch,
+            installationId: ev.installationId,
+            queuedAt: now,
+          }
+        : null;
+    const args: (string | number)[] = [
+      this.k.delivery(deliveryId), this.k.job(ev.workflowJobId), this.k.jobIndex, this.k.decisions, this.k.outbox,
+      ev.action, STATE_RANK[ev.action], now, effect, ev.workflowJobId, JSON.stringify(fields),
+      ev.repo, decision.kind, pool ?? '', reason ?? '', ev.headBranch ?? '', data ? JSON.stringify(data) : '',
+    ];
+    if (ev.runnerId !== null) args.push('runnerId', ev.runnerId);
+    if (ev.runnerName !== null) args.push('runnerName', ev.runnerName);
+    if (ev.conclusion !== null) args.push('conclusion', ev.conclusion);
+    return this.run(...args);
   }
 }
 
+/** Removes index entries of jobs whose last event is older than `keepSeconds` (their records have expired). */
+export async function trimJobIndex(redis: Redis, k: Keys, keepSeconds = 14 * 24 * 3600, now = Date.now()): Promise<number> {
+  return redis.zremrangebyscore(k.jobIndex, '-inf', now - keepSeconds * 1000);
+}
 
 /** A job record as stored, read back (the relay, `hangar` commands and the dashboard use it). */
 export interface JobRecord {
@@ -131,41 +176,27 @@ export async function readJobRecord(redis: Redis, k: Keys, workflowJobId: number
   return toRecord(workflowJobId, await redis.hgetall(k.job(workflowJobId)));
 }
 
-/** Several records in one round trip (the outbox relay reads a batch at a time). */
-export async function readJobRecords(redis: Redis, k: Keys, ids: readonly number[]): Promise<Map<number, JobRecord>> {
-  const pipe = redis.pipeline();
-  for (const id of ids) pipe.hgetall(k.job(id));
-  const replies = (await pipe.exec()) ?? [];
-  const out = new Map<number, JobRecord>();
-  replies.forEach(([err, h], i) => {
-    if (err) throw err;
-    const rec = toRecord(ids[i]!, h as Record<string, string>);
-    if (rec) out.set(ids[i]!, rec);
-  });
-  return out;
-}
-
 function toRecord(workflowJobId: number, h: Record<string, string>): JobRecord | null {
-  if (!h.state) return null;
-  const orNull = (v: string | undefined) => (v ? v : null);
+  if (!h.state || !h.job) return null;
+  const f = JSON.parse(h.job) as StaticFields;
   return {
     workflowJobId,
-    repo: h.repo ?? '',
-    owner: h.owner ?? '',
-    visibility: h.visibility ?? '',
-    runId: Number(h.runId),
-    runAttempt: Number(h.runAttempt),
-    jobName: h.jobName ?? '',
-    workflowName: orNull(h.workflowName),
-    labels: JSON.parse(h.labels ?? '[]') as string[],
-    headBranch: orNull(h.headBranch),
-    installationId: h.installationId ? Number(h.installationId) : null,
-    decision: h.decision as JobRecord['decision'],
-    pool: orNull(h.pool),
-    reason: orNull(h.reason),
+    repo: f.repo,
+    owner: f.owner,
+    visibility: f.visibility,
+    runId: f.runId,
+    runAttempt: f.runAttempt,
+    jobName: f.jobName,
+    workflowName: f.workflowName,
+    labels: f.labels,
+    headBranch: f.headBranch,
+    installationId: f.installationId,
+    decision: f.decision,
+    pool: f.pool,
+    reason: f.reason,
     state: h.state as JobRecord['state'],
-    runnerName: orNull(h.runnerName),
-    conclusion: orNull(h.conclusion),
+    runnerName: h.runnerName || null,
+    conclusion: h.conclusion || null,
     createdAt: Number(h.createdAt),
     updatedAt: Number(h.updatedAt),
   };

@@ -10,7 +10,7 @@ import { intakeRoutes } from '../intake/route.js';
 import { createGitHubClient, type GitHubClient } from '../github/index.js';
 import { jitRoutes } from '../jit/route.js';
 import { keys } from '../queue/keys.js';
-import { OutboxRelay } from '../queue/outbox.js';
+import { OutboxWorker } from '../queue/outbox-worker.js';
 import { PoolQueues } from '../queue/pool-queues.js';
 import { checkRedis } from '../queue/redis-readiness.js';
 
@@ -54,14 +54,14 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
   const queueConn = new Redis(config.redis.url, { ...redisOpts, commandTimeout: undefined, lazyConnect: true });
   queueConn.on('error', () => undefined);
   await queueConn.connect();
-  const blocking = new Redis(config.redis.url, { maxRetriesPerRequest: null, retryStrategy: redisOpts.retryStrategy });
-  blocking.on('error', () => undefined);
+  // Queue reads for /metrics and callers; the relay that writes the queues has a thread of its own.
   const queues = new PoolQueues(queueConn, config.redis.prefix, config.pools.map((p) => p.name), (err) =>
     logger.debug({ err: err.message }, 'queue connection error'),
   );
-  const relayConn = new Redis(config.redis.url, { maxRetriesPerRequest: 1, retryStrategy: redisOpts.retryStrategy });
-  relayConn.on('error', () => undefined);
-  const relay = new OutboxRelay({ blocking, redis: relayConn, keys: k, queues, logger: logger.child({ unit: 'outbox' }) });
+  const relay = new OutboxWorker(
+    { redisUrl: config.redis.url, prefix: config.redis.prefix, pools: config.pools.map((p) => p.name), level: logger.level },
+    logger.child({ unit: 'outbox' }),
+  );
 
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'hangar_control_' });
@@ -107,7 +107,13 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
     return reply.code(ok ? 200 : 503).send({ ok, redis: ok ? 'up' : 'down' });
   });
   app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
-  relay.start();
+  try {
+    await relay.start();
+  } catch (err) {
+    await queues.close();
+    for (const c of [redis, queueConn]) c.disconnect();
+    throw err;
+  }
 
   return {
     app,
@@ -119,7 +125,7 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
       await app.close();
       await relay.stop();
       await queues.close();
-      for (const c of [redis, queueConn, blocking, relayConn]) c.disconnect();
+      for (const c of [redis, queueConn]) c.disconnect();
     },
   };
 }

@@ -5,7 +5,7 @@
 export interface Keys {
   prefix: string;
   delivery(deliveryId: string): string;
-  event(workflowJobId: number, action: string): string;
+  /** A workflow job's record; it also remembers which of the job's events were seen (dedupe). */
   job(workflowJobId: number): string;
   /** Sorted set of workflow job ids by last update, for listings. */
   jobIndex: string;
@@ -19,7 +19,6 @@ export function keys(prefix: string): Keys {
   return {
     prefix,
     delivery: (id) => `${prefix}:delivery:${id}`,
-    event: (id, action) => `${prefix}:event:${id}:${action}`,
     job: (id) => `${prefix}:job:${id}`,
     jobIndex: `${prefix}:jobs`,
     decisions: `${prefix}:decisions`,

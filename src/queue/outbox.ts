@@ -1,8 +1,7 @@
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { readJobRecords, type JobRecord } from '../intake/job-store.js';
-import type { PoolJobData } from './contracts.js';
+import { poolJobData, type PoolJobData } from './contracts.js';
 import type { Keys } from './keys.js';
 import type { PoolQueues } from './pool-queues.js';
 
@@ -10,12 +9,13 @@ import type { PoolQueues } from './pool-queues.js';
  * Moves queue commands from the outbox stream into BullMQ. The intake writes the job record
  * and its command in one atomic script (BullMQ's own add is a separate script, so it cannot
  * join that transaction); this relay applies them at least once. Re-applying is harmless:
- * BullMQ ignores a second add with the same job id, and the record is checked first, so a job
- * that completed meanwhile is never enqueued. Several controls share the work through a
+ * BullMQ ignores a second add with the same job id. Several controls share the work through a
  * consumer group; entries of a control that died are claimed after `claimIdleMs`.
  */
 const GROUP = 'relay';
 const BATCH = 200;
+/** After a partial batch, how long to let the next entries gather (adds at most this to pickup). */
+const GATHER_MS = 20;
 
 export interface OutboxRelayOptions {
   /** Blocking connection used only for XREADGROUP. */
@@ -54,13 +54,28 @@ export class OutboxRelay {
   private async run(): Promise<void> {
     let backoff = 100;
     let pendingFirst = true;
+    let groupReady = false;
+    let lastClaim = 0;
+    const claimIdleMs = this.o.claimIdleMs ?? 30_000;
     while (this.running) {
       try {
-        await this.ensureGroup();
-        // After a restart, first finish what this consumer had read but not acknowledged.
-        const handled = pendingFirst ? await this.readBatch('0', 0) : await this.readBatch('>', 1000);
-        if (pendingFirst && handled === 0) pendingFirst = false;
-        if (!pendingFirst) await this.claimAbandoned();
+        if (!groupReady) {
+          await this.ensureGroup();
+          groupReady = true;
+        }
+        if (pendingFirst) {
+          // After a (re)start, first finish what this consumer had read but not acknowledged.
+          if ((await this.readBatch('0', 0)) === 0) pendingFirst = false;
+          continue;
+        }
+        const n = await this.readBatch('>', 1000);
+        // Entries of a consumer that died, now and then (not every round: XAUTOCLAIM walks the pending list).
+        if (Date.now() - lastClaim >= Math.min(claimIdleMs / 2, 5000)) {
+          await this.claimAbandoned();
+          lastClaim = Date.now();
+        }
+        // A partial batch under load: let the next entries gather, so they share round trips.
+        if (n > 0 && n < BATCH) await sleep(GATHER_MS);
         backoff = 100;
       } catch (err) {
         if (!this.running) break;
@@ -68,6 +83,7 @@ export class OutboxRelay {
         await sleep(backoff);
         backoff = Math.min(backoff * 2, 2000);
         pendingFirst = true;
+        groupReady = false;
         if (this.o.blocking.status === 'end') await this.o.blocking.connect().catch(() => undefined);
       }
     }
@@ -101,52 +117,44 @@ export class OutboxRelay {
   }
 
   /**
-   * A batch in a few round trips: the records in one pipeline, the enqueues in one addBulk per
-   * pool, then the cancels, then one acknowledgement. Enqueues go first: a batch never holds a
-   * job's cancel before its enqueue (the record's state only moves forward), and an enqueue of a
-   * job that completed meanwhile is skipped because the record says so.
+   * A batch in a few round trips: the enqueues in one addBulk per pool, then the cancels, then
+   * one acknowledgement. Each entry carries what it needs (the queue entry, or the pool), so no
+   * record is read. Enqueues go first: a job's cancel is never before its enqueue in the stream.
+   * An entry of a job that completed meanwhile may still be enqueued when several relays share
+   * the stream; the mint check (the record is no longer queued) then refuses it, so no VM starts.
    */
   private async applyBatch(entries: [string, string[] | null][]): Promise<void> {
     if (entries.length === 0) return;
-    const ops = entries.map(([id, fields]) => {
-      const f = Object.fromEntries(chunk(fields ?? []));
-      return { id, op: f.op ?? '', workflowJobId: Number(f.workflowJobId) };
-    });
-    const ids = [...new Set(ops.map((o) => o.workflowJobId).filter(Number.isInteger))];
-    const records = await readJobRecords(this.o.redis, this.o.keys, ids);
-    const enqueue = new Map<number, JobRecord>();
-    const cancel: JobRecord[] = [];
-    for (const o of ops) {
-      const rec = records.get(o.workflowJobId);
-      // No record (expired), not accepted, or already past queued: nothing to do for the queue.
-      if (!rec || rec.decision !== 'accept' || !rec.pool) continue;
-      if (o.op === 'enqueue' && rec.state === 'queued') enqueue.set(o.workflowJobId, rec);
-      if (o.op === 'cancel') cancel.push(rec);
+    const enqueue = new Map<number, PoolJobData>();
+    const cancel: { workflowJobId: number; pool: string }[] = [];
+    for (const [id, flat] of entries) {
+      const f = Object.fromEntries(chunk(flat ?? []));
+      const workflowJobId = Number(f.workflowJobId);
+      if (f.op === 'enqueue' && f.data) {
+        const parsed = poolJobData.safeParse(safeJson(f.data));
+        if (parsed.success) enqueue.set(workflowJobId, parsed.data);
+        else this.o.logger.error({ entry: id, workflowJobId }, 'outbox entry without a valid queue entry; skipped');
+      } else if (f.op === 'cancel' && f.pool) {
+        cancel.push({ workflowJobId, pool: f.pool });
+      }
     }
-    await this.o.queues.addBulk([...enqueue.values()].map(jobData));
-    for (const rec of cancel) {
-      const removed = await this.o.queues.removeWaiting(rec.pool!, rec.workflowJobId);
-      if (removed) this.o.logger.info({ workflowJobId: rec.workflowJobId, pool: rec.pool }, 'waiting job removed: completed before a runner took it');
+    await this.o.queues.addBulk([...enqueue.values()]);
+    for (const c of cancel) {
+      if (!this.o.queues.pools.includes(c.pool)) continue;
+      const removed = await this.o.queues.removeWaiting(c.pool, c.workflowJobId);
+      if (removed) this.o.logger.info(c, 'waiting job removed: completed before a runner took it');
     }
     const entryIds = entries.map(([id]) => id);
     await this.o.redis.multi().xack(this.o.keys.outbox, GROUP, ...entryIds).xdel(this.o.keys.outbox, ...entryIds).exec();
   }
 }
 
-/** The queue entry of an accepted job, from its record: everything an agent needs, no secret. */
-function jobData(rec: JobRecord): PoolJobData {
-  return {
-    workflowJobId: rec.workflowJobId,
-    runId: rec.runId,
-    runAttempt: rec.runAttempt,
-    repo: rec.repo,
-    owner: rec.owner,
-    labels: rec.labels,
-    pool: rec.pool!,
-    headBranch: rec.headBranch,
-    installationId: rec.installationId,
-    queuedAt: rec.createdAt,
-  };
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
 }
 
 function chunk(flat: string[]): [string, string][] {

@@ -1,0 +1,62 @@
+/**
+ * The outbox relay's thread (see outbox-worker.ts, which starts it): its own Redis connections,
+ * BullMQ queues and event loop, so that moving a batch into BullMQ never delays a webhook
+ * answer on the control's main thread. Logs go to the main thread's logger.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { trimJobIndex } from '../intake/job-store.js';
+import { keys } from './keys.js';
+import { OutboxRelay } from './outbox.js';
+import { PoolQueues } from './pool-queues.js';
+import type { RelayThreadData, RelayThreadMessage } from './outbox-worker.js';
+
+const port = parentPort;
+if (!port) throw new Error('outbox-thread.ts runs as a worker thread (started by queue/outbox-worker.ts)');
+const data = workerData as RelayThreadData;
+const post = (m: RelayThreadMessage) => port.postMessage(m);
+
+const logger = pino({
+  level: data.level,
+  hooks: {
+    logMethod(args, _method, level) {
+      post({ type: 'log', level, args: JSON.parse(JSON.stringify(args)) as unknown[] });
+    },
+  },
+});
+
+const retryStrategy = (n: number) => Math.min(50 * 2 ** n, 2000);
+const quiet = (r: Redis) => {
+  r.on('error', () => undefined); // reconnects on its own; the relay logs failures per round
+  return r;
+};
+const k = keys(data.prefix);
+const queueConn = quiet(new Redis(data.redisUrl, { maxRetriesPerRequest: 1, retryStrategy }));
+const blocking = quiet(new Redis(data.redisUrl, { maxRetriesPerRequest: null, retryStrategy }));
+// A plain connection for the relay's own commands: BullMQ's carries its scripts into every multi().
+const relayConn = quiet(new Redis(data.redisUrl, { maxRetriesPerRequest: 1, retryStrategy }));
+const queues = new PoolQueues(queueConn, data.prefix, data.pools, (err) => logger.debug({ err: err.message }, 'queue connection error'));
+const relay = new OutboxRelay({ blocking, redis: relayConn, keys: k, queues, logger, consumer: data.consumer, claimIdleMs: data.claimIdleMs });
+
+// Housekeeping: the job index keeps ids whose records have expired; trim it now and then.
+const trim = setInterval(() => {
+  trimJobIndex(relayConn, k, data.keepSeconds).catch((err: Error) => logger.debug({ err: err.message }, 'job index not trimmed'));
+}, 60_000);
+
+port.on('message', (m: RelayThreadMessage) => {
+  if (m.type !== 'stop') return;
+  clearInterval(trim);
+  void relay
+    .stop()
+    .then(() => queues.close())
+    .catch((err: Error) => logger.warn({ err: err.message }, 'outbox relay did not stop cleanly'))
+    .finally(() => {
+      for (const c of [queueConn, blocking, relayConn]) c.disconnect();
+      post({ type: 'stopped' });
+      port.close();
+    });
+});
+
+relay.start();
+post({ type: 'ready' });

@@ -1,0 +1,114 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+
+/**
+ * Runs the outbox relay (outbox.ts) in a worker thread of the control and restarts it if it
+ * dies. The intake's main thread then does only HTTP and one Redis script per delivery; the
+ * relay's BullMQ work (about a fifth of the control's CPU under load) and its batches never
+ * hold up a webhook answer.
+ */
+export interface RelayThreadData {
+  redisUrl: string;
+  prefix: string;
+  pools: string[];
+  level: string;
+  consumer?: string;
+  claimIdleMs?: number;
+  keepSeconds?: number;
+}
+
+export type RelayThreadMessage =
+  | { type: 'ready' }
+  | { type: 'stopped' }
+  | { type: 'stop' }
+  | { type: 'log'; level: number; args: unknown[] };
+
+/**
+ * The thread's entry: the compiled module in a build. Run from source (the tests, under vitest),
+ * the TS module, loaded through tsx (a dev dependency) registered inside the thread.
+ */
+function entry(): { file: URL | string; eval?: boolean } {
+  if (import.meta.url.endsWith('.ts')) {
+    const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api')).href.replace(/\.cjs$/, '.mjs');
+    const module = new URL('./outbox-thread.ts', import.meta.url).href;
+    return { file: `import(${JSON.stringify(tsx)}).then((t) => { t.register(); return import(${JSON.stringify(module)}); });`, eval: true };
+  }
+  const file = new URL('./outbox-thread.js', import.meta.url);
+  if (!existsSync(fileURLToPath(file))) throw new Error(`${fileURLToPath(file)} is missing: the build is incomplete (npm run build)`);
+  return { file };
+}
+
+export class OutboxWorker {
+  private worker: Worker | undefined;
+  private stopping = false;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private restarts = 0;
+
+  constructor(
+    private readonly data: RelayThreadData,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Starts the thread; resolves once it runs (its Redis connections come up on their own). */
+  async start(): Promise<void> {
+    const { file, eval: isCode } = entry();
+    const worker = new Worker(file, { workerData: this.data, eval: isCode, name: 'hangar-outbox-relay' });
+    this.worker = worker;
+    worker.on('message', (m: RelayThreadMessage) => {
+      if (m.type === 'log') {
+        const label = this.logger.levels.labels[m.level] as 'info' | 'warn' | 'error' | 'debug' | undefined;
+        const log = label ? this.logger[label] : undefined;
+        (log as ((...a: unknown[]) => void) | undefined)?.apply(this.logger, m.args);
+      }
+    });
+    let running = false;
+    const ready = new Promise<void>((resolve, reject) => {
+      const onMessage = (m: RelayThreadMessage) => {
+        if (m.type !== 'ready') return;
+        worker.off('message', onMessage);
+        running = true;
+        resolve();
+      };
+      worker.on('message', onMessage);
+      worker.once('error', (err) => reject(new Error(`the outbox relay thread failed to start: ${err.message}`)));
+      worker.once('exit', (code) => reject(new Error(`the outbox relay thread exited during start (code ${code})`)));
+    });
+    worker.on('error', (err) => this.logger.error({ err }, 'outbox relay thread failed'));
+    worker.on('exit', (code) => {
+      // Before 'ready' the caller of start() sees the failure; after it, the thread is restarted.
+      if (!running || this.worker !== worker || this.stopping) return;
+      this.worker = undefined;
+      this.logger.error({ code }, 'outbox relay thread exited');
+      this.restartLater();
+    });
+    await ready;
+    this.restarts = 0;
+  }
+
+  private restartLater(): void {
+    const inMs = Math.min(1000 * 2 ** this.restarts++, 30_000);
+    this.logger.warn({ restartInMs: inMs }, 'restarting the outbox relay thread');
+    this.restartTimer = setTimeout(() => {
+      if (this.stopping) return;
+      this.start().catch((err: Error) => {
+        this.logger.error({ err: err.message }, 'outbox relay thread did not restart');
+        this.restartLater();
+      });
+    }, inMs);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.restartTimer);
+    const worker = this.worker;
+    if (!worker) return;
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    worker.postMessage({ type: 'stop' } satisfies RelayThreadMessage);
+    const t = setTimeout(() => void worker.terminate(), 10_000);
+    await exited;
+    clearTimeout(t);
+  }
+}
