@@ -8,6 +8,7 @@
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import Fastify from 'fastify';
 
@@ -74,8 +75,20 @@ async function profile(msg) {
   }
 }
 
+// Event-loop delay of the main thread (the thread that answers webhooks), per measured window.
+const eld = monitorEventLoopDelay({ resolution: 1 });
+eld.enable();
+
 process.on('message', (msg) => {
   if (msg?.type === 'cpu') send({ type: 'cpu', id: msg.id, usage: process.cpuUsage() });
+  if (msg?.type === 'eld-reset') {
+    eld.reset();
+    send({ type: 'eld-reset', id: msg.id });
+  }
+  if (msg?.type === 'eld') {
+    const ms = (ns) => ns / 1e6;
+    send({ type: 'eld', id: msg.id, p50: ms(eld.percentile(50)), p99: ms(eld.percentile(99)), max: ms(eld.max) });
+  }
   if (msg?.type === 'profile-start' || msg?.type === 'profile-stop') void profile(msg);
   if (msg?.type === 'stop') void stop(0);
 });

@@ -131,6 +131,8 @@ for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) 
 async function startServer(mode, args = []) {
   const child = fork(join(here, 'intake-server.mjs'), [mode, ...args], {
     env: { ...process.env, HANGAR_BENCH_DIST: dist },
+    // For experiments, e.g. HANGAR_BENCH_SERVER_ARGS="--trace-gc" (flags NODE_OPTIONS refuses).
+    execArgv: (process.env.HANGAR_BENCH_SERVER_ARGS ?? '').split(' ').filter(Boolean),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })));
@@ -265,6 +267,9 @@ async function drive(server, seconds, redis, rate) {
   // Enough for the phase at 1.5× the best rate seen so far against this server (at least 6,000/s).
   reqs.prepare(reqs.cycle ? 20_000 : Math.ceil(seconds * Math.max(6000, 1.5 * (server.bestRps ?? 0), rate ?? 0)));
   const late0 = reqs.builtLate;
+  await server.ask('eld-reset');
+  await redis.config('SET', 'latency-monitor-threshold', '10');
+  await redis.latency('RESET');
   const cpu0 = { me: process.cpuUsage(), server: await server.cpu(), redis: await redisCpuSeconds(redis), machine: machineBusySeconds() };
   const t0 = performance.now();
   const result = await load({
@@ -281,6 +286,9 @@ async function drive(server, seconds, redis, rate) {
   const wall = (performance.now() - t0) / 1000;
   const cpu1 = { me: process.cpuUsage(), server: await server.cpu(), redis: await redisCpuSeconds(redis), machine: machineBusySeconds() };
   const ours = cpuShare(cpu0.server, cpu1.server, wall) + (cpu1.redis - cpu0.redis) / wall + cpuShare(cpu0.me, cpu1.me, wall);
+  const eld = await server.ask('eld');
+  // Redis's own record of events that took ≥ 10 ms (command, fork, AOF fsync/write…) in this window.
+  const redisStalls = ((await redis.latency('LATEST')) ?? []).map(([event, , last, max]) => ({ event, last, max }));
   const ok = lat.n;
   const p = lat.percentiles([50, 90, 99, 99.9]);
   if (rate === undefined) server.bestRps = Math.max(server.bestRps ?? 0, ok / result.seconds);
@@ -300,6 +308,8 @@ async function drive(server, seconds, redis, rate) {
     errors: result.errors,
     timeouts: 0, // a timed-out request is counted in errors
     builtLate: reqs.builtLate - late0,
+    eventLoopDelay: { p50: eld.p50, p99: eld.p99, max: eld.max },
+    redisStalls,
     cpu: {
       server: cpuShare(cpu0.server, cpu1.server, wall),
       redis: (cpu1.redis - cpu0.redis) / wall,
@@ -565,6 +575,11 @@ function report(r) {
     `  redis afterwards: ${f0(rs.usedMemoryMB)} MB used, AOF ${f0(rs.aofMB)} MB, ${rs.aofRewrites} AOF rewrite(s) during the run` +
       (rs.aofRewrites > 0 ? ` (last fork ${f2(rs.latestForkUs / 1000)} ms)` : ''),
   );
+  for (const [name, m] of [['bare', b], ['Hangar', h], ...(r.fixed ? [[`Hangar at ${f0(cfg.rate)}/s`, r.fixed.measured]] : [])]) {
+    const e = m.eventLoopDelay;
+    const stalls = m.redisStalls.map((x) => `${x.event} max ${x.max} ms`).join(', ') || 'none';
+    console.log(`  ${name}: server main-thread event-loop delay p50 ${f2(e.p50)} / p99 ${f2(e.p99)} / max ${f2(e.max)} ms; redis stalls ≥ 10 ms: ${stalls}`);
+  }
   const perDelivery = (us) => f2(us / Math.max(1, r.created));
   const total = r.commands.reduce((n, c) => n + c.usec, 0);
   console.log(

@@ -3,6 +3,8 @@
  * BullMQ queues and event loop, so that moving a batch into BullMQ never delays a webhook
  * answer on the control's main thread. Logs go to the main thread's logger.
  */
+import { readlinkSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -10,12 +12,13 @@ import { trimJobIndex } from '../intake/job-store.js';
 import { keys } from './keys.js';
 import { OutboxRelay } from './outbox.js';
 import { PoolQueues } from './pool-queues.js';
-import type { RelayThreadData, RelayThreadMessage } from './outbox-worker.js';
+import { RELAY_NICE, type RelayThreadData, type RelayThreadMessage } from './outbox-worker.js';
 
 const port = parentPort;
 if (!port) throw new Error('outbox-thread.ts runs as a worker thread (started by queue/outbox-worker.ts)');
 const data = workerData as RelayThreadData;
 const post = (m: RelayThreadMessage) => port.postMessage(m);
+lowerPriority(data.nice ?? RELAY_NICE);
 
 const logger = pino({
   level: data.level,
@@ -60,3 +63,17 @@ port.on('message', (m: RelayThreadMessage) => {
 
 relay.start();
 post({ type: 'ready' });
+
+/**
+ * When the control is short of CPU, webhook answers come first: this thread runs at a lower
+ * priority than the main thread (Linux: a thread's nice value is its own). The relay still
+ * gets every idle cycle, and its backlog is durable in the outbox stream meanwhile.
+ */
+function lowerPriority(nice: number): void {
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (Number.isInteger(tid) && nice > 0) setPriority(tid, Math.min(19, getPriority(tid) + nice));
+  } catch {
+    // Not Linux, or no /proc: the thread keeps the process's priority.
+  }
+}

@@ -18,7 +18,11 @@ export interface RelayThreadData {
   consumer?: string;
   claimIdleMs?: number;
   keepSeconds?: number;
+  /** How much lower than the main thread the relay thread runs (nice increment; default RELAY_NICE). */
+  nice?: number;
 }
+
+export const RELAY_NICE = 10;
 
 export type RelayThreadMessage =
   | { type: 'ready' }

@@ -125,6 +125,7 @@ export class OutboxRelay {
    */
   private async applyBatch(entries: [string, string[] | null][]): Promise<void> {
     if (entries.length === 0) return;
+    const pools = new Set(this.o.queues.pools);
     const enqueue = new Map<number, PoolJobData>();
     const cancel: { workflowJobId: number; pool: string }[] = [];
     for (const [id, flat] of entries) {
@@ -132,15 +133,15 @@ export class OutboxRelay {
       const workflowJobId = Number(f.workflowJobId);
       if (f.op === 'enqueue' && f.data) {
         const parsed = poolJobData.safeParse(safeJson(f.data));
-        if (parsed.success) enqueue.set(workflowJobId, parsed.data);
-        else this.o.logger.error({ entry: id, workflowJobId }, 'outbox entry without a valid queue entry; skipped');
-      } else if (f.op === 'cancel' && f.pool) {
+        if (!parsed.success) this.o.logger.error({ entry: id, workflowJobId }, 'outbox entry without a valid queue entry; skipped');
+        else if (!pools.has(parsed.data.pool)) this.o.logger.error({ entry: id, workflowJobId, pool: parsed.data.pool }, 'outbox entry for a pool not in the config; skipped');
+        else enqueue.set(workflowJobId, parsed.data);
+      } else if (f.op === 'cancel' && f.pool && pools.has(f.pool)) {
         cancel.push({ workflowJobId, pool: f.pool });
       }
     }
     await this.o.queues.addBulk([...enqueue.values()]);
     for (const c of cancel) {
-      if (!this.o.queues.pools.includes(c.pool)) continue;
       const removed = await this.o.queues.removeWaiting(c.pool, c.workflowJobId);
       if (removed) this.o.logger.info(c, 'waiting job removed: completed before a runner took it');
     }

@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { poolJobData, POOL_JOB_NAME, type PoolJobData } from './contracts.js';
+import { POOL_JOB_NAME, type PoolJobData } from './contracts.js';
 import { queueJobId, queueName } from './keys.js';
 
 /** One BullMQ queue per pool. Adding the same workflow job twice leaves one entry. */
@@ -26,12 +26,16 @@ export class PoolQueues {
     return q;
   }
 
-  /** One round trip per pool however many jobs; a job already there (same id) stays as it is. */
+  /**
+   * One round trip per pool however many jobs; a job already there (same id) stays as it is.
+   * The entries must be valid `PoolJobData` (the relay checks each with `poolJobData`).
+   */
   async addBulk(jobs: readonly PoolJobData[]): Promise<void> {
     const byPool = new Map<string, PoolJobData[]>();
     for (const j of jobs) {
-      const valid = poolJobData.parse(j);
-      byPool.set(valid.pool, [...(byPool.get(valid.pool) ?? []), valid]);
+      const list = byPool.get(j.pool);
+      if (list) list.push(j);
+      else byPool.set(j.pool, [j]);
     }
     for (const [pool, list] of byPool) {
       await this.queue(pool).addBulk(
