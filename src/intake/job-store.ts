@@ -78,6 +78,7 @@ export interface JobStoreOptions {
 
 export class JobStore {
   private readonly run: (...args: (string | number)[]) => Promise<RecordOutcome>;
+  private corked = false;
 
   constructor(
     private readonly redis: Redis,
@@ -140,7 +141,25 @@ export class JobStore {
     if (ev.runnerId !== null) args.push('runnerId', ev.runnerId);
     if (ev.runnerName !== null) args.push('runnerName', ev.runnerName);
     if (ev.conclusion !== null) args.push('conclusion', ev.conclusion);
+    this.coalesceWrites();
     return this.run(...args);
+  }
+
+  /**
+   * Deliveries that arrive in one event-loop turn share one socket write: the connection is
+   * corked until the turn's I/O is done. Unlike ioredis's auto-pipelining, this never holds a
+   * command back until the previous batch is answered. (Each its own write() was about a sixth
+   * of the main thread's time under load.)
+   */
+  private coalesceWrites(): void {
+    const socket = this.redis.stream;
+    if (this.corked || this.redis.status !== 'ready' || !socket) return;
+    this.corked = true;
+    socket.cork();
+    setImmediate(() => {
+      this.corked = false;
+      socket.uncork();
+    });
   }
 }
 
