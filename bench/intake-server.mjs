@@ -5,7 +5,7 @@
 // Talks to the parent over IPC: sends {type:'ready', url}; answers {type:'cpu'} with its CPU time;
 // {type:'profile-start'} / {type:'profile-stop', file} take a CPU profile of the window between;
 // on {type:'stop'} closes cleanly and exits 0.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -75,12 +75,24 @@ async function profile(msg) {
   }
 }
 
+/** CPU time of the main thread alone, as process.cpuUsage() gives it ({user, system} in µs); null off Linux. */
+function mainThreadCpu() {
+  try {
+    // Fields 14 and 15 of /proc/PID/task/PID/stat: utime and stime in clock ticks (USER_HZ, 100 on Linux).
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { user: Number(f[11]) * 1e4, system: Number(f[12]) * 1e4 };
+  } catch {
+    return null;
+  }
+}
+
 // Event-loop delay of the main thread (the thread that answers webhooks), per measured window.
 const eld = monitorEventLoopDelay({ resolution: 1 });
 eld.enable();
 
 process.on('message', (msg) => {
-  if (msg?.type === 'cpu') send({ type: 'cpu', id: msg.id, usage: process.cpuUsage() });
+  if (msg?.type === 'cpu') send({ type: 'cpu', id: msg.id, usage: process.cpuUsage(), mainThread: mainThreadCpu() });
   if (msg?.type === 'eld-reset') {
     eld.reset();
     send({ type: 'eld-reset', id: msg.id });

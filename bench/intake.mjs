@@ -177,7 +177,8 @@ async function startServer(mode, args = []) {
       child.send({ type, id, ...extra });
     });
   const cpu = async () => (await ask('cpu')).usage;
-  return { mode, url, pid: child.pid, cpu, ask, stop };
+  const mainThreadCpu = async () => (await ask('cpu')).mainThread;
+  return { mode, url, pid: child.pid, cpu, mainThreadCpu, ask, stop };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -267,6 +268,7 @@ async function drive(server, seconds, redis, rate) {
   // Enough for the phase at 1.5× the best rate seen so far against this server (at least 6,000/s).
   reqs.prepare(reqs.cycle ? 20_000 : Math.ceil(seconds * Math.max(6000, 1.5 * (server.bestRps ?? 0), rate ?? 0)));
   const late0 = reqs.builtLate;
+  const main0 = await server.mainThreadCpu();
   await server.ask('eld-reset');
   await redis.config('SET', 'latency-monitor-threshold', '10');
   await redis.latency('RESET');
@@ -286,6 +288,7 @@ async function drive(server, seconds, redis, rate) {
   const wall = (performance.now() - t0) / 1000;
   const cpu1 = { me: process.cpuUsage(), server: await server.cpu(), redis: await redisCpuSeconds(redis), machine: machineBusySeconds() };
   const ours = cpuShare(cpu0.server, cpu1.server, wall) + (cpu1.redis - cpu0.redis) / wall + cpuShare(cpu0.me, cpu1.me, wall);
+  const main1 = await server.mainThreadCpu();
   const eld = await server.ask('eld');
   // Redis's own record of events that took ≥ 10 ms (command, fork, AOF fsync/write…) in this window.
   const redisStalls = ((await redis.latency('LATEST')) ?? []).map(([event, , last, max]) => ({ event, last, max }));
@@ -312,6 +315,8 @@ async function drive(server, seconds, redis, rate) {
     redisStalls,
     cpu: {
       server: cpuShare(cpu0.server, cpu1.server, wall),
+      // The server's main thread alone (the rest: the relay thread, V8's GC helpers, libuv's pool).
+      serverMain: main0 && main1 ? cpuShare(main0, main1, wall) : NaN,
       redis: (cpu1.redis - cpu0.redis) / wall,
       loadgen: cpuShare(cpu0.me, cpu1.me, wall),
       // Everything else on the machine (other users' builds, tests…), in cores; noise indicator.
@@ -578,7 +583,7 @@ function report(r) {
   for (const [name, m] of [['bare', b], ['Hangar', h], ...(r.fixed ? [[`Hangar at ${f0(cfg.rate)}/s`, r.fixed.measured]] : [])]) {
     const e = m.eventLoopDelay;
     const stalls = m.redisStalls.map((x) => `${x.event} max ${x.max} ms`).join(', ') || 'none';
-    console.log(`  ${name}: server main-thread event-loop delay p50 ${f2(e.p50)} / p99 ${f2(e.p99)} / max ${f2(e.max)} ms; redis stalls ≥ 10 ms: ${stalls}`);
+    console.log(`  ${name}: server main thread ${f2(m.cpu.serverMain)} cores, other threads ${f2(m.cpu.server - m.cpu.serverMain)}; main-thread event-loop delay p50 ${f2(e.p50)} / p99 ${f2(e.p99)} / max ${f2(e.max)} ms; redis stalls ≥ 10 ms: ${stalls}`);
   }
   const perDelivery = (us) => f2(us / Math.max(1, r.created));
   const total = r.commands.reduce((n, c) => n + c.usec, 0);

@@ -40,7 +40,18 @@ const blocking = quiet(new Redis(data.redisUrl, { maxRetriesPerRequest: null, re
 // A plain connection for the relay's own commands: BullMQ's carries its scripts into every multi().
 const relayConn = quiet(new Redis(data.redisUrl, { maxRetriesPerRequest: 1, retryStrategy }));
 const queues = new PoolQueues(queueConn, data.prefix, data.pools, (err) => logger.debug({ err: err.message }, 'queue connection error'));
-const relay = new OutboxRelay({ blocking, redis: relayConn, keys: k, queues, logger, consumer: data.consumer, claimIdleMs: data.claimIdleMs });
+// The main thread says how busy the intake is (outbox-worker.ts).
+let intakeBusy = false;
+const relay = new OutboxRelay({
+  blocking,
+  redis: relayConn,
+  keys: k,
+  queues,
+  logger,
+  consumer: data.consumer,
+  claimIdleMs: data.claimIdleMs,
+  intakeBusy: () => intakeBusy,
+});
 
 // Housekeeping: the job index keeps ids whose records have expired; trim it now and then.
 const trim = setInterval(() => {
@@ -48,6 +59,10 @@ const trim = setInterval(() => {
 }, 60_000);
 
 port.on('message', (m: RelayThreadMessage) => {
+  if (m.type === 'intake-load') {
+    if (m.busy !== intakeBusy) logger.debug({ busy: m.busy }, m.busy ? 'intake busy: relay paced' : 'intake quiet: relay at full speed');
+    intakeBusy = m.busy;
+  }
   if (m.type !== 'stop') return;
   clearInterval(trim);
   void relay

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 
@@ -23,11 +24,15 @@ export interface RelayThreadData {
 }
 
 export const RELAY_NICE = 10;
+/** Main-thread event-loop utilisation from which the intake counts as busy (the relay is paced). */
+export const BUSY_UTILISATION = 0.5;
+const LOAD_SAMPLE_MS = 250;
 
 export type RelayThreadMessage =
   | { type: 'ready' }
   | { type: 'stopped' }
   | { type: 'stop' }
+  | { type: 'intake-load'; busy: boolean }
   | { type: 'log'; level: number; args: unknown[] };
 
 /**
@@ -50,6 +55,7 @@ export class OutboxWorker {
   private stopping = false;
   private restartTimer: NodeJS.Timeout | undefined;
   private restarts = 0;
+  private loadTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly data: RelayThreadData,
@@ -90,6 +96,20 @@ export class OutboxWorker {
     });
     await ready;
     this.restarts = 0;
+    this.reportLoad(worker);
+  }
+
+  /** Tells the relay thread, a few times a second, whether this (the intake's) thread is busy. */
+  private reportLoad(worker: Worker): void {
+    clearInterval(this.loadTimer);
+    let last = performance.eventLoopUtilization();
+    this.loadTimer = setInterval(() => {
+      const now = performance.eventLoopUtilization();
+      const busy = performance.eventLoopUtilization(now, last).utilization >= BUSY_UTILISATION;
+      last = now;
+      worker.postMessage({ type: 'intake-load', busy } satisfies RelayThreadMessage);
+    }, LOAD_SAMPLE_MS);
+    this.loadTimer.unref();
   }
 
   private restartLater(): void {
@@ -107,6 +127,7 @@ export class OutboxWorker {
   async stop(): Promise<void> {
     this.stopping = true;
     clearTimeout(this.restartTimer);
+    clearInterval(this.loadTimer);
     const worker = this.worker;
     if (!worker) return;
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));

@@ -16,6 +16,8 @@ const GROUP = 'relay';
 const BATCH = 200;
 /** After a partial batch, how long to let the next entries gather (adds at most this to pickup). */
 const GATHER_MS = 20;
+/** While the intake is busy: one batch per this long, at most BATCH × 1000 / BUSY_PAUSE_MS jobs/s. */
+const BUSY_PAUSE_MS = 200;
 
 export interface OutboxRelayOptions {
   /** Blocking connection used only for XREADGROUP. */
@@ -27,6 +29,12 @@ export interface OutboxRelayOptions {
   logger: Logger;
   consumer?: string;
   claimIdleMs?: number;
+  /**
+   * True while the intake is busy answering webhooks: the relay then moves one batch per
+   * `BUSY_PAUSE_MS` and leaves the rest of the CPU and of Redis to the answers. Its backlog
+   * waits durably in the outbox stream and goes at full speed once the intake is quiet.
+   */
+  intakeBusy?: () => boolean;
 }
 
 export class OutboxRelay {
@@ -74,8 +82,9 @@ export class OutboxRelay {
           await this.claimAbandoned();
           lastClaim = Date.now();
         }
-        // A partial batch under load: let the next entries gather, so they share round trips.
-        if (n > 0 && n < BATCH) await sleep(GATHER_MS);
+        if (n > 0 && this.o.intakeBusy?.()) await sleep(BUSY_PAUSE_MS);
+        // A partial batch: let the next entries gather, so that they share round trips.
+        else if (n > 0 && n < BATCH) await sleep(GATHER_MS);
         backoff = 100;
       } catch (err) {
         if (!this.running) break;
