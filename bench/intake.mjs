@@ -37,8 +37,8 @@ const USAGE = `usage: node bench/intake.mjs [options]   (npm run bench:intake --
   --duration S        measured seconds per target (default 10)
   --warmup S          unmeasured warm-up seconds per target before measuring (default 2)
   --connections N     concurrent connections (default 50)
-  --rate R            after the closed-loop phase, drive Hangar at a fixed R deliveries/s over the same connections
-                      and report the latency at that rate (default 3000, the target; 0: skip)
+  --rate R            after the closed-loop phase, also drive Hangar at a fixed R deliveries/s over the same
+                      connections (open loop, latency from when each request was due) and report it (default 0: skip)
   --runs N            independent runs (fresh redis and servers each); prints the median (default 1)
   --quiet-wait S      before each target, wait up to S s for other processes to use < 0.25 cores (default 60; 0: don't)
   --retry-noisy N     measure a target again (up to N times) when other processes used ≥ 0.25 cores meanwhile (default 2)
@@ -57,7 +57,7 @@ const { values: opt } = parseArgs({
     warmup: { type: 'string', default: '2' },
     connections: { type: 'string', default: '50' },
     runs: { type: 'string', default: '1' },
-    rate: { type: 'string', default: String(3000) },
+    rate: { type: 'string', default: '0' },
     'drain-timeout': { type: 'string', default: '120' },
     'quiet-wait': { type: 'string', default: '60' },
     'retry-noisy': { type: 'string', default: '2' },
@@ -469,15 +469,25 @@ log: {level: silent}
     settle: () => waitOutboxEmpty(redis, `${prefix}:outbox`, cfg.drainTimeout),
   });
   console.log(' done');
+
+  // The outbox relay after the load: how far behind it was, and how long it took to catch up.
+  // (While the intake is busy the relay moves one batch per 200 ms; see src/queue/outbox.ts.)
+  const queue = new Queue(`pool-${POOL}`, { connection: redis, prefix });
+  cleanups.push(() => queue.close());
+  const createdAfterLoad = (await scrape(hangar.url)).results.created ?? 0;
+  const relay = await waitForRelay(queue, redis, `${prefix}:outbox`, createdAfterLoad, hangar, profDir && join(profDir, `relay-run${index}-${process.pid}.cpuprofile`));
+  const warm = h.drives.length >= 2 ? h.drives[h.drives.length - 2] : { ok: 0, seconds: 0 };
+  // End to end for the last attempt (warm-up + measured, back to back; earlier attempts were drained first).
+  relay.endToEnd = (warm.ok + h.measured.ok) / (warm.seconds + h.measured.seconds + relay.drainSeconds);
+
   let fixed;
   if (cfg.rate > 0) {
     process.stdout.write(`  Hangar control at a fixed ${f0(cfg.rate)}/s: warm-up, measuring…`);
-    await waitOutboxEmpty(redis, `${prefix}:outbox`, cfg.drainTimeout);
     fixed = await phase(hangar, redis, { rate: cfg.rate, settle: () => waitOutboxEmpty(redis, `${prefix}:outbox`, cfg.drainTimeout) });
     console.log(' done');
   }
 
-  // Server-side view, then the outbox relay check.
+  // Server-side view, then the outbox relay check over everything.
   const server = await scrape(hangar.url);
   const created = server.results.created ?? 0;
   const other = Object.entries(server.results).filter(([k, v]) => k !== 'created' && v > 0);
@@ -485,9 +495,9 @@ log: {level: silent}
   const hangarDrives = [...h.drives, ...(fixed?.drives ?? [])];
   const clientOk = hangarDrives.reduce((n, d) => n + d.ok, 0);
   const inFlight = hangarDrives.length * cfg.connections;
-  const queue = new Queue(`pool-${POOL}`, { connection: redis, prefix });
-  const relay = await waitForRelay(queue, redis, `${prefix}:outbox`, created, hangar, profDir && join(profDir, `relay-run${index}-${process.pid}.cpuprofile`));
-  await queue.close();
+  if (fixed) await waitOutboxEmpty(redis, `${prefix}:outbox`, cfg.drainTimeout);
+  const finalEnqueued = await queued(queue);
+  const outboxLeft = await redis.xlen(`${prefix}:outbox`);
   const info = await redis.info();
   const commands = [];
   for (const m of (await redis.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) {
@@ -515,15 +525,15 @@ log: {level: silent}
       `the client saw ${clientOk}; up to ${inFlight} more may have been in flight when a load phase stopped)`,
   );
   check(
-    relay.enqueued === created && relay.outboxLeft === 0,
-    `outbox relay: BullMQ pool "${POOL}" holds ${relay.enqueued} jobs for ${created} accepted deliveries, outbox left ${relay.outboxLeft} ` +
-      `(backlog when the load stopped: ${created - relay.atEnd.enqueued}, drained in ${relay.drainSeconds.toFixed(1)} s)`,
+    finalEnqueued === created && outboxLeft === 0,
+    `outbox relay: BullMQ pool "${POOL}" holds ${finalEnqueued} jobs for ${created} accepted deliveries, outbox left ${outboxLeft} ` +
+      `(after the closed-loop load: backlog ${createdAfterLoad - relay.atEnd.enqueued}, drained in ${relay.drainSeconds.toFixed(1)} s)`,
   );
   if (fixed) {
     const m = fixed.measured;
     check(m.rps >= 0.97 * cfg.rate, `Hangar kept up with the fixed rate: ${f0(m.rps)} of ${f0(cfg.rate)} deliveries/s answered`);
   }
-  return { index, prefix, bare: b, hangar: h, fixed, server, relay, created, checks, redisSettings: { appendonly, appendfsync, policy }, redisState, commands };
+  return { index, prefix, bare: b, hangar: h, fixed, server, relay, created, createdAfterLoad, checks, redisSettings: { appendonly, appendfsync, policy }, redisState, commands };
 }
 
 const fmtStatus = (p) => {
@@ -572,9 +582,10 @@ function report(r) {
   console.log(`  CPU columns: cores used during the measured ${cfg.duration} s by the server child, redis-server, the load generator, and every other process on the machine (noise)`);
   console.log(`  Hangar handler time (its own histogram, mean, "created"): ${f2(r.server.handlerMeanMs)} ms; control CPU per delivery: ${f0((h.cpu.server * 1e6) / h.rps)} µs`);
   console.log(
-    `  outbox relay: ${f0(rl.atEnd.enqueued)} of ${f0(r.created)} jobs in BullMQ when the load stopped; then ${f0(rl.moved)} more in ${rl.drainSeconds.toFixed(1)} s ` +
-      `(${f0(rl.rate)} jobs/s, control CPU ${f0(rl.cpuUsPerJob)} µs and redis CPU ${f0(rl.redisUsPerJob)} µs per job)`,
+    `  outbox relay (paced while the intake is busy): ${f0(rl.atEnd.enqueued)} of ${f0(r.createdAfterLoad)} jobs in BullMQ when the load stopped; ` +
+      `the other ${f0(rl.moved)} in ${rl.drainSeconds.toFixed(1)} s after (${f0(rl.rate)} jobs/s; control CPU ${f0(rl.cpuUsPerJob)} µs, redis CPU ${f0(rl.redisUsPerJob)} µs per job)`,
   );
+  console.log(`  end to end (webhook answered → job in BullMQ, the last warm-up + measured load and the drain after it): ${f0(rl.endToEnd)} jobs/s`);
   const rs = r.redisState;
   console.log(
     `  redis afterwards: ${f0(rs.usedMemoryMB)} MB used, AOF ${f0(rs.aofMB)} MB, ${rs.aofRewrites} AOF rewrite(s) during the run` +
@@ -643,6 +654,7 @@ async function main() {
   const summary = {
     bare: { rps: med((r) => r.bare.measured.rps), p50: med((r) => r.bare.measured.p50), p90: med((r) => r.bare.measured.p90), p99: med((r) => r.bare.measured.p99) },
     hangar: { rps: med((r) => r.hangar.measured.rps), p50: med((r) => r.hangar.measured.p50), p90: med((r) => r.hangar.measured.p90), p99: med((r) => r.hangar.measured.p99) },
+    endToEnd: med((r) => r.relay.endToEnd),
     rpsRatio: med((r) => r.hangar.measured.rps / r.bare.measured.rps),
     p99Ratio: med((r) => r.hangar.measured.p99 / r.bare.measured.p99),
   };
@@ -653,6 +665,7 @@ async function main() {
       ['Hangar intake (202)', f0(summary.hangar.rps), f2(summary.hangar.p50), f2(summary.hangar.p90), f2(summary.hangar.p99), '', '', '', '', ''],
     ]));
     console.log(`${'Hangar / bare'.padEnd(22)} ${pad(`${f2(summary.rpsRatio)}×`, 13)}   p99 ${f2(summary.p99Ratio)}×`);
+    console.log(`Hangar end to end (answered → in BullMQ, load and drain): ${f0(summary.endToEnd)} jobs/s`);
     console.log(`Hangar per run: ${runs.map((r) => `${f0(r.hangar.measured.rps)}/s p99 ${f2(r.hangar.measured.p99)} ms${r.hangar.measured.noisy ? ' (noisy)' : ''}`).join(' | ')}`);
     console.log(`bare per run:   ${runs.map((r) => `${f0(r.bare.measured.rps)}/s p99 ${f2(r.bare.measured.p99)} ms${r.bare.measured.noisy ? ' (noisy)' : ''}`).join(' | ')}`);
   }

@@ -62,6 +62,11 @@ export class OutboxWorker {
     private readonly logger: Logger,
   ) {}
 
+  /** The running thread, if any (diagnostics, and tests that make it die). */
+  get thread(): Worker | undefined {
+    return this.worker;
+  }
+
   /** Starts the thread; resolves once it runs (its Redis connections come up on their own). */
   async start(): Promise<void> {
     const { file, eval: isCode } = entry();

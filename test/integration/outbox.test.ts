@@ -1,0 +1,122 @@
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import type { PoolJobData } from '../../src/queue/contracts.js';
+import { keys, queueJobId } from '../../src/queue/keys.js';
+import { OutboxRelay } from '../../src/queue/outbox.js';
+import { OutboxWorker } from '../../src/queue/outbox-worker.js';
+import { PoolQueues } from '../../src/queue/pool-queues.js';
+import { dropPrefix, redisUrl, testPrefix } from '../helpers/redis.js';
+
+/** The outbox relay on its own: entries written as the intake's script writes them. */
+let redis: Redis;
+const cleanups: (() => Promise<unknown> | void)[] = [];
+beforeAll(() => {
+  redis = new Redis(redisUrl());
+});
+afterAll(() => redis.disconnect());
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+const job = (id: number, pool = 'build'): PoolJobData => ({
+  workflowJobId: id,
+  runId: 500,
+  runAttempt: 1,
+  repo: 'acme/app',
+  owner: 'acme',
+  labels: ['self-hosted', pool],
+  pool,
+  headBranch: 'main',
+  installationId: 7,
+  queuedAt: Date.now(),
+});
+
+async function writeEntries(prefix: string, entries: string[][]): Promise<void> {
+  const pipe = redis.pipeline();
+  for (const fields of entries) pipe.xadd(keys(prefix).outbox, '*', ...fields);
+  await pipe.exec();
+}
+const enqueue = (d: PoolJobData | string) => ['op', 'enqueue', 'workflowJobId', String(typeof d === 'string' ? 0 : d.workflowJobId), 'data', typeof d === 'string' ? d : JSON.stringify(d)];
+
+function captureLogger() {
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'debug' }, { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) });
+  return { logger, lines };
+}
+
+function ownRelay(prefix: string, opts: { intakeBusy?: () => boolean; logger?: pino.Logger } = {}) {
+  const conns = [new Redis(redisUrl(), { maxRetriesPerRequest: null }), new Redis(redisUrl()), new Redis(redisUrl())];
+  const queues = new PoolQueues(conns[2]!, prefix, ['build']);
+  const relay = new OutboxRelay({
+    blocking: conns[0]!,
+    redis: conns[1]!,
+    keys: keys(prefix),
+    queues,
+    logger: opts.logger ?? pino({ level: 'silent' }),
+    intakeBusy: opts.intakeBusy,
+  });
+  cleanups.push(async () => {
+    await relay.stop();
+    await queues.close();
+    for (const c of conns) c.disconnect();
+    await dropPrefix(redisUrl(), prefix);
+  });
+  return { relay, queues };
+}
+
+describe('outbox relay', () => {
+  test('an entry for a pool not in the config, or without a valid queue entry, is skipped and acknowledged; the rest is enqueued', async () => {
+    const prefix = testPrefix();
+    const { logger, lines } = captureLogger();
+    const { relay, queues } = ownRelay(prefix, { logger });
+    await writeEntries(prefix, [enqueue(job(1, 'gone')), enqueue('{not json'), enqueue(job(2)), ['op', 'cancel', 'workflowJobId', '3', 'pool', 'gone']]);
+    relay.start();
+    await expect.poll(() => redis.xlen(keys(prefix).outbox), { timeout: 5000 }).toBe(0);
+    const ids = (await queues.queue('build').getJobs(['waiting'])).map((j) => j.id);
+    expect(ids).toEqual([queueJobId(2)]);
+    const errors = lines.filter((l) => l.level === 50).map((l) => l.msg);
+    expect(errors).toEqual(expect.arrayContaining(['outbox entry for a pool not in the config; skipped', 'outbox entry without a valid queue entry; skipped']));
+  });
+
+  test('while the intake is busy it moves one batch per pause; once quiet, the rest at once', async () => {
+    const prefix = testPrefix();
+    let busy = true;
+    const { relay, queues } = ownRelay(prefix, { intakeBusy: () => busy });
+    await writeEntries(prefix, Array.from({ length: 700 }, (_, i) => enqueue(job(1000 + i))));
+    const waiting = () => queues.queue('build').getWaitingCount();
+    relay.start();
+    await expect.poll(waiting, { timeout: 5000 }).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 300));
+    // Batches of 200, one per 200 ms: far from all 700 while busy.
+    const whileBusy = await waiting();
+    expect(whileBusy).toBeLessThanOrEqual(600);
+    busy = false;
+    await expect.poll(waiting, { timeout: 5000 }).toBe(700);
+    expect(await redis.xlen(keys(prefix).outbox)).toBe(0);
+  });
+
+  test('the relay thread: its logs reach the control logger, and it is restarted when it dies', async () => {
+    const prefix = testPrefix();
+    const { logger, lines } = captureLogger();
+    const worker = new OutboxWorker({ redisUrl: redisUrl(), prefix, pools: ['build'], level: 'debug' }, logger);
+    const queues = new PoolQueues(new Redis(redisUrl()), prefix, ['build']);
+    cleanups.push(async () => {
+      await worker.stop();
+      await queues.close();
+      await dropPrefix(redisUrl(), prefix);
+    });
+    await worker.start();
+    await writeEntries(prefix, [enqueue(job(1, 'gone')), enqueue(job(2))]);
+    await expect.poll(() => queues.queue('build').getWaitingCount(), { timeout: 5000 }).toBe(1);
+    expect(lines.some((l) => l.msg === 'outbox entry for a pool not in the config; skipped' && l.pool === 'gone')).toBe(true);
+
+    const first = worker.thread!;
+    await first.terminate();
+    await writeEntries(prefix, [enqueue(job(3))]);
+    await expect.poll(() => queues.queue('build').getWaitingCount(), { timeout: 10_000 }).toBe(2);
+    expect(worker.thread).toBeDefined();
+    expect(worker.thread).not.toBe(first);
+    expect(lines.some((l) => l.msg === 'outbox relay thread exited')).toBe(true);
+  });
+});
