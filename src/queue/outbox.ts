@@ -18,6 +18,13 @@ const BATCH = 200;
 const GATHER_MS = 20;
 /** While the intake is busy: one batch per this long, at most BATCH × 1000 / BUSY_PAUSE_MS jobs/s. */
 const BUSY_PAUSE_MS = 200;
+/**
+ * The most the queue may lag behind the intake because of that pacing: once the entry just
+ * moved is older than this, the relay goes at full speed whatever the intake does. So a burst
+ * of webhooks is answered at the intake's full rate, and a sustained flood slows the answers to
+ * what the whole control can move end to end instead of growing the backlog without bound.
+ */
+export const MAX_PACED_LAG_MS = 10_000;
 
 export interface OutboxRelayOptions {
   /** Blocking connection used only for XREADGROUP. */
@@ -32,7 +39,8 @@ export interface OutboxRelayOptions {
   /**
    * True while the intake is busy answering webhooks: the relay then moves one batch per
    * `BUSY_PAUSE_MS` and leaves the rest of the CPU and of Redis to the answers. Its backlog
-   * waits durably in the outbox stream and goes at full speed once the intake is quiet.
+   * waits durably in the outbox stream and goes at full speed once the intake is quiet, or
+   * once it lags by more than `MAX_PACED_LAG_MS`.
    */
   intakeBusy?: () => boolean;
 }
@@ -73,16 +81,16 @@ export class OutboxRelay {
         }
         if (pendingFirst) {
           // After a (re)start, first finish what this consumer had read but not acknowledged.
-          if ((await this.readBatch('0', 0)) === 0) pendingFirst = false;
+          if ((await this.readBatch('0', 0)).n === 0) pendingFirst = false;
           continue;
         }
-        const n = await this.readBatch('>', 1000);
+        const { n, lastId } = await this.readBatch('>', 1000);
         // Entries of a consumer that died, now and then (not every round: XAUTOCLAIM walks the pending list).
         if (Date.now() - lastClaim >= Math.min(claimIdleMs / 2, 5000)) {
           await this.claimAbandoned();
           lastClaim = Date.now();
         }
-        if (n > 0 && this.o.intakeBusy?.()) await sleep(BUSY_PAUSE_MS);
+        if (n > 0 && this.o.intakeBusy?.() && lagMs(lastId) < MAX_PACED_LAG_MS) await sleep(BUSY_PAUSE_MS);
         // A partial batch: let the next entries gather, so that they share round trips.
         else if (n > 0 && n < BATCH) await sleep(GATHER_MS);
         backoff = 100;
@@ -106,7 +114,7 @@ export class OutboxRelay {
     }
   }
 
-  private async readBatch(from: '0' | '>', blockMs: number): Promise<number> {
+  private async readBatch(from: '0' | '>', blockMs: number): Promise<{ n: number; lastId: string | undefined }> {
     const args: (string | number)[] = ['GROUP', GROUP, this.consumer, 'COUNT', BATCH];
     if (blockMs > 0) args.push('BLOCK', blockMs);
     args.push('STREAMS', this.o.keys.outbox, from);
@@ -115,7 +123,7 @@ export class OutboxRelay {
       | null;
     const entries = res?.[0]?.[1] ?? [];
     await this.applyBatch(entries);
-    return entries.length;
+    return { n: entries.length, lastId: entries.at(-1)?.[0] };
   }
 
   private async claimAbandoned(): Promise<void> {
@@ -157,6 +165,12 @@ export class OutboxRelay {
     const entryIds = entries.map(([id]) => id);
     await this.o.redis.multi().xack(this.o.keys.outbox, GROUP, ...entryIds).xdel(this.o.keys.outbox, ...entryIds).exec();
   }
+}
+
+/** How long ago a stream entry was added: its id is `<ms since epoch>-<seq>` (Redis's clock). */
+function lagMs(entryId: string | undefined): number {
+  const ms = Number(entryId?.split('-')[0]);
+  return Number.isFinite(ms) ? Date.now() - ms : 0;
 }
 
 function safeJson(text: string): unknown {

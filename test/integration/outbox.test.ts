@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import type { PoolJobData } from '../../src/queue/contracts.js';
 import { keys, queueJobId } from '../../src/queue/keys.js';
-import { OutboxRelay } from '../../src/queue/outbox.js';
+import { MAX_PACED_LAG_MS, OutboxRelay } from '../../src/queue/outbox.js';
 import { OutboxWorker } from '../../src/queue/outbox-worker.js';
 import { PoolQueues } from '../../src/queue/pool-queues.js';
 import { dropPrefix, redisUrl, testPrefix } from '../helpers/redis.js';
@@ -94,6 +94,21 @@ describe('outbox relay', () => {
     busy = false;
     await expect.poll(waiting, { timeout: 5000 }).toBe(700);
     expect(await redis.xlen(keys(prefix).outbox)).toBe(0);
+  });
+
+  test('pacing stops once the queue lags by more than MAX_PACED_LAG_MS: a sustained flood cannot grow the backlog without bound', async () => {
+    const prefix = testPrefix();
+    const { relay, queues } = ownRelay(prefix, { intakeBusy: () => true });
+    // Entries written 20 s ago (stream ids are milliseconds), intake busy all along.
+    const at = Date.now() - 2 * MAX_PACED_LAG_MS;
+    const pipe = redis.pipeline();
+    for (let i = 0; i < 2000; i++) pipe.xadd(keys(prefix).outbox, `${at}-${i + 1}`, ...enqueue(job(5000 + i)));
+    await pipe.exec();
+    const t0 = performance.now();
+    relay.start();
+    await expect.poll(() => queues.queue('build').getWaitingCount(), { timeout: 10_000, interval: 20 }).toBe(2000);
+    // Paced, ten batches of 200 would take at least nine pauses of 200 ms.
+    expect(performance.now() - t0).toBeLessThan(1500);
   });
 
   test('the relay thread: its logs reach the control logger, and it is restarted when it dies', async () => {
