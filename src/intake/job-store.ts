@@ -51,24 +51,15 @@ return outcome
 `;
 
 /** The part of a record that never changes after the first event (stored as JSON). */
-interface StaticFields {
-  repo: string;
-  owner: string;
-  repoId: number;
-  visibility: string;
-  runId: number;
-  runAttempt: number;
-  jobName: string;
-  workflowName: string | null;
-  labels: string[];
-  headBranch: string | null;
-  headSha: string;
-  installationId: number | null;
+export type StaticFields = Pick<
+  WorkflowJobEvent,
+  'repo' | 'owner' | 'repoId' | 'visibility' | 'runId' | 'runAttempt' | 'jobName' | 'workflowName' | 'labels' | 'headBranch' | 'headSha' | 'installationId'
+> & {
   decision: Decision['kind'];
   pool: string | null;
   reason: string | null;
   firstDeliveryId: string;
-}
+};
 
 export interface JobStoreOptions {
   deliveryTtlSeconds: number;
@@ -169,21 +160,8 @@ export async function trimJobIndex(redis: Redis, k: Keys, keepSeconds = 14 * 24 
 }
 
 /** A job record as stored, read back (the relay, `hangar` commands and the dashboard use it). */
-export interface JobRecord {
+export interface JobRecord extends StaticFields {
   workflowJobId: number;
-  repo: string;
-  owner: string;
-  visibility: string;
-  runId: number;
-  runAttempt: number;
-  jobName: string;
-  workflowName: string | null;
-  labels: string[];
-  headBranch: string | null;
-  installationId: number | null;
-  decision: 'accept' | 'reject' | 'ignore';
-  pool: string | null;
-  reason: string | null;
   state: 'queued' | 'in_progress' | 'completed';
   runnerName: string | null;
   conclusion: string | null;
@@ -197,22 +175,9 @@ export async function readJobRecord(redis: Redis, k: Keys, workflowJobId: number
 
 function toRecord(workflowJobId: number, h: Record<string, string>): JobRecord | null {
   if (!h.state || !h.job) return null;
-  const f = JSON.parse(h.job) as StaticFields;
   return {
+    ...(JSON.parse(h.job) as StaticFields),
     workflowJobId,
-    repo: f.repo,
-    owner: f.owner,
-    visibility: f.visibility,
-    runId: f.runId,
-    runAttempt: f.runAttempt,
-    jobName: f.jobName,
-    workflowName: f.workflowName,
-    labels: f.labels,
-    headBranch: f.headBranch,
-    installationId: f.installationId,
-    decision: f.decision,
-    pool: f.pool,
-    reason: f.reason,
     state: h.state as JobRecord['state'],
     runnerName: h.runnerName || null,
     conclusion: h.conclusion || null,

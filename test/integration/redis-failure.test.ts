@@ -1,3 +1,4 @@
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
@@ -6,7 +7,7 @@ import { StoreError } from '../../src/domain/errors.js';
 import { readJobRecord } from '../../src/intake/job-store.js';
 import { buildControl } from '../../src/main/control-app.js';
 import { startLocalRedis, type LocalRedis } from '../../src/main/local-redis.js';
-import { keys, queueJobId } from '../../src/queue/keys.js';
+import { keys, queueJobId, queueName } from '../../src/queue/keys.js';
 import { startTestControl, TEST_SECRET, writeTestConfig, type TestControl } from '../helpers/control.js';
 import { delivery, jobPayload } from '../helpers/payloads.js';
 import { testPrefix } from '../helpers/redis.js';
@@ -108,7 +109,9 @@ describe('Redis readiness and failure', () => {
     const k = keys(c.config.redis.prefix);
     // The relay reconnects and finishes the outbox.
     await expect.poll(() => r.xlen(k.outbox), { timeout: 20_000, interval: 200 }).toBe(0);
-    const queue = c.queues.queue('build');
+    // Read the queue through a connection of the test's own (made after the restart).
+    const queue = new Queue(queueName('build'), { connection: r, prefix: c.config.redis.prefix });
+    cleanups.push(() => queue.close());
     for (const id of accepted) expect(await queue.getJob(queueJobId(id)), `202 job ${id}`).toBeDefined();
     for (const id of failed) {
       expect(await queue.getJob(queueJobId(id)), `5xx job ${id}`).toBeUndefined();
