@@ -100,6 +100,8 @@ for (const f of ['main/control-app.js', 'main/local-redis.js', 'config/load.js',
   }
 }
 const { startLocalRedis } = await import(pathToFileURL(join(dist, 'main/local-redis.js')).href);
+// The control's node flags (older builds, measured with --dist, have none).
+const { CONTROL_NODE_FLAGS = [] } = await import(pathToFileURL(join(dist, 'config/runtime.js')).href).catch(() => ({}));
 
 // ---------------------------------------------------------------------------------------------
 // Cleanup: everything started registers its undo here; run on success, failure and signals.
@@ -131,8 +133,9 @@ for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) 
 async function startServer(mode, args = []) {
   const child = fork(join(here, 'intake-server.mjs'), [mode, ...args], {
     env: { ...process.env, HANGAR_BENCH_DIST: dist },
-    // For experiments, e.g. HANGAR_BENCH_SERVER_ARGS="--trace-gc" (flags NODE_OPTIONS refuses).
-    execArgv: (process.env.HANGAR_BENCH_SERVER_ARGS ?? '').split(' ').filter(Boolean),
+    // The control's node flags, as its unit and the demo start it (both children get them, so the
+    // baseline runs alike); HANGAR_BENCH_SERVER_ARGS replaces them for experiments, e.g. "--trace-gc".
+    execArgv: process.env.HANGAR_BENCH_SERVER_ARGS !== undefined ? process.env.HANGAR_BENCH_SERVER_ARGS.split(' ').filter(Boolean) : [...CONTROL_NODE_FLAGS],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })));

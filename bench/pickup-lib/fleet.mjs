@@ -65,11 +65,12 @@ export async function startFleet(o) {
     },
   };
 
-  const start = (name, args) => {
+  const { CONTROL_NODE_FLAGS } = await import(dist('config/runtime.js'));
+  const start = (name, args, nodeFlags = []) => {
     const file = join(o.dir, `${name}.log`);
     logFiles[name] = file;
     const out = createWriteStream(file);
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [...nodeFlags, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     p.stdout.pipe(out);
     p.stderr.pipe(out);
     p.exited = new Promise((r) => p.once('exit', r));
@@ -128,7 +129,7 @@ log: {level: info}
     '--webhook-url', `${fleet.controlUrl}/webhooks/github`,
   ]);
   await waitFor('sim', /sim listening/, 'hangar sim');
-  start('control', ['control', '--config', configFile]);
+  start('control', ['control', '--config', configFile], CONTROL_NODE_FLAGS);
   await waitFor('control', /control listening/, 'hangar control');
   await fleet.api('POST', '/_sim/repos', { owner: 'acme', name: 'app', visibility: 'private' });
   const agent = start('agent', ['agent', '--config', configFile]);

@@ -4,6 +4,7 @@
  * drifting; after changing this file, regenerate them with
  * `HANGAR_WRITE_UNITS=1 npx vitest run --config test/vitest.config.ts test/units`.
  */
+import { CONTROL_NODE_FLAGS } from '../config/runtime.js';
 import { renderUnit, type UnitEntry, type UnitFile } from './systemd-unit.js';
 
 export interface SliceQuotas {
@@ -113,6 +114,7 @@ function controlUnit(s: UnitSettings): UnitFile {
         entries: rows([
           ['Type', 'exec'],
           ['ExecStart', `${s.hangarBin} control --config ${s.configFile}`],
+          ['Environment', `NODE_OPTIONS=${CONTROL_NODE_FLAGS.join(' ')}`, 'A larger young generation: fewer scavenges per webhook (src/config/runtime.ts).'],
           ['Restart', 'on-failure'],
           ['RestartSec', '5s'],
           ['DynamicUser', 'yes', 'No state of its own (Redis holds it): a throwaway uid is enough.'],

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
+import { CONTROL_NODE_FLAGS } from '../config/runtime.js';
 import { tokenSha256 } from '../jit/host-auth.js';
 import { freePort } from './local-redis.js';
 import { ensureTestImage, type TestImage } from './test-image.js';
@@ -85,7 +86,7 @@ async function start(o: FleetOptions, image: TestImage, dir: string, procs: Proc
     '--app-key-file', join(dir, 'app.pem'), '--webhook-secret-file', join(dir, WEBHOOK_SECRET_FILE),
     '--webhook-url', `${controlUrl}/webhooks/github`,
   ]);
-  await procs.start('control', /control listening/, ['control', '--config', configFile]);
+  await procs.start('control', /control listening/, ['control', '--config', configFile], CONTROL_NODE_FLAGS);
 
   const fleet: Fleet = {
     dir, image, simUrl, controlUrl, configFile, stateDir, hostToken, agent: null,
@@ -114,11 +115,11 @@ class Processes {
   constructor(private readonly dir: string) {}
 
   /** Starts `hangar ARGS`; resolves (in a box: see startAgent) once its output matches `ready`. */
-  async start(name: string, ready: RegExp, args: string[]): Promise<{ proc: ResultPromise }> {
+  async start(name: string, ready: RegExp, args: string[], nodeFlags: readonly string[] = []): Promise<{ proc: ResultPromise }> {
     const file = join(this.dir, `${name}-${this.files.length}.log`);
     this.files.push(file);
     // No forced kill after SIGTERM: a draining agent may take as long as its jobs do.
-    const proc = execa('node', [CLI, ...args], { reject: false, all: true, buffer: false, forceKillAfterDelay: false });
+    const proc = execa('node', [...nodeFlags, CLI, ...args], { reject: false, all: true, buffer: false, forceKillAfterDelay: false });
     proc.all!.pipe(createWriteStream(file));
     this.procs.push(proc);
     for (let i = 0; i < 300; i++) {
