@@ -43,8 +43,8 @@ const USAGE = `usage: node bench/intake.mjs [options]   (npm run bench:intake --
   --quiet-wait S      before each target, wait up to S s for other processes to use < 0.25 cores (default 60; 0: don't)
   --retry-noisy N     measure a target again (up to N times) when other processes used ≥ 0.25 cores meanwhile (default 2)
   --drain-timeout S   how long the outbox relay may take to enqueue the backlog (default 120)
-  --cpu-prof          CPU-profile the control child (inspector) during the measured load and during the relay
-                      drain that follows, and print a summary of each
+  --cpu-prof          CPU-profile the control child's main thread (inspector) during the measured load and print
+                      a summary (the relay runs in a thread of its own and is not in the profile)
   --prof-dir DIR      where to keep the .cpuprofile files (default: a temp dir, removed)
   --json FILE         also write the results as JSON
   --dist DIR          the compiled Hangar to measure (default: dist/ of this checkout; for A/B experiments)
@@ -312,7 +312,6 @@ async function drive(server, seconds, redis, rate) {
     status,
     non2xx: Object.entries(status).reduce((n, [c, k]) => n + (Number(c) >= 300 || Number(c) < 200 ? k : 0), 0),
     errors: result.errors,
-    timeouts: 0, // a timed-out request is counted in errors
     builtLate: reqs.builtLate - late0,
     eventLoopDelay: { p50: eld.p50, p99: eld.p99, max: eld.max },
     redisStalls,
@@ -370,8 +369,7 @@ async function queued(queue) {
 }
 
 /** Waits until BullMQ holds `expected` jobs for the pool, while the relay makes progress. */
-async function waitForRelay(queue, redis, outboxKey, expected, server, profileFile) {
-  if (profileFile) await server.ask('profile-start');
+async function waitForRelay(queue, redis, outboxKey, expected, server) {
   const cpu0 = await server.cpu();
   const redisCpu0 = await redisCpuSeconds(redis);
   const t0 = performance.now();
@@ -393,7 +391,6 @@ async function waitForRelay(queue, redis, outboxKey, expected, server, profileFi
   const drainSeconds = (performance.now() - t0) / 1000;
   const cpu1 = await server.cpu();
   const redisCpu1 = await redisCpuSeconds(redis);
-  if (profileFile) await server.ask('profile-stop', { file: profileFile });
   const outboxLeft = await redis.xlen(outboxKey);
   const moved = enqueued - atEnd.enqueued;
   // Only the relay works in the control once the load has stopped: its cost per job.
@@ -478,7 +475,7 @@ log: {level: silent}
   const queue = new Queue(`pool-${POOL}`, { connection: redis, prefix });
   cleanups.push(() => queue.close());
   const createdAfterLoad = (await scrape(hangar.url)).results.created ?? 0;
-  const relay = await waitForRelay(queue, redis, `${prefix}:outbox`, createdAfterLoad, hangar, profDir && join(profDir, `relay-run${index}-${process.pid}.cpuprofile`));
+  const relay = await waitForRelay(queue, redis, `${prefix}:outbox`, createdAfterLoad, hangar);
   const warm = h.drives.length >= 2 ? h.drives[h.drives.length - 2] : { ok: 0, seconds: 0 };
   // End to end for the last attempt (warm-up + measured, back to back; earlier attempts were drained first).
   relay.endToEnd = (warm.ok + h.measured.ok) / (warm.seconds + h.measured.seconds + relay.drainSeconds);
@@ -520,7 +517,7 @@ log: {level: silent}
   const check = (ok, text) => checks.push({ ok, text });
   check(sum(b, (d) => d.non2xx) === 0, `bare: every answer 2xx (${fmtStatus(b)})`);
   check(hangarDrives.every((d) => d.non2xx === 0), `Hangar: every answer 2xx (${fmtStatus({ drives: hangarDrives })})`);
-  const errs = [...b.drives, ...hangarDrives].reduce((n, d) => n + d.errors + d.timeouts, 0);
+  const errs = [...b.drives, ...hangarDrives].reduce((n, d) => n + d.errors, 0); // a timed-out request counts as an error
   check(errs === 0, `no connection errors or timeouts on the client (${errs})`);
   check(
     other.length === 0 && created >= clientOk && created - clientOk <= inFlight,
@@ -680,7 +677,7 @@ async function main() {
 
   if (profDir) {
     for (const file of readdirSync(profDir).filter((f) => f.endsWith(`-${process.pid}.cpuprofile`))) {
-      const what = file.startsWith('relay') ? 'while the outbox relay drained the backlog, after the load' : 'during the measured load; the profiler costs a few % of throughput';
+      const what = 'during the measured load (main thread only; the relay has a thread of its own); the profiler costs a few % of throughput';
       console.log(`\nCPU profile of the control child ${what} (${join(profDir, file)}):`);
       console.log(summarise(JSON.parse(readFileSync(join(profDir, file), 'utf8')), 20));
     }

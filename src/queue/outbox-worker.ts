@@ -80,6 +80,7 @@ export class OutboxWorker {
       }
     });
     let running = false;
+    let startedAt = Date.now();
     const ready = new Promise<void>((resolve, reject) => {
       const onMessage = (m: RelayThreadMessage) => {
         if (m.type !== 'ready') return;
@@ -93,14 +94,17 @@ export class OutboxWorker {
     });
     worker.on('error', (err) => this.logger.error({ err }, 'outbox relay thread failed'));
     worker.on('exit', (code) => {
-      // Before 'ready' the caller of start() sees the failure; after it, the thread is restarted.
-      if (!running || this.worker !== worker || this.stopping) return;
+      if (this.worker !== worker) return;
       this.worker = undefined;
+      // Before 'ready' the caller of start() sees the failure; after it, the thread is restarted.
+      if (!running || this.stopping) return;
       this.logger.error({ code }, 'outbox relay thread exited');
+      // A thread that ran a while starts the backoff afresh; one that keeps dying backs off.
+      if (Date.now() - startedAt >= 60_000) this.restarts = 0;
       this.restartLater();
     });
     await ready;
-    this.restarts = 0;
+    startedAt = Date.now();
     this.reportLoad(worker);
   }
 
