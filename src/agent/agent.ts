@@ -128,7 +128,10 @@ export class Agent {
   }
 
   private async beat(): Promise<void> {
-    const usage = await this.d.parts.caps.usage().catch(() => null);
+    const usage = await this.d.parts.caps.usage().catch((err: Error) => {
+      this.d.logger.warn({ err: err.message }, 'heartbeat: the slice usage could not be read');
+      return null;
+    });
     const state = {
       host: this.d.agent.host,
       role: this.d.agent.role,

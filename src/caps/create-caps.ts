@@ -132,13 +132,20 @@ class CgroupCaps implements Caps {
   async usage(vmId?: string): Promise<CapsUsage | null> {
     if (vmId !== undefined) {
       const dirs = this.vmDirs(vmId);
-      return (await exists(dirs[0]!)) ? this.backend.readUsage(dirs) : null;
+      if (!(await exists(dirs[0]!))) return null;
+      try {
+        return await this.backend.readUsage(dirs);
+      } catch (err) {
+        // Removed while we read it (its VM ended): as if it had not been there.
+        if (!(await exists(dirs[0]!))) return null;
+        throw err;
+      }
     }
     const slice = await this.backend.readUsage(this.backend.sliceDirs);
     if (this.backend.hierarchicalEvents) return slice;
     // v1 counts OOM kills only in the cgroup whose limit was hit; add the live VMs' so the
     // slice figure means "OOM kills under the slice" on both flavours (removed VMs drop out).
-    for (const id of await this.listVmCgroups()) slice.oomKills += (await this.usage(id))?.oomKills ?? 0;
+    for (const id of await this.listVmCgroups()) slice.oomKills += (await this.usage(id).catch(() => null))?.oomKills ?? 0;
     return slice;
   }
 

@@ -158,6 +158,29 @@ describe('caps on cgroup v1', () => {
     await until(async () => (await caps.usage()).tasks === 0, 'orphans reaped by PID 1');
   });
 
+  test('slice usage read while VM cgroups come and go never fails (a cgroup removed mid-read reads as gone, not ENODEV)', async () => {
+    // The agent's heartbeat reads the slice while jobs end; a failed read left the heartbeat without caps.
+    const until = Date.now() + 3_000;
+    let reads = 0;
+    let cycles = 0;
+    const failures: string[] = [];
+    const reader = (async () => {
+      while (Date.now() < until) {
+        await caps.usage().then(() => reads++, (err: Error) => failures.push(err.message));
+        await caps.usage(`race-${cycles}`).catch((err: Error) => failures.push(err.message));
+      }
+    })();
+    while (Date.now() < until) {
+      const id = `race-${cycles++}`;
+      await caps.createVmCgroup(id, { memoryMaxBytes: 64 * MiB });
+      await caps.removeVmCgroup(id);
+    }
+    await reader;
+    expect(failures.slice(0, 3)).toEqual([]);
+    expect(cycles).toBeGreaterThan(50);
+    expect(reads).toBeGreaterThan(50);
+  });
+
   test('the CPU quota holds a busy VM to its share', async () => {
     const tight = await createCaps({ mode: 'v1', sliceName: `tight-${slice}`, cpuQuotaPercent: 20, memoryMaxBytes: 256 * MiB, tasksMax: 64 });
     try {
