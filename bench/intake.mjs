@@ -266,6 +266,8 @@ async function waitOutboxEmpty(redis, outboxKey, maxSeconds) {
 /** Drives the server for `seconds`; returns status counts, exact latency percentiles and CPU shares. */
 async function drive(server, seconds, redis, rate) {
   const lat = new Samples();
+  // The same latencies by second of the window: a tail spread over the run or a few bad seconds.
+  const bySecond = [];
   const status = {};
   const reqs = server.requests;
   // Enough for the phase at 1.5× the best rate seen so far against this server (at least 6,000/s).
@@ -277,6 +279,18 @@ async function drive(server, seconds, redis, rate) {
   await redis.latency('RESET');
   const cpu0 = { me: process.cpuUsage(), server: await server.cpu(), redis: await redisCpuSeconds(redis), machine: machineBusySeconds() };
   const t0 = performance.now();
+  // What Redis was doing, by second: an AOF rewrite (a forked child writing the whole dataset)
+  // takes a core from the server and Redis while it runs; and the relay's backlog (outbox
+  // entries not yet in BullMQ).
+  const rewriting = [];
+  const backlog = [];
+  const sampler = setInterval(() => {
+    const sec = Math.floor((performance.now() - t0) / 1000);
+    void redis.info('persistence').then((info) => {
+      if (/aof_rewrite_in_progress:1/.test(info)) rewriting[sec] = true;
+    }, () => undefined);
+    if (server.outboxKey) void redis.xlen(server.outboxKey).then((n) => (backlog[sec] = n), () => undefined);
+  }, 250);
   const result = await load({
     url: server.url,
     connections: cfg.connections,
@@ -285,10 +299,15 @@ async function drive(server, seconds, redis, rate) {
     next: () => reqs.next(),
     onAnswer: (code, ms) => {
       status[code] = (status[code] ?? 0) + 1;
-      if (code >= 200 && code < 300) lat.push(ms);
+      if (code >= 200 && code < 300) {
+        lat.push(ms);
+        const sec = Math.floor((performance.now() - t0) / 1000);
+        (bySecond[sec] ??= new Samples(1 << 12)).push(ms);
+      }
     },
   });
   const wall = (performance.now() - t0) / 1000;
+  clearInterval(sampler);
   const cpu1 = { me: process.cpuUsage(), server: await server.cpu(), redis: await redisCpuSeconds(redis), machine: machineBusySeconds() };
   const ours = cpuShare(cpu0.server, cpu1.server, wall) + (cpu1.redis - cpu0.redis) / wall + cpuShare(cpu0.me, cpu1.me, wall);
   const main1 = await server.mainThreadCpu();
@@ -309,6 +328,9 @@ async function drive(server, seconds, redis, rate) {
     p999: p[99.9],
     max: p.max,
     mean: p.mean,
+    p99BySecond: Array.from(bySecond, (x) => (x ? x.percentiles([99])[99] : NaN)),
+    aofRewriteSeconds: Array.from(rewriting, (x, i) => (x ? i : -1)).filter((i) => i >= 0),
+    outboxBySecond: server.outboxKey ? Array.from(backlog, (x) => x ?? NaN) : null,
     status,
     non2xx: Object.entries(status).reduce((n, [c, k]) => n + (Number(c) >= 300 || Number(c) < 200 ? k : 0), 0),
     errors: result.errors,
@@ -463,6 +485,7 @@ log: {level: silent}
   console.log(' done');
   // Redis's own per-command accounting covers the Hangar phase and the relay drain only.
   await redis.config('RESETSTAT');
+  hangar.outboxKey = `${prefix}:outbox`;
   process.stdout.write('  Hangar control: warm-up, measuring…');
   const h = await phase(hangar, redis, {
     profileFile: profDir && join(profDir, `hangar-run${index}-${process.pid}.cpuprofile`),
@@ -595,6 +618,11 @@ function report(r) {
     const e = m.eventLoopDelay;
     const stalls = m.redisStalls.map((x) => `${x.event} max ${x.max} ms`).join(', ') || 'none';
     console.log(`  ${name}: server main thread ${f2(m.cpu.serverMain)} cores, other threads ${f2(m.cpu.server - m.cpu.serverMain)}; main-thread event-loop delay p50 ${f2(e.p50)} / p99 ${f2(e.p99)} / max ${f2(e.max)} ms; redis stalls ≥ 10 ms: ${stalls}`);
+    const marks = new Set(m.aofRewriteSeconds);
+    console.log(
+      `    p99 by second of the measured window (ms; * = an AOF rewrite ran in that second): ${m.p99BySecond.map((x, i) => `${x.toFixed(1)}${marks.has(i) ? '*' : ''}`).join(' ')}`,
+    );
+    if (m.outboxBySecond) console.log(`    relay backlog at the end of each second (outbox entries): ${m.outboxBySecond.map((x) => f0(x)).join(' ')}`);
   }
   const perDelivery = (us) => f2(us / Math.max(1, r.created));
   const total = r.commands.reduce((n, c) => n + c.usec, 0);

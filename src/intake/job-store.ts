@@ -70,6 +70,8 @@ export interface JobStoreOptions {
 export class JobStore {
   private readonly run: (...args: (string | number)[]) => Promise<RecordOutcome>;
   private corked = false;
+  /** record() calls so far: the intake's load, which paces the outbox relay (outbox-worker.ts). */
+  calls = 0;
 
   constructor(
     private readonly redis: Redis,
@@ -87,6 +89,7 @@ export class JobStore {
   }
 
   async record(deliveryId: string, ev: WorkflowJobEvent, decision: Decision, now = Date.now()): Promise<RecordOutcome> {
+    this.calls++;
     const pool = decision.kind === 'accept' ? decision.pool : null;
     const reason = decision.kind === 'reject' ? decision.reason : null;
     const fields: StaticFields = {

@@ -59,9 +59,11 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
   const queues = new PoolQueues(queueConn, config.redis.prefix, config.pools.map((p) => p.name), (err) =>
     logger.debug({ err: err.message }, 'queue connection error'),
   );
+  const store = new JobStore(redis, k, { deliveryTtlSeconds: config.control.deliveryTtlHours * 3600 });
   const relay = new OutboxWorker(
     { redisUrl: config.redis.url, prefix: config.redis.prefix, pools: config.pools.map((p) => p.name), level: logger.level },
     logger.child({ unit: 'outbox' }),
+    () => store.calls,
   );
 
   const registry = new Registry();
@@ -91,7 +93,7 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
   await app.register(intakeRoutes, {
     webhookSecrets: secrets.webhookSecrets,
     policy: config,
-    store: new JobStore(redis, k, { deliveryTtlSeconds: config.control.deliveryTtlHours * 3600 }),
+    store,
     metrics: intakeMetrics(registry),
     logger: logger.child({ unit: 'intake' }),
   });

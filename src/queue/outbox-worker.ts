@@ -26,7 +26,18 @@ export interface RelayThreadData {
 export const RELAY_NICE = 10;
 /** Main-thread event-loop utilisation from which the intake counts as busy (the relay is paced). */
 export const BUSY_UTILISATION = 0.5;
-const LOAD_SAMPLE_MS = 250;
+/**
+ * Deliveries per second from which the intake counts as busy, however idle its thread looks:
+ * a thread waiting on a Redis that the relay keeps busy has a low utilisation, which alone
+ * would tell the relay to go on at full speed (bench/intake saw that at the start of a flood).
+ */
+export const BUSY_DELIVERIES_PER_SECOND = 500;
+const LOAD_SAMPLE_MS = 100;
+
+/** Whether the intake counts as busy over one sample: its thread's utilisation or its delivery rate. */
+export function intakeBusy(utilisation: number, deliveriesPerSecond: number): boolean {
+  return utilisation >= BUSY_UTILISATION || deliveriesPerSecond >= BUSY_DELIVERIES_PER_SECOND;
+}
 
 export type RelayThreadMessage =
   | { type: 'ready' }
@@ -57,9 +68,14 @@ export class OutboxWorker {
   private restarts = 0;
   private loadTimer: NodeJS.Timeout | undefined;
 
+  /**
+   * `deliveries` counts what the intake has taken so far (JobStore.calls): with the main thread's
+   * utilisation, it tells the relay when to leave Redis and the CPU to the answers.
+   */
   constructor(
     private readonly data: RelayThreadData,
     private readonly logger: Logger,
+    private readonly deliveries: () => number = () => 0,
   ) {}
 
   /** The running thread, if any (diagnostics, and tests that make it die). */
@@ -112,10 +128,16 @@ export class OutboxWorker {
   private reportLoad(worker: Worker): void {
     clearInterval(this.loadTimer);
     let last = performance.eventLoopUtilization();
+    let lastCount = this.deliveries();
+    let lastAt = performance.now();
     this.loadTimer = setInterval(() => {
       const now = performance.eventLoopUtilization();
-      const busy = performance.eventLoopUtilization(now, last).utilization >= BUSY_UTILISATION;
+      const count = this.deliveries();
+      const at = performance.now();
+      const busy = intakeBusy(performance.eventLoopUtilization(now, last).utilization, ((count - lastCount) * 1000) / Math.max(1, at - lastAt));
       last = now;
+      lastCount = count;
+      lastAt = at;
       worker.postMessage({ type: 'intake-load', busy } satisfies RelayThreadMessage);
     }, LOAD_SAMPLE_MS);
     this.loadTimer.unref();

@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import type { PoolJobData } from '../../src/queue/contracts.js';
 import { keys, queueJobId } from '../../src/queue/keys.js';
 import { MAX_PACED_LAG_MS, OutboxRelay } from '../../src/queue/outbox.js';
-import { OutboxWorker } from '../../src/queue/outbox-worker.js';
+import { BUSY_DELIVERIES_PER_SECOND, OutboxWorker, intakeBusy } from '../../src/queue/outbox-worker.js';
 import { PoolQueues } from '../../src/queue/pool-queues.js';
 import { dropPrefix, redisUrl, testPrefix } from '../helpers/redis.js';
 
@@ -136,5 +136,33 @@ describe('outbox relay', () => {
     expect(worker.thread).toBeDefined();
     expect(worker.thread).not.toBe(first);
     expect(lines.some((l) => l.msg === 'outbox relay thread exited')).toBe(true);
+  });
+  test('the relay is paced while deliveries pour in, even when the intake thread looks idle (it may be waiting on Redis)', async () => {
+    expect(intakeBusy(0.1, 0)).toBe(false);
+    expect(intakeBusy(0.6, 0)).toBe(true);
+    expect(intakeBusy(0.1, BUSY_DELIVERIES_PER_SECOND)).toBe(true);
+    expect(intakeBusy(0.1, BUSY_DELIVERIES_PER_SECOND - 1)).toBe(false);
+
+    const prefix = testPrefix();
+    const { logger, lines } = captureLogger();
+    // 1,000 deliveries/s as the intake would count them, while this thread mostly sleeps.
+    let pouring = true;
+    let count = 0;
+    let at = performance.now();
+    const deliveries = () => {
+      const now = performance.now();
+      if (pouring) count += Math.round(now - at);
+      at = now;
+      return count;
+    };
+    const worker = new OutboxWorker({ redisUrl: redisUrl(), prefix, pools: ['build'], level: 'debug' }, logger, deliveries);
+    cleanups.push(async () => {
+      await worker.stop();
+      await dropPrefix(redisUrl(), prefix);
+    });
+    await worker.start();
+    await expect.poll(() => lines.some((l) => l.msg === 'intake busy: relay paced'), { timeout: 3000, interval: 50 }).toBe(true);
+    pouring = false;
+    await expect.poll(() => lines.some((l) => l.msg === 'intake quiet: relay at full speed'), { timeout: 3000, interval: 50 }).toBe(true);
   });
 });
