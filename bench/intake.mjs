@@ -271,6 +271,7 @@ async function drive(server, seconds, redis, rate) {
   const status = {};
   const reqs = server.requests;
   // Enough for the phase at 1.5× the best rate seen so far against this server (at least 6,000/s).
+  // (phase() has signed this drive's requests already; this only tops up if it has not.)
   reqs.prepare(reqs.cycle ? 20_000 : Math.ceil(seconds * Math.max(6000, 1.5 * (server.bestRps ?? 0), rate ?? 0)));
   const late0 = reqs.builtLate;
   const main0 = await server.mainThreadCpu();
@@ -360,6 +361,10 @@ async function phase(server, redis, { profileFile, settle, rate } = {}) {
       if (q.others >= NOISY) process.stdout.write(` [machine not quiet after ${cfg.quietWait} s: others use ${f2(q.others)} cores]`);
       else if (q.waited >= 1) process.stdout.write(` [waited ${q.waited.toFixed(0)} s for a quiet machine]`);
     }
+    // Sign the warm-up's and the measured window's requests now, so that the window follows the
+    // warm-up at once: a pause of a second or two to sign them in between would let the relay
+    // drain and V8 shrink the heap while idle, and the window would start from that, not warm.
+    if (!server.requests.cycle) server.requests.prepare(Math.ceil((cfg.warmup + cfg.duration) * Math.max(7000, 1.5 * (server.bestRps ?? 0), rate ?? 0)));
     if (cfg.warmup > 0) drives.push(await drive(server, cfg.warmup, redis, rate));
     if (profileFile) await server.ask('profile-start');
     measured = await drive(server, cfg.duration, redis, rate);
