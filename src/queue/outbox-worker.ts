@@ -29,7 +29,8 @@ export const BUSY_UTILISATION = 0.5;
 /**
  * Deliveries per second from which the intake counts as busy, however idle its thread looks:
  * a thread waiting on a Redis that the relay keeps busy has a low utilisation, which alone
- * would tell the relay to go on at full speed (bench/intake saw that at the start of a flood).
+ * would tell the relay to go on at full speed. (In bench/intake's steady flood both signals say
+ * busy; the rate matters when Redis, not the thread, is what holds the answers up.)
  */
 export const BUSY_DELIVERIES_PER_SECOND = 500;
 const LOAD_SAMPLE_MS = 100;
