@@ -102,12 +102,13 @@ describe.sequential('qemu-microvm specifics', () => {
       const h = await d.create(base({
         rootDisk: disk,
         network: { tap, mac: '52:54:00:12:34:56' },
-        guestFiles: { cmd, net: 'IP=10.213.77.2/30 GW=10.213.77.1 DNS=10.213.77.1' },
+        guestFiles: { cmd, net: 'IP=10.213.77.2/30 GW=10.213.77.1 DNS=10.213.77.1 MTU=1400' },
       }));
       expect((await d.wait(h.id)).kind).toBe('exited');
       const text = await readFile(h.consoleLog, 'utf8');
       expect(text).toContain('HANGAR-ROOT-DISK');
       expect(text).toContain('10.213.77.2/30');
+      expect(text).toMatch(/mtu 1400/); // the guest's NIC takes the MTU the host gives (guest-net.sh)
       expect(text).toContain('PING-OK');
       await d.destroy(h.id);
     } finally {

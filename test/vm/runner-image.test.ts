@@ -152,6 +152,7 @@ describe.skipIf(problem !== null).sequential('hangar image build runner', () => 
     expect(await debugfs('cat /home/runner/actions-runner/run.sh')).toBe(FAKE_RUN_SH);
     const unit = await debugfs('cat /etc/systemd/system/hangar-runner.service');
     expect(unit).toBe(await readFile('src/vm/image/runner/hangar-runner.service', 'utf8'));
+    expect(await debugfs('cat /usr/local/lib/hangar/net.sh')).toBe(await readFile('src/vm/image/guest-net.sh', 'utf8'));
     expect(await debugfs('stat /etc/systemd/system/multi-user.target.wants/hangar-runner.service')).toMatch(/Fast link dest: "\/etc\/systemd\/system\/hangar-runner.service"/);
     expect(await debugfs('cat /etc/resolv.conf')).toBe('');
     expect(await debugfs('cat /etc/machine-id')).toBe('');

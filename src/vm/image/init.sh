@@ -3,7 +3,7 @@
 #
 # The host hands files in through fw_cfg (never the kernel command line, which any guest
 # process can read in /proc/cmdline, and never argv on the host):
-#   opt/hangar/net  KEY=value words: IP=10.0.0.2/30 GW=10.0.0.1 DNS=10.0.0.1[,…]
+#   opt/hangar/net  KEY=value words: IP=10.0.0.2/30 GW=10.0.0.1 DNS=10.0.0.1[,…] MTU=1500
 #   opt/hangar/jit  the runner's JIT config (base64); a secret: only runner.sh reads it
 #   opt/hangar/cmd  a shell script to run instead of the runner (tests: sleep, fork bomb, …)
 # Markers on the console, one per line, for the agent and the benchmark:
@@ -22,26 +22,9 @@ done
 
 F=/sys/firmware/qemu_fw_cfg/by_name/opt/hangar
 
-# `ip=` on the command line does nothing with this kernel: configure the first NIC here.
-setup_net() {
-  IP='' GW='' DNS=''
-  for kv in $(cat "$F/net/raw"); do
-    case $kv in
-      IP=*) IP=${kv#IP=} ;;
-      GW=*) GW=${kv#GW=} ;;
-      DNS=*) DNS=${kv#DNS=} ;;
-    esac
-  done
-  nic=''
-  for d in /sys/class/net/*; do
-    [ "${d##*/}" = lo ] || { nic=${d##*/}; break; }
-  done
-  [ -n "$nic" ] && [ -n "$IP" ] || { echo "hangar-init: no NIC or no IP for the network" >&2; return 1; }
-  ip link set "$nic" up && ip addr add "$IP" dev "$nic" || return 1
-  [ -z "$GW" ] || ip route add default via "$GW" || return 1
-  : > /etc/resolv.conf
-  for d in $(echo "$DNS" | tr ',' ' '); do echo "nameserver $d" >> /etc/resolv.conf; done
-}
+# setup_net: the first NIC from opt/hangar/net (guest-net.sh, shared by both images).
+TAG=hangar-init
+. /hangar/net.sh
 
 ip link set lo up
 [ -r "$F/net/raw" ] && setup_net

@@ -18,29 +18,9 @@ RUNNER_DIR=/home/runner/actions-runner
 # The initramfs loaded it; load it here too, in case this root is booted some other way.
 [ -d "$F" ] || modprobe qemu_fw_cfg 2>/dev/null || true
 
-# `ip=` on the kernel command line does nothing with this kernel: configure the first NIC here.
-setup_net() {
-  IP='' GW='' DNS='' MTU=''
-  for kv in $(cat "$F/net/raw"); do
-    case $kv in
-      IP=*) IP=${kv#IP=} ;;
-      GW=*) GW=${kv#GW=} ;;
-      DNS=*) DNS=${kv#DNS=} ;;
-      MTU=*) MTU=${kv#MTU=} ;;
-    esac
-  done
-  nic=''
-  for d in /sys/class/net/*; do
-    [ "${d##*/}" = lo ] || { nic=${d##*/}; break; }
-  done
-  [ -n "$nic" ] || { echo "hangar-runner: opt/hangar/net given but the VM has no network interface" >&2; return 1; }
-  [ -n "$IP" ] || { echo "hangar-runner: opt/hangar/net has no IP=" >&2; return 1; }
-  [ -z "$MTU" ] || ip link set "$nic" mtu "$MTU" || return 1
-  ip link set "$nic" up && ip addr add "$IP" dev "$nic" || return 1
-  [ -z "$GW" ] || ip route add default via "$GW" || return 1
-  : > /etc/resolv.conf
-  for d in $(echo "$DNS" | tr ',' ' '); do echo "nameserver $d" >> /etc/resolv.conf; done
-}
+# setup_net: the first NIC from opt/hangar/net (guest-net.sh, shared by both images).
+TAG=hangar-runner
+. /usr/local/lib/hangar/net.sh
 
 ip link set lo up
 rc=0
