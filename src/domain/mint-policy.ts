@@ -37,6 +37,11 @@ export interface GitHubFacts {
   repository: string;
   headRepository: string | null;
   jobStatus: string;
+  /** The job asked about, and the runner GitHub gave it (null while none has). */
+  workflowJobId: number;
+  jobRunnerName: string | null;
+  /** From the control's record: a runner was minted for this job attempt before. */
+  mintedBefore: boolean;
 }
 
 /** What can be decided before asking GitHub anything: who asks, and for what. */
@@ -47,7 +52,7 @@ export function checkRequest(f: MintRequestFacts): MintDecision {
   if (!f.record) return refuse('unknown-job');
   if (f.record.decision !== 'accept') return refuse('not-accepted');
   if (f.record.pool !== f.pool.name) return refuse('wrong-pool');
-  if (f.record.state !== 'queued') return refuse('job-not-queued');
+  // Whether the job still needs a runner is GitHub's to say (checkGitHub), not an old webhook's.
   return { kind: 'mint' };
 }
 
@@ -56,8 +61,21 @@ export function checkGitHub(g: GitHubFacts): MintDecision {
   if (g.visibility === 'public') return refuse('public-repo');
   if (g.visibility === 'internal' && !g.allowInternal) return refuse('internal-repo');
   if (g.headRepository !== null && g.headRepository.toLowerCase() !== g.repository.toLowerCase()) return refuse('fork-pr');
-  if (g.jobStatus !== 'queued') return refuse('job-not-queued');
+  if (g.jobStatus !== 'queued' && (g.mintedBefore || !runnerOwed(g.workflowJobId, g.jobRunnerName))) return refuse('job-not-queued');
   return { kind: 'mint' };
+}
+
+/**
+ * A JIT runner is not bound to the job it was minted for: GitHub gives it the oldest queued job
+ * its labels fit. So when webhooks arrive out of order, the runner minted for a newer job takes
+ * this older one, and the newer job is left without a runner. A job taken by a Hangar runner
+ * minted for another job is therefore owed one: minting for it keeps one runner per job, and the
+ * runner it gets takes whichever job is waiting. (Taken by its own runner, or by none: not owed;
+ * and a job is owed one runner at most: checkGitHub refuses a second for a job minted for before.)
+ */
+export function runnerOwed(workflowJobId: number, jobRunnerName: string | null): boolean {
+  const m = jobRunnerName ? /^hangar-.+-(\d+)-\d+$/.exec(jobRunnerName) : null;
+  return m !== null && Number(m[1]) !== workflowJobId;
 }
 
 /** `hangar-<host>-<workflow job id>-<attempt>`: one name per job attempt, so a retry finds its runner. */

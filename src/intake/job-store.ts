@@ -166,7 +166,9 @@ export async function trimJobIndex(redis: Redis, k: Keys, keepSeconds = 14 * 24 
 export interface JobRecord extends StaticFields {
   workflowJobId: number;
   state: 'queued' | 'in_progress' | 'completed';
+  /** The runner GitHub gave the job (its webhooks say), and the one Hangar minted for it (they can differ). */
   runnerName: string | null;
+  mintedRunner: string | null;
   conclusion: string | null;
   createdAt: number;
   updatedAt: number;
@@ -183,6 +185,7 @@ function toRecord(workflowJobId: number, h: Record<string, string>): JobRecord |
     workflowJobId,
     state: h.state as JobRecord['state'],
     runnerName: h.runnerName || null,
+    mintedRunner: h.mintedRunner || null,
     conclusion: h.conclusion || null,
     createdAt: Number(h.createdAt),
     updatedAt: Number(h.updatedAt),

@@ -46,6 +46,9 @@ export async function mintRunner(deps: MintDeps, host: KnownHost, poolName: stri
     repository: record.repo,
     headRepository: run.headRepositoryFullName,
     jobStatus: job.status,
+    workflowJobId,
+    jobRunnerName: job.runnerName,
+    mintedBefore: record.mintedRunner !== null,
   });
   if (now.kind === 'refuse') {
     if (CANCEL_RUN_ON.has(now.reason)) await cancelRun(deps, log, owner, repo, record.runId, workflowJobId);
@@ -67,8 +70,12 @@ export async function mintRunner(deps: MintDeps, host: KnownHost, poolName: stri
     if (existing) await deps.github.deleteRunner({ ...scope, runnerId: existing.id });
     jit = await mint();
   }
-  await deps.redis.hset(deps.keys.job(workflowJobId), { runnerName: name, host: host.name, mintedAt: Date.now() });
-  log.info({ runnerName: name, runnerId: jit.runner.id }, 'runner minted');
+  // `runnerName` on the record is the runner GitHub gave the job (from its webhooks); which one was
+  // minted for it is another matter (see runnerOwed).
+  await deps.redis.hset(deps.keys.job(workflowJobId), { mintedRunner: name, host: host.name, mintedAt: Date.now() });
+  // Not queued yet minted: the job was taken by a runner minted for another job (runnerOwed).
+  const owed = job.status !== 'queued' ? { owedBecauseTakenBy: job.runnerName } : {};
+  log.info({ runnerName: name, runnerId: jit.runner.id, ...owed }, 'runner minted');
   return { kind: 'minted', runnerName: name, runnerId: jit.runner.id, encodedJitConfig: jit.encodedJitConfig };
 }
 

@@ -75,7 +75,7 @@ describe('JIT minting', () => {
     const runner = sim.runners().find((x) => x.name === r.body.runnerName);
     expect(runner?.labels).toEqual(expect.arrayContaining(['self-hosted', 'build']));
     const rec = await redis.hgetall(keys(prefix).job(id!));
-    expect(rec.runnerName).toBe(r.body.runnerName);
+    expect(await redis.hget(keys(prefix).job(id!), 'mintedRunner')).toBe(r.body.runnerName);
     expect(JSON.stringify(rec)).not.toContain(r.body.encodedJitConfig);
   });
 
@@ -145,6 +145,32 @@ describe('JIT minting', () => {
     expect(third.body.reason).toBe('job-not-queued');
     expect((await ran).exitCode).toBe(0);
     expect(liveRunners().some((r) => r.name === first.body.runnerName)).toBe(false);
+  });
+
+  test('a runner minted for a newer job takes an older one (GitHub gives the oldest): the older job is owed a runner, so both run', async () => {
+    sim.createRepo({ owner: 'acme', name: 'order', visibility: 'private' });
+    const [older, newer] = await queuedJobs({
+      repo: 'acme/order',
+      jobs: [{ name: 'older', labels: ['self-hosted', 'build'], steps: ['echo OLDER'] }, { name: 'newer', labels: ['self-hosted', 'build'], steps: ['echo NEWER'] }],
+    });
+    // The newer job's webhook came first: its runner is minted first, and GitHub gives it the older job.
+    const forNewer = await jit(BUILD_TOKEN, 'build', newer!);
+    expect(forNewer.status).toBe(201);
+    expect((await runSimRunner(forNewer.body.encodedJitConfig, { pollMs: 50 })).exitCode).toBe(0);
+    expect(sim.job(older!)).toMatchObject({ status: 'completed', runnerName: `hangar-minipc-${newer}-1` });
+    expect(sim.job(newer!).status).toBe('queued');
+    // The older job's turn: GitHub says it is done, but on a runner minted for another job. Minted anyway.
+    const forOlder = await jit(BUILD_TOKEN, 'build', older!);
+    expect(forOlder.status).toBe(201);
+    expect(forOlder.body.runnerName).toBe(`hangar-minipc-${older}-1`);
+    expect((await runSimRunner(forOlder.body.encodedJitConfig, { pollMs: 50 })).exitCode).toBe(0);
+    expect(sim.job(newer!)).toMatchObject({ status: 'completed', conclusion: 'success', runnerName: `hangar-minipc-${older}-1` });
+    // A queue entry processed again (an agent died): each job has had the one runner it is owed.
+    for (const id of [older!, newer!]) {
+      const again = await jit(BUILD_TOKEN, 'build', id);
+      expect(again.status, `job ${id}`).toBe(403);
+      expect(again.body.reason).toBe('job-not-queued');
+    }
   });
 
   test('metrics count requests by result; no JIT config is in Redis or the metrics', async () => {

@@ -1,12 +1,13 @@
 import { describe, expect, test } from 'vitest';
-import { checkGitHub, checkRequest, runnerName, type GitHubFacts, type MintRequestFacts } from '../../src/domain/mint-policy.js';
+import { checkGitHub, checkRequest, runnerName, runnerOwed, type GitHubFacts, type MintRequestFacts } from '../../src/domain/mint-policy.js';
 
 const build = { name: 'minipc', role: 'build' as const, pools: ['build', 'big'] };
 const deployHost = { name: 'cloud', role: 'deploy' as const, pools: ['deploy'] };
 const queued = { decision: 'accept', pool: 'build', state: 'queued' };
 const req = (o: Partial<MintRequestFacts> = {}): MintRequestFacts => ({ host: build, pool: { name: 'build', deploy: false }, record: queued, ...o });
 const gh = (o: Partial<GitHubFacts> = {}): GitHubFacts => ({
-  visibility: 'private', allowInternal: false, repository: 'acme/app', headRepository: 'acme/app', jobStatus: 'queued', ...o,
+  visibility: 'private', allowInternal: false, repository: 'acme/app', headRepository: 'acme/app', jobStatus: 'queued',
+  workflowJobId: 41, jobRunnerName: null, mintedBefore: false, ...o,
 });
 
 describe('checkRequest', () => {
@@ -19,7 +20,8 @@ describe('checkRequest', () => {
     ['a job the control never saw', req({ record: null }), { kind: 'refuse', reason: 'unknown-job' }],
     ['a rejected job', req({ record: { ...queued, decision: 'reject' } }), { kind: 'refuse', reason: 'not-accepted' }],
     ['a job of another pool', req({ record: { ...queued, pool: 'big' } }), { kind: 'refuse', reason: 'wrong-pool' }],
-    ['a job already in progress', req({ record: { ...queued, state: 'in_progress' } }), { kind: 'refuse', reason: 'job-not-queued' }],
+    // A webhook's state is not enough to refuse: GitHub says whether the job is owed a runner.
+    ['a job the webhooks say is in progress', req({ record: { ...queued, state: 'in_progress' } }), { kind: 'mint' }],
   ])('%s', (_n, facts, want) => expect(checkRequest(facts)).toEqual(want));
 });
 
@@ -32,11 +34,29 @@ describe('checkGitHub', () => {
     ['a fork pull request', gh({ headRepository: 'mallory/app' }), { kind: 'refuse', reason: 'fork-pr' }],
     ['head repository differs only in case', gh({ headRepository: 'ACME/App' }), { kind: 'mint' }],
     ['no head repository (scheduled run)', gh({ headRepository: null }), { kind: 'mint' }],
-    ['GitHub already gave the job to a runner', gh({ jobStatus: 'in_progress' }), { kind: 'refuse', reason: 'job-not-queued' }],
+    ['GitHub already gave the job to its own runner', gh({ jobStatus: 'in_progress', jobRunnerName: 'hangar-minipc-41-1' }), { kind: 'refuse', reason: 'job-not-queued' }],
+    ['GitHub gave the job to a runner that is not Hangar\'s', gh({ jobStatus: 'in_progress', jobRunnerName: 'laptop' }), { kind: 'refuse', reason: 'job-not-queued' }],
+    ['completed without a runner (cancelled while queued)', gh({ jobStatus: 'completed', jobRunnerName: null }), { kind: 'refuse', reason: 'job-not-queued' }],
+    ['waiting for an environment\'s approval', gh({ jobStatus: 'waiting' }), { kind: 'refuse', reason: 'job-not-queued' }],
+    ['taken by the runner minted for another job: owed one', gh({ jobStatus: 'in_progress', jobRunnerName: 'hangar-minipc-42-1' }), { kind: 'mint' }],
+    ['finished on the runner minted for another job: owed one', gh({ jobStatus: 'completed', jobRunnerName: 'hangar-mini-pc-43-2' }), { kind: 'mint' }],
+    ['taken by another job\'s runner, but a runner was minted for it before: paid already', gh({ jobStatus: 'in_progress', jobRunnerName: 'hangar-minipc-42-1', mintedBefore: true }), { kind: 'refuse', reason: 'job-not-queued' }],
+    ['queued, minted before (an agent died): minted again, the name replaces the idle one', gh({ mintedBefore: true }), { kind: 'mint' }],
+    ['owed, but now a fork PR: the fork is the reason', gh({ jobStatus: 'in_progress', jobRunnerName: 'hangar-minipc-42-1', headRepository: 'mallory/app' }), { kind: 'refuse', reason: 'fork-pr' }],
     ['public fork PR: public is the reason', gh({ visibility: 'public', headRepository: 'mallory/app' }), { kind: 'refuse', reason: 'public-repo' }],
   ])('%s', (_n, facts, want) => expect(checkGitHub(facts)).toEqual(want));
 });
 
 test('runner names derive from the job attempt', () => {
   expect(runnerName('minipc', 42, 2)).toBe('hangar-minipc-42-2');
+});
+
+test('a job is owed a runner only when a Hangar runner minted for another job took it', () => {
+  expect(runnerOwed(41, runnerName('minipc', 42, 1))).toBe(true);
+  expect(runnerOwed(41, runnerName('mini-pc-2', 7, 3))).toBe(true);
+  expect(runnerOwed(41, runnerName('minipc', 41, 1))).toBe(false);
+  expect(runnerOwed(41, runnerName('minipc', 41, 2))).toBe(false);
+  expect(runnerOwed(41, null)).toBe(false);
+  expect(runnerOwed(41, 'GitHub Actions 2')).toBe(false);
+  expect(runnerOwed(41, 'hangar-minipc-x-1')).toBe(false);
 });
