@@ -26,8 +26,11 @@ export interface MintHost {
 export interface MintRequestFacts {
   host: MintHost;
   pool: { name: string; deploy: boolean };
-  /** The control's record of the job; null when it has none. */
-  record: { decision: string; pool: string | null; state: string } | null;
+  /**
+   * The control's record of the job; null when it has none. Its state is not asked: whether the
+   * job still needs a runner is for GitHub to say (checkGitHub), not for an old webhook.
+   */
+  record: { decision: string; pool: string | null } | null;
 }
 
 export interface GitHubFacts {
@@ -52,7 +55,6 @@ export function checkRequest(f: MintRequestFacts): MintDecision {
   if (!f.record) return refuse('unknown-job');
   if (f.record.decision !== 'accept') return refuse('not-accepted');
   if (f.record.pool !== f.pool.name) return refuse('wrong-pool');
-  // Whether the job still needs a runner is GitHub's to say (checkGitHub), not an old webhook's.
   return { kind: 'mint' };
 }
 

@@ -30,7 +30,7 @@ export class PoolQueues {
   }
 
   /**
-   * One round trip per pool however many jobs; a job already there (same id) stays as it is.
+   * One MULTI per pool and chunk of BULK_CHUNK jobs; a job already there (same id) stays as it is.
    * The entries must be valid `PoolJobData` (the relay checks each with `poolJobData`).
    */
   async addBulk(jobs: readonly PoolJobData[]): Promise<void> {

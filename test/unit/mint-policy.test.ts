@@ -3,7 +3,7 @@ import { checkGitHub, checkRequest, runnerName, runnerOwed, type GitHubFacts, ty
 
 const build = { name: 'minipc', role: 'build' as const, pools: ['build', 'big'] };
 const deployHost = { name: 'cloud', role: 'deploy' as const, pools: ['deploy'] };
-const queued = { decision: 'accept', pool: 'build', state: 'queued' };
+const queued = { decision: 'accept', pool: 'build' };
 const req = (o: Partial<MintRequestFacts> = {}): MintRequestFacts => ({ host: build, pool: { name: 'build', deploy: false }, record: queued, ...o });
 const gh = (o: Partial<GitHubFacts> = {}): GitHubFacts => ({
   visibility: 'private', allowInternal: false, repository: 'acme/app', headRepository: 'acme/app', jobStatus: 'queued',
@@ -20,8 +20,6 @@ describe('checkRequest', () => {
     ['a job the control never saw', req({ record: null }), { kind: 'refuse', reason: 'unknown-job' }],
     ['a rejected job', req({ record: { ...queued, decision: 'reject' } }), { kind: 'refuse', reason: 'not-accepted' }],
     ['a job of another pool', req({ record: { ...queued, pool: 'big' } }), { kind: 'refuse', reason: 'wrong-pool' }],
-    // A webhook's state is not enough to refuse: GitHub says whether the job is owed a runner.
-    ['a job the webhooks say is in progress', req({ record: { ...queued, state: 'in_progress' } }), { kind: 'mint' }],
   ])('%s', (_n, facts, want) => expect(checkRequest(facts)).toEqual(want));
 });
 
