@@ -87,19 +87,46 @@ function mainThreadCpu() {
   }
 }
 
-// Event-loop delay of the main thread (the thread that answers webhooks), per measured window.
+/**
+ * The main thread's scheduler figures from /proc/self/task/PID/schedstat (ns): time on a core, and
+ * time runnable but waiting for one (another thread or process had both cores); null where absent.
+ */
+function mainThreadSched() {
+  try {
+    const [onCpu, waiting] = readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ').map(Number);
+    return { onCpu, waiting };
+  } catch {
+    return null;
+  }
+}
+
+// Event-loop delay of the main thread (the thread that answers webhooks), per measured window;
+// with its event-loop utilisation and its run-queue wait over the same window.
 const eld = monitorEventLoopDelay({ resolution: 1 });
 eld.enable();
+let window0 = { at: performance.now(), elu: performance.eventLoopUtilization(), sched: mainThreadSched() };
 
 process.on('message', (msg) => {
   if (msg?.type === 'cpu') send({ type: 'cpu', id: msg.id, usage: process.cpuUsage(), mainThread: mainThreadCpu() });
   if (msg?.type === 'eld-reset') {
     eld.reset();
+    window0 = { at: performance.now(), elu: performance.eventLoopUtilization(), sched: mainThreadSched() };
     send({ type: 'eld-reset', id: msg.id });
   }
   if (msg?.type === 'eld') {
     const ms = (ns) => ns / 1e6;
-    send({ type: 'eld', id: msg.id, p50: ms(eld.percentile(50)), p99: ms(eld.percentile(99)), max: ms(eld.max) });
+    const wallMs = performance.now() - window0.at;
+    const sched = mainThreadSched();
+    send({
+      type: 'eld',
+      id: msg.id,
+      p50: ms(eld.percentile(50)),
+      p99: ms(eld.percentile(99)),
+      max: ms(eld.max),
+      utilisation: performance.eventLoopUtilization(window0.elu).utilization,
+      // Share of the window the main thread was runnable but not on a core.
+      runQueueWait: sched && window0.sched ? ms(sched.waiting - window0.sched.waiting) / wallMs : NaN,
+    });
   }
   if (msg?.type === 'profile-start' || msg?.type === 'profile-stop') void profile(msg);
   if (msg?.type === 'stop') void stop(0);

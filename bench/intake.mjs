@@ -337,6 +337,8 @@ async function drive(server, seconds, redis, rate) {
     errors: result.errors,
     builtLate: reqs.builtLate - late0,
     eventLoopDelay: { p50: eld.p50, p99: eld.p99, max: eld.max },
+    // The main thread over the window: busy (event-loop utilisation), and runnable but waiting for a core.
+    mainThread: { utilisation: eld.utilisation ?? NaN, runQueueWait: eld.runQueueWait ?? NaN },
     redisStalls,
     cpu: {
       server: cpuShare(cpu0.server, cpu1.server, wall),
@@ -575,6 +577,7 @@ const fmtStatus = (p) => {
 
 const f0 = (x) => Math.round(x).toLocaleString('en-US');
 const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : '–');
+const pct = (x) => (Number.isFinite(x) ? `${(x * 100).toFixed(1)} %` : '–');
 const pad = (s, n) => String(s).padStart(n);
 
 function table(rows) {
@@ -623,6 +626,9 @@ function report(r) {
     const e = m.eventLoopDelay;
     const stalls = m.redisStalls.map((x) => `${x.event} max ${x.max} ms`).join(', ') || 'none';
     console.log(`  ${name}: server main thread ${f2(m.cpu.serverMain)} cores, other threads ${f2(m.cpu.server - m.cpu.serverMain)}; main-thread event-loop delay p50 ${f2(e.p50)} / p99 ${f2(e.p99)} / max ${f2(e.max)} ms; redis stalls ≥ 10 ms: ${stalls}`);
+    console.log(
+      `    main thread: event loop busy ${pct(m.mainThread.utilisation)} of the window; runnable but waiting for a core ${pct(m.mainThread.runQueueWait)} (both cores taken by redis, the load generator or other threads)`,
+    );
     const marks = new Set(m.aofRewriteSeconds);
     console.log(
       `    p99 by second of the measured window (ms; * = an AOF rewrite ran in that second): ${m.p99BySecond.map((x, i) => `${x.toFixed(1)}${marks.has(i) ? '*' : ''}`).join(' ')}`,
