@@ -34,7 +34,7 @@ async function startBare() {
   const app = Fastify({ logger: false, bodyLimit: 65536 });
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => done(null, body));
   app.post('/webhooks/github', async (_req, reply) => reply.code(202).send({ result: 'created', decision: { kind: 'accept', pool: 'build' } }));
-  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  const url = await app.listen({ host: process.env.HANGAR_BENCH_LISTEN ?? '127.0.0.1', port: 0 });
   return { url, close: () => app.close() };
 }
 

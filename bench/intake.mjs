@@ -4,7 +4,8 @@
 // build: `node bench/intake.mjs [--duration 10] [--runs 3] [--cpu-prof]`. See docs/benchmarks.md.
 //
 // Layout (each its own process, so the load generator never shares the server's event loop):
-//   this process        load generator (bench/lib/loadgen.mjs), 50 connections, every request a distinct
+//   this process        load generator (bench/lib/loadgen.mjs; with --loadgen, bench/loadgen-agent.mjs on
+//                       another machine runs it instead), 50 connections, every request a distinct
 //                       signed workflow_job `queued` delivery; checks and report
 //   redis-server        startLocalRedis(): AOF on, appendfsync everysec, noeviction
 //   child "bare"        Fastify, POST /webhooks/github → 202, no work
@@ -49,6 +50,9 @@ const USAGE = `usage: node bench/intake.mjs [options]   (npm run bench:intake --
   --json FILE         also write the results as JSON
   --dist DIR          the compiled Hangar to measure (default: dist/ of this checkout; for A/B experiments)
   --strict            exit 3 when the target is missed (default: report only)
+  --loadgen URL       drive the load from a bench/loadgen-agent.mjs on another machine (GitHub's place) instead
+                      of this process; give --listen too, so that the agent can reach the servers
+  --listen ADDR       address the servers listen on (default 127.0.0.1)
 exit status: 0 ok, 1 failed (any non-2xx, client errors, or the outbox check), 3 target missed with --strict`;
 
 const { values: opt } = parseArgs({
@@ -66,6 +70,8 @@ const { values: opt } = parseArgs({
     json: { type: 'string' },
     dist: { type: 'string' },
     strict: { type: 'boolean', default: false },
+    loadgen: { type: 'string' },
+    listen: { type: 'string', default: '127.0.0.1' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -91,6 +97,15 @@ const cfg = {
   quietWait: num('quiet-wait', 0),
   retryNoisy: Math.floor(num('retry-noisy', 0)),
 };
+
+if (opt.loadgen !== undefined && !/^https?:\/\/[^/]+\/?$/.test(opt.loadgen)) {
+  console.error(`--loadgen must be the agent's base URL, like http://10.0.0.2:7399\n${USAGE}`);
+  process.exit(2);
+}
+if (opt.loadgen !== undefined && /^(127\.|localhost$|::1$)/.test(opt.listen)) {
+  console.warn(`--loadgen with --listen ${opt.listen}: an agent on another machine cannot reach a loopback address`);
+}
+const loadgenUrl = opt.loadgen?.replace(/\/$/, '');
 
 const dist = resolve(opt.dist ?? join(root, 'dist'));
 for (const f of ['main/control-app.js', 'main/local-redis.js', 'config/load.js', 'config/secrets.js']) {
@@ -132,7 +147,7 @@ for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) 
 
 async function startServer(mode, args = []) {
   const child = fork(join(here, 'intake-server.mjs'), [mode, ...args], {
-    env: { ...process.env, HANGAR_BENCH_DIST: dist },
+    env: { ...process.env, HANGAR_BENCH_DIST: dist, HANGAR_BENCH_LISTEN: opt.listen },
     // The control's node flags, as its unit and the demo start it (both children get them, so the
     // baseline runs alike); HANGAR_BENCH_SERVER_ARGS replaces them for experiments, e.g. "--trace-gc".
     execArgv: process.env.HANGAR_BENCH_SERVER_ARGS !== undefined ? process.env.HANGAR_BENCH_SERVER_ARGS.split(' ').filter(Boolean) : [...CONTROL_NODE_FLAGS],
@@ -199,6 +214,7 @@ let nextJobId = 1; // unique across phases and runs (each run also has a fresh p
  */
 class Requests {
   constructor(url, { cycle = false } = {}) {
+    this.url = url;
     this.host = new URL(url).host;
     this.cycle = cycle;
     this.list = [];
@@ -209,7 +225,13 @@ class Requests {
     return template.request(SECRET, this.host, PATH, nextJobId++);
   }
   /** Makes sure `n` unsent requests are ready. */
-  prepare(n) {
+  async prepare(n) {
+    if (loadgenUrl) {
+      // The agent signs them (same template, same secret, job ids from ours on).
+      const r = await agent('/prepare', { url: this.url, path: PATH, secret: SECRET, firstId: nextJobId, count: n, cycle: this.cycle });
+      nextJobId = r.nextId;
+      return;
+    }
     this.list = this.list.slice(this.cycle ? 0 : this.at);
     if (!this.cycle) this.at = 0;
     while (this.list.length - (this.cycle ? 0 : this.at) < n) this.list.push(this.build());
@@ -220,6 +242,14 @@ class Requests {
     this.builtLate++;
     return this.build();
   }
+}
+
+/** A call to the remote load generator (bench/loadgen-agent.mjs). */
+async function agent(path, body) {
+  const res = await fetch(`${loadgenUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const out = await res.json().catch(() => ({ error: `answer ${res.status} is not JSON` }));
+  if (!res.ok) throw new Error(`loadgen agent ${loadgenUrl}${path}: ${out.error ?? res.status}`);
+  return out;
 }
 
 async function redisCpuSeconds(redis) {
@@ -272,7 +302,7 @@ async function drive(server, seconds, redis, rate) {
   const reqs = server.requests;
   // Enough for the phase at 1.5× the best rate seen so far against this server (at least 6,000/s).
   // (phase() has signed this drive's requests already; this only tops up if it has not.)
-  reqs.prepare(reqs.cycle ? 20_000 : Math.ceil(seconds * Math.max(6000, 1.5 * (server.bestRps ?? 0), rate ?? 0)));
+  await reqs.prepare(reqs.cycle ? 20_000 : Math.ceil(seconds * Math.max(6000, 1.5 * (server.bestRps ?? 0), rate ?? 0)));
   const late0 = reqs.builtLate;
   const main0 = await server.mainThreadCpu();
   await server.ask('eld-reset');
@@ -292,21 +322,30 @@ async function drive(server, seconds, redis, rate) {
     }, () => undefined);
     if (server.outboxKey) void redis.xlen(server.outboxKey).then((n) => (backlog[sec] = n), () => undefined);
   }, 250);
-  const result = await load({
-    url: server.url,
-    connections: cfg.connections,
-    seconds,
-    rate,
-    next: () => reqs.next(),
-    onAnswer: (code, ms) => {
-      status[code] = (status[code] ?? 0) + 1;
-      if (code >= 200 && code < 300) {
-        lat.push(ms);
-        const sec = Math.floor((performance.now() - t0) / 1000);
-        (bySecond[sec] ??= new Samples(1 << 12)).push(ms);
-      }
-    },
-  });
+  const answer = (code, ms, sec) => {
+    status[code] = (status[code] ?? 0) + 1;
+    if (code >= 200 && code < 300) {
+      lat.push(ms);
+      (bySecond[sec] ??= new Samples(1 << 12)).push(ms);
+    }
+  };
+  let result;
+  if (loadgenUrl) {
+    result = await agent('/drive', { url: server.url, connections: cfg.connections, seconds, rate: rate ?? null });
+    const a = result.answers;
+    for (let i = 0; i < a.status.length; i++) answer(a.status[i], a.ms[i], a.sec[i]);
+    reqs.builtLate += result.builtLate;
+    nextJobId = Math.max(nextJobId, result.nextId);
+  } else {
+    result = await load({
+      url: server.url,
+      connections: cfg.connections,
+      seconds,
+      rate,
+      next: () => reqs.next(),
+      onAnswer: (code, ms) => answer(code, ms, Math.floor((performance.now() - t0) / 1000)),
+    });
+  }
   const wall = (performance.now() - t0) / 1000;
   clearInterval(sampler);
   const cpu1 = { me: process.cpuUsage(), server: await server.cpu(), redis: await redisCpuSeconds(redis), machine: machineBusySeconds() };
@@ -345,7 +384,8 @@ async function drive(server, seconds, redis, rate) {
       // The server's main thread alone (the rest: the relay thread, V8's GC helpers, libuv's pool).
       serverMain: main0 && main1 ? cpuShare(main0, main1, wall) : NaN,
       redis: (cpu1.redis - cpu0.redis) / wall,
-      loadgen: cpuShare(cpu0.me, cpu1.me, wall),
+      // On another machine with --loadgen: the agent's own figure (this process then only waits).
+      loadgen: loadgenUrl ? result.cores : cpuShare(cpu0.me, cpu1.me, wall),
       // Everything else on the machine (other users' builds, tests…), in cores; noise indicator.
       others: Math.max(0, (cpu1.machine - cpu0.machine) / wall - ours),
     },
@@ -366,7 +406,7 @@ async function phase(server, redis, { profileFile, settle, rate } = {}) {
     // Sign the warm-up's and the measured window's requests now, so that the window follows the
     // warm-up at once: a pause of a second or two to sign them in between would let the relay
     // drain and V8 shrink the heap while idle, and the window would start from that, not warm.
-    if (!server.requests.cycle) server.requests.prepare(Math.ceil((cfg.warmup + cfg.duration) * Math.max(7000, 1.5 * (server.bestRps ?? 0), rate ?? 0)));
+    if (!server.requests.cycle) await server.requests.prepare(Math.ceil((cfg.warmup + cfg.duration) * Math.max(7000, 1.5 * (server.bestRps ?? 0), rate ?? 0)));
     if (cfg.warmup > 0) drives.push(await drive(server, cfg.warmup, redis, rate));
     if (profileFile) await server.ask('profile-start');
     measured = await drive(server, cfg.duration, redis, rate);
@@ -467,7 +507,7 @@ async function oneRun(index, profDir) {
   privateKeyFile: ${tmp}/app.pem
   webhookSecretFile: ${tmp}/secret
 redis: {url: "${lr.url}", prefix: ${prefix}}
-control: {host: 127.0.0.1, port: 0, bodyLimitBytes: 65536}
+control: {host: "${opt.listen}", port: 0, bodyLimitBytes: 65536}
 policy: {repositories: ["acme/*"]}
 pools:
   - {name: build, labels: [self-hosted, linux, x64, build]}
@@ -657,7 +697,7 @@ async function main() {
     `redis: our own redis-server (startLocalRedis), persistence ON: AOF appendonly=yes, appendfsync=everysec, maxmemory-policy=noeviction`,
   );
   console.log(
-    `load: bench/lib/loadgen.mjs in this process (requests signed before the clock starts), ${cfg.connections} connections, ${cfg.warmup} s warm-up + ${cfg.duration} s measured per target; ` +
+    `load: bench/lib/loadgen.mjs ${loadgenUrl ? `in the agent at ${loadgenUrl} (bench/loadgen-agent.mjs; its CPU is that machine's)` : 'in this process'} (requests signed before the clock starts), ${cfg.connections} connections, ${cfg.warmup} s warm-up + ${cfg.duration} s measured per target; ` +
       `each request a distinct signed workflow_job "queued" delivery (${template.bytes} bytes, unique X-GitHub-Delivery and workflow job id)`,
   );
   console.log(`servers: separate child processes; bare Fastify first, then the Hangar control (buildControl from ${dist}, log silent)`);
