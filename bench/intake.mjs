@@ -22,6 +22,7 @@ import { Redis } from 'ioredis';
 import { summarise } from './lib/cpuprofile.mjs';
 import { drive as load } from './lib/loadgen.mjs';
 import { queuedTemplate } from './lib/payload.mjs';
+import { jobIds, SignedRequests } from './lib/requests.mjs';
 import { cpuShare, median, Samples } from './lib/stats.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -204,43 +205,23 @@ async function startServer(mode, args = []) {
 
 const SECRET = `bench-${randomBytes(16).toString('hex')}`;
 const template = queuedTemplate();
-let nextJobId = 1; // unique across phases and runs (each run also has a fresh prefix and redis)
+const ids = jobIds(); // unique across phases and runs (each run also has a fresh prefix and redis)
 
-/**
- * Requests for one server, signed before the clock starts. Hangar needs every request to be a
- * new delivery, so its supply is prepared ahead for a phase (at a generous rate guess) and, if
- * the server outruns the guess, built on the fly (counted: that CPU then lands in the load
- * generator's column). The bare route ignores the content, so it cycles through one set.
- */
-class Requests {
-  constructor(url, { cycle = false } = {}) {
+/** Requests for one server: signed here, or by the remote load generator (--loadgen). */
+function requestsFor(url, { cycle = false } = {}) {
+  return loadgenUrl ? new RemoteRequests(url, cycle) : new SignedRequests({ template, secret: SECRET, url, path: PATH, ids, cycle });
+}
+
+/** The agent signs them (same template, same secret, job ids from ours on); drive() asks it for the answers. */
+class RemoteRequests {
+  constructor(url, cycle) {
     this.url = url;
-    this.host = new URL(url).host;
     this.cycle = cycle;
-    this.list = [];
-    this.at = 0;
     this.builtLate = 0;
   }
-  build() {
-    return template.request(SECRET, this.host, PATH, nextJobId++);
-  }
-  /** Makes sure `n` unsent requests are ready. */
   async prepare(n) {
-    if (loadgenUrl) {
-      // The agent signs them (same template, same secret, job ids from ours on).
-      const r = await agent('/prepare', { url: this.url, path: PATH, secret: SECRET, firstId: nextJobId, count: n, cycle: this.cycle });
-      nextJobId = r.nextId;
-      return;
-    }
-    this.list = this.list.slice(this.cycle ? 0 : this.at);
-    if (!this.cycle) this.at = 0;
-    while (this.list.length - (this.cycle ? 0 : this.at) < n) this.list.push(this.build());
-  }
-  next() {
-    if (this.cycle) return this.list[this.at++ % this.list.length];
-    if (this.at < this.list.length) return this.list[this.at++];
-    this.builtLate++;
-    return this.build();
+    const r = await agent('/prepare', { url: this.url, path: PATH, secret: SECRET, firstId: ids.peek(), count: n, cycle: this.cycle });
+    ids.raise(r.nextId);
   }
 }
 
@@ -335,7 +316,7 @@ async function drive(server, seconds, redis, rate) {
     const a = result.answers;
     for (let i = 0; i < a.status.length; i++) answer(a.status[i], a.ms[i], a.sec[i]);
     reqs.builtLate += result.builtLate;
-    nextJobId = Math.max(nextJobId, result.nextId);
+    ids.raise(result.nextId);
   } else {
     result = await load({
       url: server.url,
@@ -518,8 +499,8 @@ log: {level: silent}
 
   const hangar = await startServer('hangar', [configFile]);
   const bare = await startServer('bare');
-  hangar.requests = new Requests(hangar.url);
-  bare.requests = new Requests(bare.url, { cycle: true });
+  hangar.requests = requestsFor(hangar.url);
+  bare.requests = requestsFor(bare.url, { cycle: true });
 
   console.log(`\nrun ${index}/${cfg.runs}: redis ${lr.url} (appendonly=${appendonly}, appendfsync=${appendfsync}, maxmemory-policy=${policy}), prefix ${prefix}`);
   console.log(`  bare   ${bare.url} (pid ${bare.pid})   hangar ${hangar.url} (pid ${hangar.pid})`);

@@ -10,7 +10,8 @@
 // bench/intake still starts Redis and the servers, runs the checks and reports; this agent only
 // signs and sends the requests (the same bench/lib/loadgen.mjs and payloads as a local run) and
 // sends back every answer's status and latency. It answers one bench at a time, over plain HTTP:
-// the webhook secret it is given is the bench's own throwaway one.
+// the webhook secret it is given is the bench's own throwaway one. It drives only the address the
+// bench calls it from, so it cannot be told to flood another host.
 //
 //   POST /prepare {url, path, secret, firstId, count, cycle}   sign `count` requests for `url`
 //   POST /drive   {url, connections, seconds, rate}            drive `url`; answers and CPU back
@@ -18,6 +19,7 @@ import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import { drive } from './lib/loadgen.mjs';
 import { queuedTemplate } from './lib/payload.mjs';
+import { jobIds, SignedRequests } from './lib/requests.mjs';
 
 const USAGE = `usage: node bench/loadgen-agent.mjs [--host ADDR] [--port N]
   --host ADDR   address to listen on (default 0.0.0.0)
@@ -41,10 +43,9 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
 }
 
 const template = queuedTemplate();
-/** Signed requests by target URL, as bench/intake's Requests keeps them. */
+/** Signed requests by target URL. */
 const targets = new Map();
-/** Workflow job ids: never below what the bench asks for, never used twice (late builds too). */
-let nextId = 1;
+const ids = jobIds();
 let busy = false;
 
 /** Makes sure `count` unsent requests for `url` are signed (a cycling target: `count` in all). */
@@ -55,17 +56,14 @@ function prepare({ url, path, secret, firstId, count, cycle }) {
   for (const [name, v] of [['firstId', firstId], ['count', count]]) {
     if (!Number.isSafeInteger(v) || v < 0) throw new Error(`${name}: expected a non-negative integer`);
   }
-  const host = new URL(url).host;
-  const t = targets.get(url) ?? { list: [], at: 0, cycle: Boolean(cycle), builtLate: 0, build: null };
-  nextId = Math.max(nextId, firstId);
-  t.build = () => template.request(secret, host, path, nextId++);
-  if (!t.cycle) {
-    t.list = t.list.slice(t.at);
-    t.at = 0;
+  ids.raise(firstId);
+  let t = targets.get(url);
+  if (!t || t.secret !== secret) {
+    t = new SignedRequests({ template, secret, url, path, ids, cycle: Boolean(cycle) });
+    targets.set(url, t);
   }
-  while (t.list.length - (t.cycle ? 0 : t.at) < count) t.list.push(t.build());
-  targets.set(url, t);
-  return { prepared: t.list.length - (t.cycle ? 0 : t.at), nextId };
+  t.prepare(count);
+  return { nextId: ids.peek() };
 }
 
 async function driveTarget({ url, connections, seconds, rate }) {
@@ -75,12 +73,6 @@ async function driveTarget({ url, connections, seconds, rate }) {
   if (!(seconds > 0)) throw new Error('seconds: expected a positive number');
   if (rate !== undefined && rate !== null && !(rate > 0)) throw new Error('rate: expected a positive number or null');
   const late0 = t.builtLate;
-  const next = () => {
-    if (t.cycle) return t.list[t.at++ % t.list.length];
-    if (t.at < t.list.length) return t.list[t.at++];
-    t.builtLate++;
-    return t.build();
-  };
   // Every answer: status, latency (ms) and the second of the run it came in.
   const status = [];
   const ms = [];
@@ -92,7 +84,7 @@ async function driveTarget({ url, connections, seconds, rate }) {
     connections,
     seconds,
     rate: rate ?? undefined,
-    next,
+    next: () => t.next(),
     onAnswer: (code, latency) => {
       status.push(code);
       ms.push(Math.round(latency * 1000) / 1000);
@@ -101,7 +93,7 @@ async function driveTarget({ url, connections, seconds, rate }) {
   });
   const wall = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
-  return { ...result, nextId, builtLate: t.builtLate - late0, cores: (cpu.user + cpu.system) / 1e6 / wall, answers: { status, ms, sec } };
+  return { ...result, nextId: ids.peek(), builtLate: t.builtLate - late0, cores: (cpu.user + cpu.system) / 1e6 / wall, answers: { status, ms, sec } };
 }
 
 async function body(req) {
@@ -120,6 +112,10 @@ const server = createServer(async (req, res) => {
     if (req.method === 'GET' && req.url === '/') return reply(200, { agent: 'hangar bench loadgen', busy });
     if (req.method !== 'POST' || (req.url !== '/prepare' && req.url !== '/drive')) return reply(404, { error: 'POST /prepare or POST /drive' });
     const input = await body(req);
+    // It drives only the machine that asked (an open load generator would flood any host it is told).
+    const target = typeof input.url === 'string' && URL.canParse(input.url) ? new URL(input.url).hostname.replace(/^\[|\]$/g, '') : '';
+    const from = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    if (target !== from) return reply(403, { error: `url: drives only the machine that asks (${from}), not ${target || 'that'}; start bench/intake with --listen set to the address it reaches this agent from` });
     if (req.url === '/prepare') return reply(200, prepare(input));
     if (busy) return reply(409, { error: 'already driving a target' });
     busy = true;
