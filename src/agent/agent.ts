@@ -28,6 +28,11 @@ export interface AgentDeps {
   heartbeatMs?: number;
 }
 
+const MAX_REMINTS = 3;
+
+const handedAnotherJob = (o: JobOutcome, data: PoolJobData): boolean =>
+  o.kind === 'refused-at-start' && o.workflowJobId !== null && o.workflowJobId !== data.workflowJobId;
+
 export class Agent {
   private readonly workers: Worker[] = [];
   private readonly slots: Slots;
@@ -88,11 +93,16 @@ export class Agent {
     const data: PoolJobData = parsed.data;
     const slot = await this.slots.acquire();
     try {
-      const outcome = await runJob(
-        { parts: this.d.parts, control: this.d.control, image: this.d.image, agent: this.d.agent, logger: this.d.logger, onVm: (id, on) => this.track(id, on, data) },
-        data,
-        slot,
-      );
+      const deps = { parts: this.d.parts, control: this.d.control, image: this.d.image, agent: this.d.agent, logger: this.d.logger, onVm: (id: string, on: boolean) => this.track(id, on, data) };
+      let outcome = await runJob(deps, data, slot);
+      // The runner minted for this job was handed another one, which the gate refused: this job
+      // is still owed a runner (a refused run is cancelled, so the next runner gets this job or
+      // another that may run). Bounded, so a stream of refused jobs cannot hold the slot forever.
+      for (let again = 0; again < MAX_REMINTS && handedAnotherJob(outcome, data); again++) {
+        this.d.logger.info({ workflowJobId: data.workflowJobId, refusedJob: (outcome as { workflowJobId: number }).workflowJobId }, 'runner was handed a refused job; asking for another');
+        await this.record(data, outcome);
+        outcome = await runJob(deps, data, slot);
+      }
       await this.record(data, outcome);
       if (outcome.kind === 'timeout') throw new UnrecoverableError(`job ${data.workflowJobId} passed its time cap of ${this.d.agent.vm.timeoutMinutes} min: VM killed`);
       if (outcome.kind === 'lost') throw new UnrecoverableError(`job ${data.workflowJobId}: VM lost`);
@@ -109,8 +119,9 @@ export class Agent {
 
   private async record(data: PoolJobData, o: JobOutcome): Promise<void> {
     const fields: Record<string, string | number> = { agentHost: this.d.agent.host, agentOutcome: o.kind, agentAt: Date.now() };
-    if (o.kind === 'skipped') fields.agentReason = o.reason;
-    else fields.vmMs = o.vmMs;
+    if (o.kind === 'skipped' || o.kind === 'refused-at-start') fields.agentReason = o.reason;
+    if (o.kind === 'refused-at-start') fields.agentRefusedJob = o.workflowJobId ?? '';
+    if (o.kind !== 'skipped') fields.vmMs = o.vmMs;
     if (o.kind === 'ran') fields.vmExitCode = o.exitCode ?? -1;
     await this.d.redis.hset(this.k.job(data.workflowJobId), fields);
   }

@@ -1,3 +1,5 @@
+import type { GateHints, GateReply } from './metadata.js';
+
 /**
  * The agent's side of `POST /api/v1/jit`. The host token and the JIT config live only in
  * memory here and in the request/response bodies: never in a log line or an error message.
@@ -17,11 +19,38 @@ export class ControlError extends Error {
 
 export interface ControlClient {
   requestRunner(pool: string, workflowJobId: number, signal?: AbortSignal): Promise<JitAnswer>;
+  /**
+   * The job-start gate for this host's runner: never throws. No answer within `timeoutMs`, or
+   * any answer that is not a decision, is a refusal (fail closed).
+   */
+  jobStarted(runnerName: string, hints: GateHints, timeoutMs?: number): Promise<GateReply>;
 }
 
 export function createControlClient(controlUrl: string, token: string): ControlClient {
   const url = new URL('/api/v1/jit', controlUrl).toString();
+  const gateUrl = new URL('/api/v1/job-started', controlUrl).toString();
   return {
+    async jobStarted(runnerName, hints, timeoutMs = 15_000) {
+      const refuse = (message: string): GateReply => ({ decision: 'deny', reason: 'control-unreachable', message, workflowJobId: null });
+      try {
+        const res = await fetch(gateUrl, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ runnerName, hints }),
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
+        const workflowJobId = typeof body.workflowJobId === 'number' ? body.workflowJobId : null;
+        if (res.status === 200 && body.decision === 'allow') return { decision: 'allow', workflowJobId };
+        if (res.status === 200 && body.decision === 'deny') {
+          return { decision: 'deny', reason: String(body.reason ?? 'refused'), message: String(body.message ?? ''), workflowJobId };
+        }
+        return refuse(`the Hangar control answered ${res.status}, so the job is refused (fail closed)`);
+      } catch (err) {
+        const why = (err as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs / 1000} s` : 'unreachable';
+        return refuse(`the Hangar control at ${controlUrl} was ${why}, so the job is refused (fail closed)`);
+      }
+    },
     async requestRunner(pool, workflowJobId, signal) {
       let res: Response;
       try {
@@ -37,6 +66,7 @@ export function createControlClient(controlUrl: string, token: string): ControlC
       const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
       if (res.status === 201) return body as JitAnswer & { kind: 'minted' };
       if (res.status === 403) return { kind: 'refused', reason: String(body.reason ?? 'refused') };
+      if (res.status === 409 && body.error === 'already-minted') return { kind: 'refused', reason: 'already-minted' };
       if (res.status === 409) return { kind: 'busy', runnerName: String(body.runnerName ?? '') };
       if (res.status === 401) throw new ControlError(401, 'the control does not know this host token: check agent.tokenFile and the control\'s hosts[].tokenSha256');
       throw new ControlError(res.status, `control answered ${res.status}: ${String(body.error ?? '')}`);

@@ -7,6 +7,7 @@ import type { ControlClient } from './control-client.js';
 import { tapName } from '../net/addressing.js';
 import type { Tap } from '../net/host-network.js';
 import type { GuestImage, HostParts } from './host-parts.js';
+import { openMetadataEndpoint, type MetadataEndpoint } from './metadata.js';
 
 /**
  * One job's life on this host: ask the control for a runner, boot a VM holding it, wait for the
@@ -16,7 +17,15 @@ export type JobOutcome =
   | { kind: 'ran'; exitCode: number | null; vmId: string; runnerName: string; vmMs: number }
   | { kind: 'timeout'; vmId: string; runnerName: string; vmMs: number }
   | { kind: 'lost'; vmId: string; runnerName: string; vmMs: number }
+  /**
+   * The gate refused the job GitHub gave this runner (`workflowJobId`: which one, when GitHub
+   * showed it; it need not be the job the runner was minted for).
+   */
+  | { kind: 'refused-at-start'; reason: string; workflowJobId: number | null; vmId: string; runnerName: string; vmMs: number }
   | { kind: 'skipped'; reason: string };
+
+/** After a refusal the guest's runner fails its job and powers off; past this its VM is killed. */
+export const REFUSED_VM_GRACE_MS = 60_000;
 
 export interface RunJobDeps {
   parts: HostParts;
@@ -45,18 +54,32 @@ export async function runJob(deps: RunJobDeps, job: PoolJobData, slot: number, s
   }
   const { parts, agent } = deps;
   const started = Date.now();
+  let meta: MetadataEndpoint | undefined;
+  let killTimer: NodeJS.Timeout | undefined;
   try {
     // A VM of this job attempt left by a worker that died is never run beside a new one.
     await destroyVm(parts, vmId);
     const cgroup = await parts.caps.createVmCgroup(vmId, { memoryMaxBytes: vmMemoryMaxBytes(agent.vm.memoryMiB, agent.caps.overheadMiB) });
     const link = await parts.net.createTap({ vmId, index: slot, ...(agent.vm.runAs ? { user: agent.vm.runAs } : {}) });
+    const port = agent.network.metadataPort;
+    // The gate: the runner's job-started hook asks here; the answer comes from the control.
+    meta = await openMetadataEndpoint({
+      hostIp: link.hostIp, guestIp: link.guestIp, port, logger: log,
+      gate: (hints) => deps.control.jobStarted(jit.runnerName, hints),
+    });
+    void meta.asked.then((a) => {
+      if (a.decision === 'allow') return log.info({ runnerName: jit.runnerName, startedJob: a.workflowJobId }, 'gate: job allowed at start');
+      log.warn({ runnerName: jit.runnerName, reason: a.reason, startedJob: a.workflowJobId }, 'gate: job refused at start');
+      // The guest fails the job itself; should it not power off, it does not get to run anything.
+      killTimer = setTimeout(() => void parts.driver.destroy(vmId).catch(() => undefined), REFUSED_VM_GRACE_MS);
+    });
     await parts.driver.create(
       {
         id: vmId,
         ...deps.image,
         memoryMiB: agent.vm.memoryMiB,
         vcpus: agent.vm.vcpus,
-        guestFiles: { jit: jit.encodedJitConfig, net: netFile(link) },
+        guestFiles: { jit: jit.encodedJitConfig, net: netFile(link, `http://${link.hostIp}:${port}`) },
         network: { tap: link.tap, mac: link.mac },
         cgroupProcsFiles: cgroup.procsFiles,
         timeoutMs: agent.vm.timeoutMinutes * 60_000,
@@ -69,10 +92,16 @@ export async function runJob(deps: RunJobDeps, job: PoolJobData, slot: number, s
     const exit: VmExit = await parts.driver.wait(vmId, signal);
     const vmMs = Date.now() - started;
     log.info({ exit, vmMs }, 'vm ended');
+    const gate = meta.answer;
+    if (gate?.decision === 'deny') {
+      return { kind: 'refused-at-start', reason: gate.reason, workflowJobId: gate.workflowJobId, vmId, runnerName: jit.runnerName, vmMs };
+    }
     if (exit.kind === 'exited') return { kind: 'ran', exitCode: exit.code, vmId, runnerName: jit.runnerName, vmMs };
     return { kind: exit.kind, vmId, runnerName: jit.runnerName, vmMs };
   } finally {
+    clearTimeout(killTimer);
     deps.onVm?.(vmId, false);
+    await meta?.close().catch(() => undefined);
     await destroyVm(parts, vmId).catch((err: Error) => log.error({ err: err.message }, 'vm cleanup failed'));
   }
 }
@@ -84,7 +113,7 @@ export async function destroyVm(parts: HostParts, vmId: string): Promise<void> {
   await parts.caps.removeVmCgroup(vmId);
 }
 
-/** `KEY=value` lines the guest's /init reads (no secret in here). */
-function netFile(l: Tap): string {
-  return `IP=${l.guestIp}/${l.prefixLen}\nGW=${l.gateway}\nDNS=${l.dns.join(',')}\nMTU=${l.mtu}\n`;
+/** `KEY=value` lines the guest's /init reads (no secret in here); META is the metadata endpoint. */
+function netFile(l: Tap, meta: string): string {
+  return `IP=${l.guestIp}/${l.prefixLen}\nGW=${l.gateway}\nDNS=${l.dns.join(',')}\nMTU=${l.mtu}\nMETA=${meta}\n`;
 }

@@ -94,6 +94,8 @@ const agent = z.strictObject({
     .strictObject({
       /** Private range the VMs' /30 links are cut from. */
       range: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/, 'expected an IPv4 CIDR').default('10.213.0.0/16'),
+      /** The metadata endpoint's port on each VM's gateway address (the job-start gate asks it). */
+      metadataPort: z.number().int().min(1).max(65535).default(8169),
     })
     .prefault({}),
 });
@@ -137,6 +139,12 @@ export const configSchema = z
         repositories: z.array(repoPattern).min(1),
         /** Internal (enterprise-visible) repositories are refused unless this is true. */
         allowInternal: z.boolean().default(false),
+        /**
+         * Cancel refused runs before a runner can be handed their jobs: deploy jobs refused at
+         * intake, fork runs, and refused jobs a new runner could take. The gate at job start
+         * holds without it; this only refuses earlier.
+         */
+        cancelRefusedRuns: z.boolean().default(true),
       })
       .optional(),
     pools: z.array(pool).min(1),

@@ -13,7 +13,9 @@ export type MintRefusal =
   | 'job-not-queued'
   | 'public-repo'
   | 'internal-repo'
-  | 'fork-pr';
+  | 'fork-pr'
+  /** Its run was cancelled just now, before the mint, as refused for this pool (jit/sweep.ts). */
+  | 'cancelled';
 
 export type MintDecision = { kind: 'mint' } | { kind: 'refuse'; reason: MintRefusal };
 

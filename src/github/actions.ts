@@ -79,8 +79,25 @@ export async function getRun(octokit: HangarOctokit, owner: string, repo: string
 
 /** Every run of the repository that is still queued, all pages. */
 export async function listQueuedRuns(octokit: HangarOctokit, owner: string, repo: string): Promise<WorkflowRun[]> {
-  const runs = await githubCall('list queued runs', () =>
-    octokit.paginate(octokit.rest.actions.listWorkflowRunsForRepo, { owner, repo, status: 'queued', per_page: 100 }),
+  return listRunsWithStatus(octokit, owner, repo, 'queued');
+}
+
+/**
+ * Every run that may still hold a queued job: queued runs, and runs in progress (one job of a run
+ * can be running while another still waits; the run then says `in_progress`). All pages.
+ */
+export async function listOpenRuns(octokit: HangarOctokit, owner: string, repo: string): Promise<WorkflowRun[]> {
+  const [queued, running] = await Promise.all([
+    listRunsWithStatus(octokit, owner, repo, 'queued'),
+    listRunsWithStatus(octokit, owner, repo, 'in_progress'),
+  ]);
+  const seen = new Set(queued.map((r) => r.id));
+  return [...queued, ...running.filter((r) => !seen.has(r.id))];
+}
+
+async function listRunsWithStatus(octokit: HangarOctokit, owner: string, repo: string, status: 'queued' | 'in_progress'): Promise<WorkflowRun[]> {
+  const runs = await githubCall(`list ${status} runs`, () =>
+    octokit.paginate(octokit.rest.actions.listWorkflowRunsForRepo, { owner, repo, status, per_page: 100 }),
   );
   return (runs as RawRun[]).map(toRun);
 }

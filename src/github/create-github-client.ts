@@ -36,6 +36,8 @@ export interface GitHubClient {
   getJob(owner: string, repo: string, jobId: number): Promise<WorkflowJob>;
   getRun(owner: string, repo: string, runId: number): Promise<WorkflowRun>;
   listQueuedRuns(owner: string, repo: string): Promise<WorkflowRun[]>;
+  /** Runs queued or in progress: every run that may still hold a queued job. */
+  listOpenRuns(owner: string, repo: string): Promise<WorkflowRun[]>;
   listJobsForAttempt(owner: string, repo: string, runId: number, attempt: number): Promise<WorkflowJob[]>;
   /**
    * Cancels a workflow run (a write: spaced like the others). Every job of it not yet completed
@@ -75,6 +77,7 @@ export function createGitHubClient(opts: GitHubClientOptions): GitHubClient {
     getJob: async (owner, repo, jobId) => actions.getJob(await forRepo(owner, repo), owner, repo, jobId),
     getRun: async (owner, repo, runId) => actions.getRun(await forRepo(owner, repo), owner, repo, runId),
     listQueuedRuns: async (owner, repo) => actions.listQueuedRuns(await forRepo(owner, repo), owner, repo),
+    listOpenRuns: async (owner, repo) => actions.listOpenRuns(await forRepo(owner, repo), owner, repo),
     listJobsForAttempt: async (owner, repo, runId, attempt) =>
       actions.listJobsForAttempt(await forRepo(owner, repo), owner, repo, runId, attempt),
     cancelRun: async (owner, repo, runId) => actions.cancelRun(await forRepo(owner, repo), owner, repo, runId),

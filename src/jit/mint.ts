@@ -2,11 +2,13 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { ControlConfig } from '../config/schema.js';
 import { checkGitHub, checkRequest, runnerName, type MintDecision, type MintRefusal } from '../domain/mint-policy.js';
-import type { GitHubClient } from '../github/index.js';
+import type { GitHubClient, RunnerScope } from '../github/index.js';
 import { RunnerNameTakenError } from '../github/index.js';
 import { readJobRecord } from '../intake/job-store.js';
 import type { Keys } from '../queue/keys.js';
+import { claimJobAttempt } from './claim.js';
 import type { KnownHost } from './host-auth.js';
+import { sweepRefusedRuns } from './sweep.js';
 
 /**
  * Mints a just-in-time runner for one job attempt, after checking who asks (host, pool) and
@@ -17,7 +19,9 @@ import type { KnownHost } from './host-auth.js';
 export type MintResult =
   | { kind: 'minted'; runnerName: string; runnerId: number; encodedJitConfig: string }
   | { kind: 'refused'; reason: MintRefusal }
-  | { kind: 'busy'; runnerName: string };
+  | { kind: 'busy'; runnerName: string }
+  /** Another host holds this job attempt's runner, and GitHub still shows it. */
+  | { kind: 'already-minted'; host: string };
 
 export interface MintDeps {
   config: ControlConfig;
@@ -51,12 +55,24 @@ export async function mintRunner(deps: MintDeps, host: KnownHost, poolName: stri
     mintedBefore: record.mintedRunner !== null,
   });
   if (now.kind === 'refuse') {
-    if (CANCEL_RUN_ON.has(now.reason)) await cancelRun(deps, log, owner, repo, record.runId, workflowJobId);
+    if (deps.config.policy.cancelRefusedRuns && CANCEL_RUN_ON.has(now.reason)) await cancelRun(deps, log, owner, repo, record.runId, workflowJobId);
     return refused(deps, log, host, workflowJobId, now, 'public-repo', true);
   }
 
   const name = runnerName(host.name, workflowJobId, record.runAttempt);
   const scope = pool.scope === 'org' ? { scope: 'org' as const, owner } : { scope: 'repo' as const, owner, repo };
+  const claim = await claimAttempt(deps, scope, workflowJobId, record.runAttempt, host.name);
+  if (claim) {
+    log.warn({ heldBy: claim }, 'runner refused: another host holds this job attempt');
+    return { kind: 'already-minted', host: claim };
+  }
+  // A new runner takes the oldest queued job its labels fit: refused ones must not be there.
+  // (Organization runners can be handed jobs of any repository: the gate alone holds there.)
+  if (deps.config.policy.cancelRefusedRuns && pool.scope === 'repo') {
+    const swept = await sweepRefusedRuns(deps, record.repo, repository.visibility, pool);
+    const own = swept.find((s) => s.runId === record.runId);
+    if (own) return refused(deps, log, host, workflowJobId, { kind: 'refuse', reason: 'cancelled' }, 'cancelled', true);
+  }
   const mint = () => deps.github.mintJitConfig({ ...scope, name, labels: pool.labels, runnerGroupId: pool.runnerGroupId });
   let jit;
   try {
@@ -77,6 +93,21 @@ export async function mintRunner(deps: MintDeps, host: KnownHost, poolName: stri
   const owed = job.status !== 'queued' ? { owedBecauseTakenBy: job.runnerName } : {};
   log.info({ runnerName: name, runnerId: jit.runner.id, ...owed }, 'runner minted');
   return { kind: 'minted', runnerName: name, runnerId: jit.runner.id, encodedJitConfig: jit.encodedJitConfig };
+}
+
+/**
+ * Null when this host may mint for the job attempt; else the host that holds its runner. A holder
+ * whose runner GitHub no longer shows (its VM died before the runner took a job, and it was
+ * removed) is taken over, so a job is never stranded by a host that went away.
+ */
+async function claimAttempt(deps: MintDeps, scope: RunnerScope, workflowJobId: number, attempt: number, host: string): Promise<string | null> {
+  const first = await claimJobAttempt(deps.redis, deps.keys, workflowJobId, attempt, host);
+  if (first.kind !== 'held') return null;
+  const theirs = runnerName(first.by, workflowJobId, attempt);
+  const live = (await deps.github.listRunners({ ...scope, namePrefix: theirs })).some((r) => r.name === theirs);
+  if (live) return first.by;
+  const again = await claimJobAttempt(deps.redis, deps.keys, workflowJobId, attempt, host, first.by);
+  return again.kind === 'held' ? again.by : null;
 }
 
 /**

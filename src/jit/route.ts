@@ -44,6 +44,7 @@ export async function jitRoutes(app: FastifyInstance, deps: JitRouteDeps): Promi
       mints.inc({ result: r.kind, reason: r.kind === 'refused' ? r.reason : '' });
       if (r.kind === 'refused') return reply.code(403).send({ error: 'refused', reason: r.reason });
       if (r.kind === 'busy') return reply.code(409).send({ error: 'runner-busy', runnerName: r.runnerName });
+      if (r.kind === 'already-minted') return reply.code(409).send({ error: 'already-minted', host: r.host });
       return reply.code(201).send(r);
     } catch (err) {
       mints.inc({ result: 'error', reason: '' });

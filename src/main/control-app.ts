@@ -8,6 +8,8 @@ import { JobStore } from '../intake/job-store.js';
 import { intakeMetrics } from '../intake/metrics.js';
 import { intakeRoutes } from '../intake/route.js';
 import { createGitHubClient, type GitHubClient } from '../github/index.js';
+import { gateRoutes } from '../gate/route.js';
+import { RunVetter } from '../gate/run-vetter.js';
 import { jitRoutes } from '../jit/route.js';
 import { keys } from '../queue/keys.js';
 import { OutboxWorker } from '../queue/outbox-worker.js';
@@ -105,14 +107,20 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
     throttle: { writeSpacingMs: config.github.writeSpacingMs },
   });
   await app.register(jitRoutes, { config, github, redis, keys: k, logger: logger.child({ unit: 'jit' }), hosts: config.hosts, registry });
+  await app.register(gateRoutes, { config, github, redis, keys: k, logger: logger.child({ unit: 'gate' }), hosts: config.hosts, registry });
   app.get('/healthz', async (_req, reply) => {
     const ok = await redis.ping().then(() => true, () => false);
     return reply.code(ok ? 200 : 503).send({ ok, redis: ok ? 'up' : 'down' });
   });
   app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+  const vetter = config.policy.cancelRefusedRuns
+    ? new RunVetter({ config, github, redisUrl: config.redis.url, redis, keys: k, logger: logger.child({ unit: 'vetter' }) })
+    : null;
   try {
     await relay.start();
+    await vetter?.start();
   } catch (err) {
+    await relay.stop();
     await queues.close();
     for (const c of [redis, queueConn]) c.disconnect();
     throw err;
@@ -126,6 +134,7 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
     github,
     async close() {
       await app.close();
+      await vetter?.stop();
       await relay.stop();
       await queues.close();
       for (const c of [redis, queueConn]) c.disconnect();

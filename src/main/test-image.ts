@@ -42,7 +42,10 @@ async function readManifest(dir: string): Promise<ImageManifest | null> {
 }
 
 async function upToDate(m: ImageManifest): Promise<boolean> {
-  const init = await readFile(sourceAsset('vm/image/init.sh'));
-  const runner = await readFile(sourceAsset('sim/runner.sh'));
-  return m.initramfs.init?.sha256 === sha256(init) && m.initramfs['hangar/runner.sh']?.sha256 === sha256(runner);
+  // Every script of Hangar's in the initramfs: an edit to any of them rebuilds the image.
+  const scripts: Array<[string, string]> = [['init', 'vm/image/init.sh'], ['hangar/runner.sh', 'sim/runner.sh'], ['hangar/net.sh', 'vm/image/guest-net.sh'], ['hangar/job-started.sh', 'vm/image/job-started.sh']];
+  for (const [path, asset] of scripts) {
+    if (m.initramfs[path]?.sha256 !== sha256(await readFile(sourceAsset(asset)))) return false;
+  }
+  return true;
 }

@@ -13,6 +13,10 @@ export interface Keys {
   decisions: string;
   /** Stream of queue commands written atomically with the job record (see queue/outbox.ts). */
   outbox: string;
+  /** Which host holds the one runner of a job attempt (jit/claim.ts). */
+  mintClaim(workflowJobId: number, runAttempt: number): string;
+  /** Where the run vetter has read the decisions stream up to (gate/run-vetter.ts). */
+  vetCursor: string;
 }
 
 export function keys(prefix: string): Keys {
@@ -23,6 +27,8 @@ export function keys(prefix: string): Keys {
     jobIndex: `${prefix}:jobs`,
     decisions: `${prefix}:decisions`,
     outbox: `${prefix}:outbox`,
+    mintClaim: (id, attempt) => `${prefix}:mint:${id}:${attempt}`,
+    vetCursor: `${prefix}:vet:cursor`,
   };
 }
 

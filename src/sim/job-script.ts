@@ -35,22 +35,42 @@ export function decodeJitConfig(encoded: string): JitConfig {
 export const shQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /**
- * Each step runs as GitHub runs a `run:` step with `shell: sh`: a fresh `sh -e` per step. The first
- * failing step ends the job with its exit code. Markers let the sim report per-step outcomes.
+ * The job as a real runner runs it. "Set up runner" first: the default `GITHUB_*` variables, the
+ * event payload at `GITHUB_EVENT_PATH`, then the job-started hook when the runner's environment
+ * names one (`ACTIONS_RUNNER_HOOK_JOB_STARTED`, as GitHub documents: run before the first step,
+ * a non-zero exit fails the job and no step runs). Then each step as GitHub runs a `run:` step
+ * with `shell: sh`: a fresh `sh -e` per step; the first failing step ends the job with its exit
+ * code. Markers let the sim report per-step outcomes.
  */
 export function renderJobScript(job: Job): string {
   const run = job.run;
   const env: Record<string, string> = {
-    CI: 'true', GITHUB_ACTIONS: 'true', GITHUB_JOB: job.name, GITHUB_RUN_ID: String(run.id),
+    CI: 'true', GITHUB_ACTIONS: 'true', GITHUB_JOB: jobKey(job.name), GITHUB_RUN_ID: String(run.id),
     GITHUB_RUN_ATTEMPT: String(run.runAttempt), GITHUB_RUN_NUMBER: String(run.runNumber), GITHUB_REPOSITORY: run.repo.fullName,
     GITHUB_REPOSITORY_OWNER: run.repo.owner.login, GITHUB_EVENT_NAME: run.event, GITHUB_REF_NAME: run.headBranch,
-    GITHUB_SHA: run.headSha, GITHUB_WORKFLOW: run.workflowName, RUNNER_NAME: job.runnerName ?? '',
+    GITHUB_REF: `refs/heads/${run.headBranch}`, GITHUB_SHA: run.headSha, GITHUB_WORKFLOW: run.workflowName,
+    GITHUB_HEAD_REF: run.event === 'pull_request' ? run.headBranch : '', GITHUB_BASE_REF: run.event === 'pull_request' ? run.repo.defaultBranch : '',
+    RUNNER_NAME: job.runnerName ?? '', RUNNER_OS: 'Linux', RUNNER_ARCH: 'X64',
   };
   const lines = [
     '#!/bin/sh',
     `# hangar sim job ${job.id}: ${job.steps.length} step(s), stopping at the first that fails`,
     `HANGAR_SIM_JOB_ID=${job.id}`,
     ...Object.entries(env).map(([k, v]) => `export ${k}=${shQuote(v)}`),
+    'export RUNNER_TEMP="$PWD/_temp"',
+    'export GITHUB_EVENT_PATH="$RUNNER_TEMP/_github_workflow/event.json"',
+    'mkdir -p "$RUNNER_TEMP/_github_workflow"',
+    `printf '%s\\n' ${shQuote(JSON.stringify(eventPayload(job)))} > "$GITHUB_EVENT_PATH"`,
+    'echo "##[sim] set up runner"',
+    'if [ -n "${ACTIONS_RUNNER_HOOK_JOB_STARTED:-}" ]; then',
+    '  echo "A job started hook has been configured by the self-hosted runner administrator"',
+    '  echo "##[group]Run $ACTIONS_RUNNER_HOOK_JOB_STARTED"',
+    '  sh -e "$ACTIONS_RUNNER_HOOK_JOB_STARTED"',
+    '  rc=$?',
+    '  echo "##[endgroup]"',
+    '  echo "##[sim] hook job-started exit $rc"',
+    '  if [ "$rc" -ne 0 ]; then echo "##[error]Process completed with exit code $rc."; exit "$rc"; fi',
+    'fi',
   ];
   job.steps.forEach((cmd, i) => {
     const n = i + 1;
@@ -64,4 +84,19 @@ export function renderJobScript(job: Job): string {
   });
   lines.push('exit 0', '');
   return lines.join('\n');
+}
+
+/** `GITHUB_JOB` is the job's key in the workflow file: lowercase words joined by dashes here. */
+const jobKey = (name: string): string => name.toLowerCase().replace(/[^a-z0-9_-]+/g, '-').replace(/^-+|-+$/g, '') || 'job';
+
+/** What the runner writes to `GITHUB_EVENT_PATH`: the payload of the run's triggering event (a subset). */
+function eventPayload(job: Job): Record<string, unknown> {
+  const run = job.run;
+  const repository = { id: run.repo.id, full_name: run.repo.fullName, private: run.repo.visibility !== 'public', visibility: run.repo.visibility };
+  if (run.event === 'pull_request') {
+    const head = { ref: run.headBranch, sha: run.headSha, repo: { full_name: run.headRepo.fullName, fork: run.headRepo !== run.repo } };
+    return { action: 'opened', number: run.runNumber, pull_request: { head, base: { ref: run.repo.defaultBranch, repo: { full_name: run.repo.fullName } } }, repository };
+  }
+  if (run.event === 'push') return { ref: `refs/heads/${run.headBranch}`, after: run.headSha, repository };
+  return { repository, workflow: run.path };
 }

@@ -25,7 +25,17 @@ export class SimRunnerError extends HangarError {
 
 const OUTPUT_LIMIT = 1024 * 1024;
 
-export async function runSimRunner(encodedJitConfig: string, opts: { signal?: AbortSignal; pollMs?: number } = {}): Promise<SimRunnerResult> {
+export interface SimRunnerOptions {
+  signal?: AbortSignal;
+  pollMs?: number;
+  /**
+   * The runner's own environment, handed to its job as a real runner's is: this is where
+   * `ACTIONS_RUNNER_HOOK_JOB_STARTED` (and what that hook needs) is set.
+   */
+  env?: Record<string, string>;
+}
+
+export async function runSimRunner(encodedJitConfig: string, opts: SimRunnerOptions = {}): Promise<SimRunnerResult> {
   const config = decodeJitConfig(encodedJitConfig);
   const auth = { authorization: `RunnerToken ${config.token}` };
   const pollMs = opts.pollMs ?? 500;
@@ -47,7 +57,7 @@ export async function runSimRunner(encodedJitConfig: string, opts: { signal?: Ab
     if (res.status !== 200) throw new SimRunnerError(res.status, `sim refused runner ${config.runnerName}: ${res.status}`);
     const jobId = Number(res.headers.get('x-sim-job-id'));
     const script = await res.text();
-    const { exitCode, output } = await runScript(script, opts.signal);
+    const { exitCode, output } = await runScript(script, opts.signal, opts.env);
     const done = await fetch(`${config.url}/_runner/jobs/${jobId}/result?exit=${exitCode}`, {
       method: 'POST', headers: { ...auth, 'content-type': 'text/plain; charset=utf-8' }, body: output,
     });
@@ -58,7 +68,7 @@ export async function runSimRunner(encodedJitConfig: string, opts: { signal?: Ab
 }
 
 /** Runs the job script; output is stdout and stderr interleaved, keeping the last MiB. */
-async function runScript(script: string, signal?: AbortSignal): Promise<{ exitCode: number; output: string }> {
+async function runScript(script: string, signal?: AbortSignal, env?: Record<string, string>): Promise<{ exitCode: number; output: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'hangar-sim-runner-'));
   try {
     const file = join(dir, 'job.sh');
@@ -66,7 +76,7 @@ async function runScript(script: string, signal?: AbortSignal): Promise<{ exitCo
     const work = join(dir, 'work');
     await mkdir(work);
     return await new Promise((resolve, reject) => {
-      const child = spawn('sh', [file], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'], signal, killSignal: 'SIGKILL' });
+      const child = spawn('sh', [file], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'], signal, killSignal: 'SIGKILL', env: { ...process.env, ...env } });
       let out = Buffer.alloc(0);
       const take = (chunk: Buffer) => {
         out = Buffer.concat([out, chunk]);

@@ -255,11 +255,14 @@ export class SimStore {
   finish(runner: Runner, jobId: number, exitCode: number, output: string): Job {
     const job = this.jobs.get(jobId);
     if (!job || runner.jobId !== jobId) throw new SimError(404, 'this runner was not assigned that job');
+    const kept = output.length > MAX_OUTPUT ? output.slice(-MAX_OUTPUT) : output;
     if (job.status === 'completed' && job.conclusion === 'cancelled') {
+      // GitHub keeps a cancelled job's log up to where it stopped; its result is not recorded.
+      job.output = kept;
       this.retire(runner);
       throw new SimError(409, `job ${jobId} was cancelled; its result is not recorded`);
     }
-    job.output = output.length > MAX_OUTPUT ? output.slice(-MAX_OUTPUT) : output;
+    job.output = kept;
     job.exitCode = exitCode;
     job.stepExits = [...job.output.matchAll(STEP_MARK)].map((m) => Number(m[2]));
     this.retire(runner);

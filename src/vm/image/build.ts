@@ -62,6 +62,7 @@ export async function buildTestImage(opts: TestImageOptions): Promise<ImageManif
     ['init', await readFile(sourceAsset('vm/image/init.sh')), 0o755],
     ['hangar/runner.sh', await readFile(runner), 0o755],
     ['hangar/net.sh', await readFile(sourceAsset('vm/image/guest-net.sh')), 0o644],
+    ['hangar/job-started.sh', await readFile(sourceAsset('vm/image/job-started.sh')), 0o755],
     ['bin/busybox', busybox.binary, 0o755],
     ...GUEST_MODULES.map((m): [string, Buffer, number] => [`lib/modules/${m}.ko`, kernel.modules.get(m)!, 0o644]),
   ];

@@ -2,16 +2,18 @@
 # busybox sh; the runner image's hangar-runner, dash) before it defines nothing else of the kind.
 # Expects F (the fw_cfg folder of opt/hangar) and TAG (the caller's name, for its messages).
 #
-# opt/hangar/net holds KEY=value words: IP=10.0.0.2/30 GW=10.0.0.1 DNS=10.0.0.1[,…] MTU=1500.
+# opt/hangar/net holds KEY=value words: IP=10.0.0.2/30 GW=10.0.0.1 DNS=10.0.0.1[,…] MTU=1500
+# META=http://10.0.0.1:8169 (the agent's metadata endpoint on the gateway; the job-start gate).
 # `ip=` on the kernel command line does nothing with this kernel, so the first NIC is set up here.
 setup_net() {
-  IP='' GW='' DNS='' MTU=''
+  IP='' GW='' DNS='' MTU='' META=''
   for kv in $(cat "$F/net/raw"); do
     case $kv in
       IP=*) IP=${kv#IP=} ;;
       GW=*) GW=${kv#GW=} ;;
       DNS=*) DNS=${kv#DNS=} ;;
       MTU=*) MTU=${kv#MTU=} ;;
+      META=*) META=${kv#META=} ;;
     esac
   done
   nic=''

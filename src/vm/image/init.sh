@@ -9,6 +9,7 @@
 # Markers on the console, one per line, for the agent and the benchmark:
 #   HANGAR-GUEST-INIT, HANGAR-RUNNER-START, HANGAR-RUNNER-EXIT <code>
 echo HANGAR-GUEST-INIT
+META=''
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/root TMPDIR=/tmp
 
 mount -t proc proc /proc
@@ -37,8 +38,9 @@ if [ -r "$F/cmd/raw" ]; then
 elif [ -r "$F/jit/raw" ]; then
   echo HANGAR-RUNNER-START
   # runner.sh reads the config from this path itself: the secret never passes through argv,
-  # the environment or this console.
-  /hangar/runner.sh "$F/jit/raw" < /dev/null
+  # the environment or this console. The job-started hook is the gate, as on a real runner.
+  ACTIONS_RUNNER_HOOK_JOB_STARTED=/hangar/job-started.sh HANGAR_METADATA_URL=${META:-} \
+    /hangar/runner.sh "$F/jit/raw" < /dev/null
   rc=$?
 else
   echo "hangar-init: no opt/hangar/jit or opt/hangar/cmd" >&2

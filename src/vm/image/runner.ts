@@ -24,7 +24,7 @@ export const RUNNER_PACKAGES = [
 ] as const;
 
 /** Bump when what `customise` puts into the root changes: it is part of the inputs key. */
-const IMAGE_FORMAT = 2;
+const IMAGE_FORMAT = 3;
 export const RUNNER_USER = 'runner';
 /** GitHub's hosted runners use 1001 for `runner`; jobs that assume it keep working. */
 export const RUNNER_UID = 1001;
@@ -36,6 +36,7 @@ export const REQUIRED_RUNNER_FILES = ['run.sh', 'bin/Runner.Listener'] as const;
 const GUEST_ASSETS: Array<[string, string, number]> = [
   ['usr/local/lib/hangar/hangar-runner', 'vm/image/runner/hangar-runner.sh', 0o755],
   ['usr/local/lib/hangar/net.sh', 'vm/image/guest-net.sh', 0o644],
+  ['usr/local/lib/hangar/job-started.sh', 'vm/image/job-started.sh', 0o755],
   ['etc/systemd/system/hangar-runner.service', 'vm/image/runner/hangar-runner.service', 0o644],
 ];
 const INIT_ASSET = 'vm/image/runner/initramfs-init.sh';

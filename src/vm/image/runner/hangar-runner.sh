@@ -12,6 +12,7 @@ set -u
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 F=/sys/firmware/qemu_fw_cfg/by_name/opt/hangar
+META=''
 RUNNER_USER=runner
 RUNNER_DIR=/home/runner/actions-runner
 
@@ -37,7 +38,10 @@ else
   # removes from the environment it hands to jobs. Never on a command line: argv is readable
   # by every user in /proc/<pid>/cmdline; /proc/<pid>/environ only by the process's own user
   # and root. Only this root shell reads the fw_cfg file; no copy is written to disk by us.
+  # ACTIONS_RUNNER_HOOK_JOB_STARTED: the runner runs Hangar's gate before the job's first step
+  # (GitHub's runner hooks); HANGAR_METADATA_URL is where the gate asks (from opt/hangar/net).
   ACTIONS_RUNNER_INPUT_JITCONFIG=$(cat "$F/jit/raw") \
+  ACTIONS_RUNNER_HOOK_JOB_STARTED=/usr/local/lib/hangar/job-started.sh HANGAR_METADATA_URL=${META:-} \
   HOME=/home/runner USER=$RUNNER_USER LOGNAME=$RUNNER_USER SHELL=/bin/bash \
     setpriv --reuid="$RUNNER_USER" --regid="$RUNNER_USER" --init-groups ./run.sh < /dev/null
   rc=$?

@@ -1,0 +1,48 @@
+import type { FastifyInstance } from 'fastify';
+import { Counter, type Registry } from 'prom-client';
+import { z } from 'zod';
+import { START_REFUSAL_TEXT } from '../domain/start-policy.js';
+import { authenticateHost, type KnownHost } from '../jit/host-auth.js';
+import { askStartGate, type GateDeps } from './start-gate.js';
+
+/**
+ * `POST /api/v1/job-started`: an agent relays its guest's job-started hook. Authenticated by the
+ * host's token. Always answers 200 with a decision when it can decide (a refusal is an answer);
+ * the agent treats anything else as a refusal too.
+ */
+const body = z.strictObject({
+  runnerName: z.string().min(1).max(100),
+  hints: z.strictObject({
+    repository: z.string().max(201).optional(),
+    runId: z.number().int().positive().optional(),
+    runAttempt: z.number().int().positive().max(1_000_000).optional(),
+  }),
+});
+
+export interface GateRouteDeps extends GateDeps {
+  hosts: readonly KnownHost[];
+  registry: Registry;
+}
+
+export async function gateRoutes(app: FastifyInstance, deps: GateRouteDeps): Promise<void> {
+  const asked = new Counter({
+    name: 'hangar_start_gate_total',
+    help: 'Job-start gate answers, by decision and reason',
+    labelNames: ['decision', 'reason'],
+    registers: [deps.registry],
+  });
+  app.post('/api/v1/job-started', async (req, reply) => {
+    reply.header('cache-control', 'no-store');
+    const host = authenticateHost(deps.hosts, req.headers.authorization);
+    if (!host) return reply.code(401).send({ error: 'unauthorized', message: 'unknown host token' });
+    const parsed = body.safeParse(req.body);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      return reply.code(400).send({ error: 'bad-request', field: issue.path.join('.'), message: issue.message });
+    }
+    const a = await askStartGate(deps, host, parsed.data);
+    asked.inc({ decision: a.kind, reason: a.kind === 'deny' ? a.reason : '' });
+    if (a.kind === 'allow') return { decision: 'allow', workflowJobId: a.workflowJobId ?? null };
+    return { decision: 'deny', reason: a.reason, message: START_REFUSAL_TEXT[a.reason], workflowJobId: a.workflowJobId ?? null };
+  });
+}

@@ -1,0 +1,114 @@
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { ControlConfig } from '../config/schema.js';
+import { isFork } from '../domain/start-policy.js';
+import type { GitHubClient } from '../github/index.js';
+import { readJobRecord, type JobRecord } from '../intake/job-store.js';
+import type { Keys } from '../queue/keys.js';
+
+/**
+ * Refuses early what intake cannot see, after the webhook was answered (never inside it): it
+ * reads the decisions stream the intake appends to, and
+ * - for an accepted job, looks its run up once (cached per run): a fork's run is refused
+ *   `fork-pr` and cancelled, before a runner is minted for it or beside it;
+ * - for a job refused `deploy-not-allowed` (its labels fit a deploy pool, so a deploy runner
+ *   minted for another job could be handed it), cancels its run.
+ * Only an early defence: the sweep before each mint and the gate at job start hold without it,
+ * so a crash between answer and vet loses nothing that matters. Runs while
+ * `policy.cancelRefusedRuns` is on.
+ */
+export interface RunVetterDeps {
+  config: ControlConfig;
+  github: GitHubClient;
+  redisUrl: string;
+  /** The control's connection, for records (the vetter's own one blocks on the stream). */
+  redis: Redis;
+  keys: Keys;
+  logger: Logger;
+}
+
+type Verdict = 'ok' | 'fork-pr' | 'deploy-not-allowed';
+
+export class RunVetter {
+  private readonly reader: Redis;
+  /** Runs already judged: one GitHub lookup (and one cancel) per run. */
+  private readonly runs = new Map<number, Verdict>();
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+
+  constructor(private readonly d: RunVetterDeps) {
+    this.reader = new Redis(d.redisUrl, { lazyConnect: true, maxRetriesPerRequest: null });
+    this.reader.on('error', () => undefined);
+  }
+
+  async start(): Promise<void> {
+    await this.reader.connect();
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.reader.disconnect();
+    await this.loop?.catch(() => undefined);
+  }
+
+  private async run(): Promise<void> {
+    let cursor = (await this.d.redis.get(this.d.keys.vetCursor).catch(() => null)) ?? '0';
+    while (!this.stopped) {
+      let batch: [string, string[]][] = [];
+      try {
+        const r = (await this.reader.xread('COUNT', 100, 'BLOCK', 1000, 'STREAMS', this.d.keys.decisions, cursor)) as [string, [string, string[]][]][] | null;
+        batch = r?.[0]?.[1] ?? [];
+      } catch {
+        if (!this.stopped) await new Promise((res) => setTimeout(res, 1000));
+        continue;
+      }
+      for (const [id, fields] of batch) {
+        await this.vet(fieldMap(fields)).catch((err: Error) => this.d.logger.warn({ err: err.message }, 'vet failed; the mint and the gate still check'));
+        cursor = id;
+      }
+      if (batch.length > 0) await this.d.redis.set(this.d.keys.vetCursor, cursor).catch(() => undefined);
+    }
+  }
+
+  private async vet(f: Record<string, string>): Promise<void> {
+    const wanted = f.decision === 'accept' || (f.decision === 'reject' && f.reason === 'deploy-not-allowed');
+    if (!wanted || !f.workflowJobId) return;
+    const rec = await readJobRecord(this.d.redis, this.d.keys, Number(f.workflowJobId));
+    if (!rec || rec.state !== 'queued') return;
+    const known = this.runs.get(rec.runId);
+    const verdict = known ?? (f.decision === 'reject' ? 'deploy-not-allowed' : await this.judge(rec));
+    if (verdict === 'ok') return this.remember(rec.runId, verdict);
+    await this.refuse(rec, verdict, known === undefined);
+  }
+
+  private async judge(rec: JobRecord): Promise<Verdict> {
+    const run = await this.d.github.getRun(rec.owner, rec.repo.split('/')[1]!, rec.runId);
+    return isFork({ repository: rec.repo, headRepository: run.headRepositoryFullName }) ? 'fork-pr' : 'ok';
+  }
+
+  private async refuse(rec: JobRecord, reason: Exclude<Verdict, 'ok'>, firstOfRun: boolean): Promise<void> {
+    this.remember(rec.runId, reason);
+    const now = String(Date.now());
+    const fields: Record<string, string> = { vetRefusal: reason, vetAt: now };
+    if (firstOfRun) fields.runCancelled = await this.d.github.cancelRun(rec.owner, rec.repo.split('/')[1]!, rec.runId);
+    fields.runCancelledFor = reason;
+    await this.d.redis
+      .multi()
+      .hset(this.d.keys.job(rec.workflowJobId), fields)
+      .xadd(this.d.keys.decisions, 'MAXLEN', '~', '10000', '*', 'workflowJobId', String(rec.workflowJobId), 'at', now, 'decision', 'cancelled-after-intake', 'reason', reason)
+      .exec();
+    this.d.logger.warn({ workflowJobId: rec.workflowJobId, runId: rec.runId, reason }, 'refused run cancelled after intake');
+  }
+
+  private remember(runId: number, v: Verdict): void {
+    if (this.runs.size >= 5000) this.runs.delete(this.runs.keys().next().value!);
+    this.runs.set(runId, v);
+  }
+}
+
+function fieldMap(fields: string[]): Record<string, string> {
+  const m: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) m[fields[i]!] = fields[i + 1]!;
+  return m;
+}

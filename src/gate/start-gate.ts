@@ -1,0 +1,146 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { ControlConfig, PoolConfig } from '../config/schema.js';
+import type { MintHost } from '../domain/mint-policy.js';
+import { cancelRunOnRefusal, decideStart, type StartDecision, type StartRefusal } from '../domain/start-policy.js';
+import type { GitHubClient, WorkflowJob } from '../github/index.js';
+import { readJobRecord } from '../intake/job-store.js';
+import type { Keys } from '../queue/keys.js';
+
+/**
+ * The control's half of the gate at job start. A runner's job-started hook asked its agent
+ * "may the job I was given run here?"; the agent names the runner (it knows which VM asked, from
+ * the tap the request came in on) and passes the guest's hints (repository, run, attempt). The
+ * hints only say where to look: the answer comes from GitHub's facts — the job of that run
+ * attempt that GitHub shows on *this* runner, its labels, its run's event, branch and head
+ * repository, the repository's visibility — and the runner's pool as the control minted it.
+ * Anything that does not answer in time is a refusal.
+ */
+export interface StartHints {
+  repository?: string | undefined;
+  runId?: number | undefined;
+  runAttempt?: number | undefined;
+}
+
+export interface StartQuestion {
+  runnerName: string;
+  hints: StartHints;
+}
+
+export type StartAnswer = StartDecision & { workflowJobId?: number };
+
+export interface GateDeps {
+  config: ControlConfig;
+  github: GitHubClient;
+  redis: Redis;
+  keys: Keys;
+  logger: Logger;
+  /** How long GitHub may take to answer before the job is refused. */
+  githubTimeoutMs?: number;
+}
+
+const RUNNER_NAME = /^hangar-([a-z0-9][a-z0-9-]{0,30})-(\d{1,20})-(\d{1,6})$/;
+const REPO = /^[A-Za-z0-9_.-]{1,100}\/[A-Za-z0-9_.-]{1,100}$/;
+
+export async function askStartGate(deps: GateDeps, host: MintHost, q: StartQuestion): Promise<StartAnswer> {
+  const log = deps.logger.child({ host: host.name, runnerName: q.runnerName });
+  const minted = await mintedFor(deps, host, q.runnerName);
+  if (minted.kind === 'deny') return finish(deps, log, host, q.runnerName, minted, null);
+  const { pool, record } = minted;
+  const [owner] = record.repo.split('/') as [string, string];
+  // A repository-scoped runner can only be given jobs of its repository; an organization's, any
+  // repository of the organization (which one: the guest's hint, checked against GitHub).
+  const repository = pool.scope === 'repo' ? record.repo : q.hints.repository;
+  if (!repository || !REPO.test(repository) || repository.split('/')[0]!.toLowerCase() !== owner.toLowerCase() || !q.hints.runId || !q.hints.runAttempt) {
+    return finish(deps, log, host, q.runnerName, deny('job-not-on-runner'), null);
+  }
+  const facts = await withTimeout(githubFacts(deps.github, repository, q.hints.runId, q.hints.runAttempt, q.runnerName), deps.githubTimeoutMs ?? 10_000);
+  if (facts.kind === 'timeout' || facts.kind === 'error') {
+    log.warn({ why: facts.kind, err: facts.kind === 'error' ? facts.message : undefined }, 'gate: GitHub did not answer; refusing');
+    return finish(deps, log, host, q.runnerName, deny('github-unreachable'), null);
+  }
+  if (!facts.value) return finish(deps, log, host, q.runnerName, deny('job-not-on-runner'), null);
+  const { job, run, visibility } = facts.value;
+  const decision = decideStart(
+    { repository, visibility, labels: job.labels, event: run.event, headBranch: run.headBranch, headRepository: run.headRepositoryFullName },
+    pool,
+    deps.config,
+  );
+  const answer = await finish(deps, log, host, q.runnerName, decision, job);
+  if (decision.kind === 'deny' && cancelRunOnRefusal(decision.reason)) {
+    // After the answer, so the hook prints its reason at once; the job fails either way.
+    void cancelRefusedRun(deps, log, repository, run.id, job.id, decision.reason);
+  }
+  return answer;
+}
+
+type Minted = { kind: 'ok'; pool: PoolConfig; record: { repo: string } } | { kind: 'deny'; reason: StartRefusal };
+
+/** The runner must be one the control minted for this host, in a pool the host still serves. */
+async function mintedFor(deps: GateDeps, host: MintHost, runnerName: string): Promise<Minted> {
+  const m = RUNNER_NAME.exec(runnerName);
+  if (!m || m[1] !== host.name) return deny('unknown-runner');
+  const record = await readJobRecord(deps.redis, deps.keys, Number(m[2]));
+  if (!record || record.mintedRunner !== runnerName || record.pool === null) return deny('unknown-runner');
+  const pool = deps.config.pools.find((p) => p.name === record.pool);
+  if (!pool || !host.pools.includes(pool.name) || (pool.deploy && host.role !== 'deploy')) return deny('pool-not-served');
+  return { kind: 'ok', pool, record };
+}
+
+async function githubFacts(github: GitHubClient, repository: string, runId: number, attempt: number, runnerName: string) {
+  const [owner, repo] = repository.split('/') as [string, string];
+  const [jobs, run, repoInfo] = await Promise.all([
+    github.listJobsForAttempt(owner, repo, runId, attempt),
+    github.getRun(owner, repo, runId),
+    github.getRepository(owner, repo),
+  ]).catch((err: { status?: number }) => {
+    // 404: no such run in that repository (a hint that lies); anything else is GitHub failing.
+    if (err.status === 404) return [[], null, null] as const;
+    throw err;
+  });
+  const job: WorkflowJob | undefined = jobs.find((j) => j.runnerName === runnerName && j.status === 'in_progress');
+  if (!job || !run || !repoInfo) return null;
+  return { job, run, visibility: repoInfo.visibility };
+}
+
+async function finish(deps: GateDeps, log: Logger, host: MintHost, runnerName: string, d: StartDecision, job: WorkflowJob | null): Promise<StartAnswer> {
+  const now = Date.now();
+  const tx = deps.redis.multi();
+  if (job && (await deps.redis.exists(deps.keys.job(job.id)))) {
+    const fields: Record<string, string | number> = { startRunner: runnerName, startHost: host.name, startAt: now, startDecision: d.kind };
+    if (d.kind === 'deny') fields.startRefusal = d.reason;
+    tx.hset(deps.keys.job(job.id), fields);
+  }
+  tx.xadd(
+    deps.keys.decisions, 'MAXLEN', '~', '10000', '*',
+    'workflowJobId', String(job?.id ?? ''), 'at', String(now),
+    'decision', d.kind === 'allow' ? 'allowed-at-start' : 'refused-at-start',
+    'reason', d.kind === 'deny' ? d.reason : '', 'host', host.name, 'runnerName', runnerName,
+  );
+  await tx.exec();
+  if (d.kind === 'deny') log.warn({ reason: d.reason, workflowJobId: job?.id }, 'job refused at start');
+  else log.info({ workflowJobId: job?.id }, 'job allowed at start');
+  return job ? { ...d, workflowJobId: job.id } : d;
+}
+
+async function cancelRefusedRun(deps: GateDeps, log: Logger, repository: string, runId: number, workflowJobId: number, reason: StartRefusal): Promise<void> {
+  const [owner, repo] = repository.split('/') as [string, string];
+  try {
+    const result = await deps.github.cancelRun(owner, repo, runId);
+    if (await deps.redis.exists(deps.keys.job(workflowJobId))) await deps.redis.hset(deps.keys.job(workflowJobId), { runCancelled: result, runCancelledFor: reason });
+    log.warn({ runId, workflowJobId, reason, result }, 'run refused at start cancelled');
+  } catch (err) {
+    log.error({ runId, workflowJobId, err: (err as Error).message }, 'could not cancel a run refused at start');
+  }
+}
+
+type Timed<T> = { kind: 'ok'; value: T } | { kind: 'timeout' } | { kind: 'error'; message: string };
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<Timed<T>> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<Timed<T>>((resolve) => (timer = setTimeout(() => resolve({ kind: 'timeout' }), ms)));
+  const settled = p.then((value) => ({ kind: 'ok', value }) as const, (err: Error) => ({ kind: 'error', message: err.message }) as const);
+  return Promise.race([settled, timeout]).finally(() => clearTimeout(timer));
+}
+
+const deny = (reason: StartRefusal) => ({ kind: 'deny', reason }) as const;

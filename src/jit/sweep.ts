@@ -1,0 +1,58 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { ControlConfig, PoolConfig } from '../config/schema.js';
+import { labelsServedBy } from '../domain/policy.js';
+import { decideStart, type StartRefusal } from '../domain/start-policy.js';
+import type { GitHubClient, RepositoryVisibility } from '../github/index.js';
+import type { Keys } from '../queue/keys.js';
+
+/**
+ * Before a runner is minted in a repository: a JIT runner takes the oldest queued job its labels
+ * fit, whichever job it was minted for. So every queued job of that repository the new runner
+ * could be handed is judged with the start gate's own rule (GitHub's facts of its run), and the
+ * run of any refused one is cancelled first. The gate at job start still holds without this; the
+ * sweep only keeps a refused job from ever reaching a runner. Returns the runs cancelled.
+ */
+export interface SweepDeps {
+  config: ControlConfig;
+  github: GitHubClient;
+  redis: Redis;
+  keys: Keys;
+  logger: Logger;
+}
+
+export interface SweptRun {
+  runId: number;
+  reason: StartRefusal;
+  workflowJobIds: number[];
+}
+
+export async function sweepRefusedRuns(deps: SweepDeps, repository: string, visibility: RepositoryVisibility, pool: PoolConfig): Promise<SweptRun[]> {
+  const [owner, repo] = repository.split('/') as [string, string];
+  const swept: SweptRun[] = [];
+  for (const run of await deps.github.listOpenRuns(owner, repo)) {
+    // The run's own facts first: most runs are fine for this pool and need no job listing.
+    const base = { repository, visibility, event: run.event, headBranch: run.headBranch, headRepository: run.headRepositoryFullName };
+    const asRun = decideStart({ ...base, labels: [] }, pool, deps.config);
+    if (asRun.kind === 'allow') continue;
+    const jobs = await deps.github.listJobsForAttempt(owner, repo, run.id, run.runAttempt);
+    const takeable = jobs.filter((j) => j.status === 'queued' && labelsServedBy(j.labels, pool.labels));
+    if (takeable.length === 0) continue;
+    const result = await deps.github.cancelRun(owner, repo, run.id);
+    const ids = takeable.map((j) => j.id);
+    await record(deps, ids, asRun.reason, pool.name, result);
+    deps.logger.warn({ runId: run.id, workflowJobIds: ids, reason: asRun.reason, pool: pool.name, result }, 'refused run cancelled before a runner was minted');
+    swept.push({ runId: run.id, reason: asRun.reason, workflowJobIds: ids });
+  }
+  return swept;
+}
+
+async function record(deps: SweepDeps, ids: number[], reason: StartRefusal, pool: string, result: string): Promise<void> {
+  const now = String(Date.now());
+  const tx = deps.redis.multi();
+  for (const id of ids) {
+    if (await deps.redis.exists(deps.keys.job(id))) tx.hset(deps.keys.job(id), { runCancelled: result, runCancelledFor: reason, runCancelledAt: now });
+    tx.xadd(deps.keys.decisions, 'MAXLEN', '~', '10000', '*', 'workflowJobId', String(id), 'at', now, 'decision', 'cancelled-before-mint', 'reason', reason, 'pool', pool);
+  }
+  await tx.exec();
+}
