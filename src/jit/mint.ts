@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { ControlConfig } from '../config/schema.js';
 import { checkGitHub, checkRequest, runnerName, type MintDecision, type MintRefusal } from '../domain/mint-policy.js';
 import type { GitHubClient, RunnerScope } from '../github/index.js';
-import { RunnerNameTakenError } from '../github/index.js';
+import { RunnerBusyError, RunnerNameTakenError } from '../github/index.js';
 import { readJobRecord } from '../intake/job-store.js';
 import type { Keys } from '../queue/keys.js';
 import { claimJobAttempt } from './claim.js';
@@ -96,18 +96,41 @@ export async function mintRunner(deps: MintDeps, host: KnownHost, poolName: stri
 }
 
 /**
- * Null when this host may mint for the job attempt; else the host that holds its runner. A holder
- * whose runner GitHub no longer shows (its VM died before the runner took a job, and it was
- * removed) is taken over, so a job is never stranded by a host that went away.
+ * Null when this host may mint for the job attempt; else the host that holds its runner. The
+ * holder keeps it while its runner may still take the job: within the grace after its claim (it
+ * may be registering the runner right now), or while its runner is registered and its host's
+ * heartbeat shows the job's VM. Otherwise the job would be stranded by a host that went away:
+ * its idle runner is removed (a busy one means the job runs: the holder keeps it) and this host
+ * takes over.
  */
+export const CLAIM_GRACE_MS = 60_000;
+
 async function claimAttempt(deps: MintDeps, scope: RunnerScope, workflowJobId: number, attempt: number, host: string): Promise<string | null> {
   const first = await claimJobAttempt(deps.redis, deps.keys, workflowJobId, attempt, host);
   if (first.kind !== 'held') return null;
+  if (Date.now() - first.since < CLAIM_GRACE_MS) return first.by;
   const theirs = runnerName(first.by, workflowJobId, attempt);
-  const live = (await deps.github.listRunners({ ...scope, namePrefix: theirs })).some((r) => r.name === theirs);
-  if (live) return first.by;
+  const runner = (await deps.github.listRunners({ ...scope, namePrefix: theirs })).find((r) => r.name === theirs);
+  if (runner?.busy) return first.by;
+  if (runner && (await hostRunsVmFor(deps, first.by, workflowJobId))) return first.by;
+  if (runner) {
+    try {
+      await deps.github.deleteRunner({ ...scope, runnerId: runner.id });
+    } catch (err) {
+      if (err instanceof RunnerBusyError) return first.by;
+      throw err;
+    }
+  }
   const again = await claimJobAttempt(deps.redis, deps.keys, workflowJobId, attempt, host, first.by);
   return again.kind === 'held' ? again.by : null;
+}
+
+/** The holder's heartbeat (it expires with its agent) lists a VM of this job. */
+async function hostRunsVmFor(deps: MintDeps, host: string, workflowJobId: number): Promise<boolean> {
+  const beat = await deps.redis.get(`${deps.keys.prefix}:host:${host}`);
+  if (!beat) return false;
+  const vms = (JSON.parse(beat) as { vms?: { workflowJobId: number }[] }).vms ?? [];
+  return vms.some((v) => v.workflowJobId === workflowJobId);
 }
 
 /**

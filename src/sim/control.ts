@@ -48,6 +48,8 @@ export interface JobView {
   runnerName: string | null;
   exitCode: number | null;
   output: string;
+  /** Exit code of each step that ran: empty when no step did (e.g. its job-started hook failed). */
+  stepExits: number[];
 }
 
 export interface RunnerView {
@@ -83,7 +85,7 @@ export interface DeliveryView {
 
 export const jobView = (j: Job): JobView => ({
   id: j.id, runId: j.run.id, status: j.status, conclusion: j.conclusion, labels: [...j.labels],
-  runnerId: j.runnerId, runnerName: j.runnerName, exitCode: j.exitCode, output: j.output,
+  runnerId: j.runnerId, runnerName: j.runnerName, exitCode: j.exitCode, output: j.output, stepExits: [...j.stepExits],
 });
 
 export const runnerView = (r: Runner): RunnerView => ({
@@ -127,6 +129,14 @@ export class SimControl {
 
   runners(): RunnerView[] {
     return this.ctx.store.allRunners().map(runnerView);
+  }
+
+  /** Removes a runner as `DELETE …/actions/runners/{id}` does (422 while it runs a job). */
+  deleteRunner(id: number): RunnerView {
+    const r = this.ctx.store.runner(id);
+    if (!r) throw notFound();
+    this.ctx.store.deleteRunner(r);
+    return runnerView(r);
   }
 
   /**

@@ -25,6 +25,8 @@ export interface TestControlOptions {
   hosts?: { name: string; role: 'build' | 'deploy'; pools: string[]; token: string }[];
   /** Extra pools (YAML flow mappings), after build and deploy. */
   pools?: string[];
+  /** policy.cancelRefusedRuns (default true): off leaves the gate at job start alone. */
+  cancelRefusedRuns?: boolean;
 }
 
 /** Writes a config and its secret files to a temp dir; returns the path and the parsed config. */
@@ -47,7 +49,7 @@ github:
 ${o.previousSecret ? `  previousWebhookSecretFile: ${dir}/secret.old\n` : ''}
 redis: {url: "${o.redisUrl}", prefix: ${o.prefix}}
 control: {host: 127.0.0.1, port: 0, bodyLimitBytes: 65536}
-policy: {repositories: ["acme/*"]}
+policy: {repositories: ["acme/*"], cancelRefusedRuns: ${o.cancelRefusedRuns ?? true}}
 pools:
   - {name: build, labels: [self-hosted, linux, x64, build]}
   - {name: deploy, labels: [self-hosted, linux, x64, deploy], deploy: {repositories: [acme/site], branches: [main]}}

@@ -203,10 +203,11 @@ describe('runs, jobs, deliveries', () => {
     const jobs = await expectShape('GET', `${REPO}/actions/runs/{run_id}/attempts/{attempt_number}/jobs`, `/repos/acme/app/actions/runs/${run.runId}/attempts/1/jobs`, 200);
     expect(jobs.body.jobs.map((j: { conclusion: string }) => j.conclusion)).toEqual(['cancelled', 'cancelled']);
 
-    // The running job's runner reports later: refused, the job stays cancelled.
+    // The running job's runner reports later: refused, the job stays cancelled; its log up to
+    // the cancel is kept, as GitHub keeps a cancelled job's log.
     const late = await fetch(`${h.url}/_runner/jobs/${run.jobs[0]!.id}/result?exit=0`, { method: 'POST', headers: runner, body: 'done\n' });
     expect(late.status).toBe(409);
-    expect(h.sim.job(run.jobs[0]!.id)).toMatchObject({ status: 'completed', conclusion: 'cancelled', exitCode: null, output: '' });
+    expect(h.sim.job(run.jobs[0]!.id)).toMatchObject({ status: 'completed', conclusion: 'cancelled', exitCode: null, output: 'done\n' });
     expect((await fetch(`${h.url}/_runner/job`, { headers: runner })).status).toBe(401);
 
     const again = await expectShape('POST', path, `/repos/acme/app/actions/runs/${run.runId}/cancel`, 409);

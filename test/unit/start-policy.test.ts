@@ -1,0 +1,50 @@
+import { describe, expect, test } from 'vitest';
+import { cancelRunOnRefusal, decideStart, START_REFUSAL_TEXT, type StartDecision, type StartFacts, type StartRefusal } from '../../src/domain/start-policy.js';
+import type { PolicyPool } from '../../src/domain/policy.js';
+
+const config = { policy: { repositories: ['acme/*', 'solo/tool'], allowInternal: false } };
+const build: PolicyPool = { name: 'build', labels: ['self-hosted', 'linux', 'build'] };
+const deploy: PolicyPool = { name: 'deploy', labels: ['self-hosted', 'linux', 'deploy'], deploy: { repositories: ['acme/site'], branches: ['main', 'release/*'] } };
+const facts = (o: Partial<StartFacts> = {}): StartFacts => ({
+  repository: 'acme/app', visibility: 'private', labels: ['self-hosted', 'build'], event: 'push', headBranch: 'main', headRepository: 'acme/app', ...o,
+});
+const site = (o: Partial<StartFacts> = {}) => facts({ repository: 'acme/site', headRepository: 'acme/site', labels: ['self-hosted', 'deploy'], ...o });
+const allow: StartDecision = { kind: 'allow' };
+const deny = (reason: StartRefusal): StartDecision => ({ kind: 'deny', reason });
+
+describe('decideStart: the job GitHub gave a runner, in the runner\'s pool', () => {
+  test.each<[string, StartFacts, PolicyPool, StartDecision]>([
+    ['private repo, build labels, build pool', facts(), build, allow],
+    ['a scheduled run (no head repository)', facts({ event: 'schedule', headRepository: null }), build, allow],
+    ['a pull request from a branch of the same repository', facts({ event: 'pull_request', headBranch: 'feature' }), build, allow],
+    ['head repository differs only in case', facts({ headRepository: 'ACME/App' }), build, allow],
+    ['public repository', facts({ visibility: 'public' }), build, deny('public-repo')],
+    ['internal repository', facts({ visibility: 'internal' }), build, deny('internal-repo')],
+    ['repository not in policy.repositories', facts({ repository: 'other/app', headRepository: 'other/app' }), build, deny('repo-not-allowed')],
+    ['a fork\'s pull request', facts({ event: 'pull_request', headRepository: 'mallory/app' }), build, deny('fork-pr')],
+    ['a fork\'s pull_request_target run', facts({ event: 'pull_request_target', headRepository: 'mallory/app' }), build, deny('fork-pr')],
+    ['a label the pool lacks', facts({ labels: ['self-hosted', 'gpu'] }), build, deny('labels-not-served')],
+    ['deploy pool: allowed repository and branch', site(), deploy, allow],
+    ['deploy pool: a branch matching a prefix', site({ headBranch: 'release/1.2' }), deploy, allow],
+    ['deploy pool: a feature branch', site({ headBranch: 'wip' }), deploy, deny('deploy-not-allowed')],
+    ['deploy pool: no branch at all', site({ headBranch: null }), deploy, deny('deploy-not-allowed')],
+    ['deploy pool: another repository', facts({ labels: ['self-hosted', 'deploy'] }), deploy, deny('deploy-not-allowed')],
+    ['deploy pool: a build-only job from a feature branch landing on the deploy runner', site({ labels: ['self-hosted', 'linux'], headBranch: 'wip' }), deploy, deny('deploy-not-allowed')],
+    ['deploy pool: a build-only job of an allowed branch', site({ labels: ['self-hosted', 'linux'] }), deploy, allow],
+    ['deploy pool: a pull request, even from main', site({ event: 'pull_request' }), deploy, deny('deploy-event')],
+    ['deploy pool: a fork PR is refused as a fork first', site({ event: 'pull_request', headRepository: 'mallory/site' }), deploy, deny('fork-pr')],
+  ])('%s', (_n, f, pool, want) => expect(decideStart(f, pool, config)).toEqual(want));
+
+  test('internal repositories run when policy.allowInternal is true', () => {
+    expect(decideStart(facts({ visibility: 'internal' }), build, { policy: { ...config.policy, allowInternal: true } })).toEqual(allow);
+  });
+
+  test('every refusal has a text for the job log; only refusals of the job itself cancel its run', () => {
+    for (const [reason, text] of Object.entries(START_REFUSAL_TEXT)) expect(text.length, reason).toBeGreaterThan(10);
+    expect(cancelRunOnRefusal('fork-pr')).toBe(true);
+    expect(cancelRunOnRefusal('deploy-not-allowed')).toBe(true);
+    // No answer says nothing of the job: the job fails, its run is left alone.
+    expect(cancelRunOnRefusal('github-unreachable')).toBe(false);
+    expect(cancelRunOnRefusal('job-not-on-runner')).toBe(false);
+  });
+});
