@@ -84,6 +84,7 @@ function warn(pool: GroupCheckPool, f: Finding): GroupWarning {
   return { level: 'warning', pool: pool.name, groupId: pool.runnerGroupId, ...f };
 }
 
+const poolNamed = (p: GroupCheckPool) => `${p.deploy ? 'deploy pool' : 'pool'} ${p.name}`;
 const named = (g: GroupFacts) => `runner group ${g.id} "${g.name}" of ${g.org}`;
 const WHERE = 'in the organization\'s settings, Actions → Runner groups';
 
@@ -99,7 +100,7 @@ function missing(pool: GroupCheckPool, configOrg: string, inOrg: readonly GroupF
   const have = inOrg.map((g) => `${g.id} (${g.name})`).join(', ') || 'none';
   return warn(pool, {
     org, code: 'group-missing',
-    message: `pool ${pool.name}: ${org} has no runner group ${pool.runnerGroupId}, so its runners cannot register there; set pools[].runnerGroupId to one of ${have}, or create the group`,
+    message: `${poolNamed(pool)}: ${org} has no runner group ${pool.runnerGroupId}, so its runners cannot register there; set pools[].runnerGroupId to one of ${have}, or create the group`,
   });
 }
 
@@ -107,7 +108,7 @@ function publicRepositories(pool: GroupCheckPool, g: GroupFacts): GroupWarning[]
   if (!g.allowsPublicRepositories) return [];
   return [warn(pool, {
     org: g.org, code: 'public-repositories',
-    message: `pool ${pool.name}: ${named(g)} allows public repositories: GitHub lets a public repository's jobs, pull requests from forks included, onto these runners, leaving Hangar's gate the only check; turn off "Allow public repositories" ${WHERE}`,
+    message: `${poolNamed(pool)}: ${named(g)} allows public repositories: GitHub lets a public repository's jobs, pull requests from forks included, onto these runners, leaving Hangar's gate the only check; turn off "Allow public repositories" ${WHERE}`,
   })];
 }
 
@@ -122,21 +123,21 @@ function deployProblems(pool: GroupCheckPool, deploy: NonNullable<GroupCheckPool
     const who = g.visibility === 'all' ? 'every repository' : 'every private repository';
     out.push(warn(pool, {
       org: g.org, code: 'not-restricted-to-repositories',
-      message: `deploy pool ${pool.name}: ${named(g)} is open to ${who} of ${g.org} (visibility ${g.visibility}); give the pool a group with visibility "selected" limited to ${allowed}`,
+      message: `${poolNamed(pool)}: ${named(g)} is open to ${who} of ${g.org} (visibility ${g.visibility}); give the pool a group with visibility "selected" limited to ${allowed}`,
     }));
   } else {
     const outside = g.selectedRepositories.filter((r) => !deploy.repositories.some((p) => repoMatches(p, r)));
     if (outside.length > 0) {
       out.push(warn(pool, {
         org: g.org, code: 'repository-outside-deploy',
-        message: `deploy pool ${pool.name}: ${named(g)} is open to ${outside.join(', ')}, which the pool's deploy.repositories (${allowed}) does not list; remove them from the group's repository access ${WHERE}`,
+        message: `${poolNamed(pool)}: ${named(g)} is open to ${outside.join(', ')}, which the pool's deploy.repositories (${allowed}) does not list; remove them from the group's repository access ${WHERE}`,
       }));
     }
   }
   if (!g.restrictedToWorkflows) {
     out.push(warn(pool, {
       org: g.org, code: 'not-restricted-to-workflows',
-      message: `deploy pool ${pool.name}: ${named(g)} is not restricted to workflows, so any workflow of its repositories can use the deploy runners; restrict it to the deploy workflows (owner/repo/.github/workflows/FILE@refs/heads/BRANCH) ${WHERE}`,
+      message: `${poolNamed(pool)}: ${named(g)} is not restricted to workflows, so any workflow of its repositories can use the deploy runners; restrict it to the deploy workflows (owner/repo/.github/workflows/FILE@refs/heads/BRANCH) ${WHERE}`,
     }));
   }
   return out;

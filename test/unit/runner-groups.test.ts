@@ -64,7 +64,7 @@ describe('checkRunnerGroups', () => {
     const [missing] = checkRunnerGroups(config(build({ runnerGroupId: 9 })), [group(), tight()]);
     expect(missing!.message).toBe('pool build: acme has no runner group 9, so its runners cannot register there; set pools[].runnerGroupId to one of 1 (Default), 2 (deploy), or create the group');
     const [pub, open, wf] = checkRunnerGroups(config(deploy({ runnerGroupId: 1 })), [group({ allowsPublicRepositories: true })]);
-    expect(pub!.message).toMatch(/^pool deploy: runner group 1 "Default" of acme allows public repositories: .*turn off "Allow public repositories"/);
+    expect(pub!.message).toMatch(/^deploy pool deploy: runner group 1 "Default" of acme allows public repositories: .*turn off "Allow public repositories"/);
     expect(open!.message).toMatch(/open to every repository of acme \(visibility all\); give the pool a group with visibility "selected" limited to acme\/site, acme\/docs$/);
     expect(wf!.message).toMatch(/not restricted to workflows.*restrict it to the deploy workflows/);
     const [outside] = checkRunnerGroups(config(deploy()), [tight({ selectedRepositories: ['acme/site', 'acme/app', 'acme/lib'] })]);
