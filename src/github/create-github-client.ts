@@ -4,8 +4,11 @@ import { createOctokit, createWriteGroup, type ThrottleOptions } from './create-
 import * as deliveries from './deliveries.js';
 import { createInstallations } from './installations.js';
 import * as repositories from './repositories.js';
+import * as runnerGroups from './runner-groups.js';
 import * as runners from './runners.js';
-import type { HookDelivery, JitConfig, Repository, RunCancellation, Runner, RunnerScope, WorkflowJob, WorkflowRun } from './types.js';
+import type {
+  HookDelivery, JitConfig, Repository, RunCancellation, Runner, RunnerGroup, RunnerGroupRepository, RunnerScope, WorkflowJob, WorkflowRun,
+} from './types.js';
 
 export interface GitHubClientOptions {
   /** `https://api.github.com`, `https://ghe.example/api/v3`, or the sim's URL. */
@@ -44,6 +47,10 @@ export interface GitHubClient {
    * is cancelled. All already completed (409): `'already-completed'`. Unknown run: GitHubError 404.
    */
   cancelRun(owner: string, repo: string, runId: number): Promise<RunCancellation>;
+  /** The organization's runner groups, all pages. Not an organization, or not installed there: GitHubError 404. */
+  listRunnerGroups(org: string): Promise<RunnerGroup[]>;
+  /** The repositories selected for a group, all pages. Unknown group: GitHubError 404. */
+  listRunnerGroupRepositories(org: string, groupId: number): Promise<RunnerGroupRepository[]>;
   /** App webhook deliveries, newest first (App JWT). */
   listDeliveries(input?: deliveries.ListDeliveriesInput): Promise<deliveries.DeliveriesPage>;
   redeliver(deliveryId: number): Promise<void>;
@@ -81,6 +88,9 @@ export function createGitHubClient(opts: GitHubClientOptions): GitHubClient {
     listJobsForAttempt: async (owner, repo, runId, attempt) =>
       actions.listJobsForAttempt(await forRepo(owner, repo), owner, repo, runId, attempt),
     cancelRun: async (owner, repo, runId) => actions.cancelRun(await forRepo(owner, repo), owner, repo, runId),
+    listRunnerGroups: async (org) => runnerGroups.listRunnerGroups(await installations.forTarget({ owner: org }), org),
+    listRunnerGroupRepositories: async (org, groupId) =>
+      runnerGroups.listRunnerGroupRepositories(await installations.forTarget({ owner: org }), org, groupId),
     listDeliveries: (input) => deliveries.listDeliveries(app, input),
     redeliver: (deliveryId) => deliveries.redeliver(app, deliveryId),
   };

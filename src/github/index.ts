@@ -14,4 +14,7 @@ export type {
   WorkflowRun,
   RunCancellation,
   HookDelivery,
+  RunnerGroup,
+  RunnerGroupRepository,
+  RunnerGroupVisibility,
 } from './types.js';

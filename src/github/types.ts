@@ -79,3 +79,28 @@ export interface HookDelivery {
   installationId: number | null;
   repositoryId: number | null;
 }
+
+/** Which repositories of the organization may use a runner group: all, selected ones, or all private ones. */
+export type RunnerGroupVisibility = 'all' | 'selected' | 'private';
+
+/** An organization's self-hosted runner group: GitHub's own limit on who may use its runners. */
+export interface RunnerGroup {
+  id: number;
+  name: string;
+  visibility: RunnerGroupVisibility;
+  /** Group 1, `Default`. */
+  default: boolean;
+  allowsPublicRepositories: boolean;
+  /** Only the workflows in `selectedWorkflows` may use the group. */
+  restrictedToWorkflows: boolean;
+  selectedWorkflows: string[];
+  /** Set by the enterprise, not the organization. */
+  inherited: boolean;
+}
+
+export interface RunnerGroupRepository {
+  id: number;
+  /** `owner/name`, as GitHub spells it. */
+  fullName: string;
+  private: boolean;
+}

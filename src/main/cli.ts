@@ -32,6 +32,15 @@ policy
     (await import('./policy-explain.js')).policyExplain(payload, opts.config, Boolean(opts.json)),
   );
 
+policy
+  .command('check-groups')
+  .requiredOption('-c, --config <file>', 'the config file (its github section and pools)')
+  .option('--json', 'print only the findings as JSON')
+  .description('whether the runner groups of org-scope pools are as narrow as the pools (exit 2: GitHub could not be read)')
+  .action(async (opts: { config: string; json?: boolean }) =>
+    (await import('./policy-check-groups.js')).policyCheckGroups(opts.config, Boolean(opts.json)),
+  );
+
 program
   .command('control')
   .requiredOption('-c, --config <file>', 'the config file')

@@ -4,7 +4,7 @@ import type { SimContext } from './context.js';
 import { notFound } from './errors.js';
 import type { Delivery } from './hookshot.js';
 import type { Knobs, KnobsPatch } from './knobs.js';
-import type { Job, Runner } from './model.js';
+import type { GroupVisibility, Job, Runner, RunnerGroup } from './model.js';
 import { encodeJitConfig } from './job-script.js';
 import { fullRepoJson } from './shapes.js';
 
@@ -27,10 +27,34 @@ export const CreateRunBody = z.object({
   workflowName: z.string().min(1).optional(),
   jobs: z.array(z.object({ name: z.string().min(1), labels: z.array(z.string().min(1)), steps: z.array(z.string()) })).min(1),
 });
+/** Creates a runner group of `org`, or replaces every setting of the one with that name. */
+export const RunnerGroupBody = z.object({
+  org: segment,
+  name: z.string().min(1).max(100),
+  visibility: z.enum(['all', 'selected', 'private']),
+  allowsPublicRepositories: z.boolean().optional(),
+  restrictedToWorkflows: z.boolean().optional(),
+  selectedWorkflows: z.array(z.string().min(1)).optional(),
+  selectedRepositories: z.array(fullName).optional(),
+});
 export const WebhookBody = z.object({ url: z.string().url(), secret: z.string().min(1) });
 
 export type CreateRepoBody = z.infer<typeof CreateRepoBody>;
 export type CreateRunBody = z.infer<typeof CreateRunBody>;
+export type RunnerGroupBody = z.infer<typeof RunnerGroupBody>;
+
+export interface RunnerGroupView {
+  id: number;
+  org: string;
+  name: string;
+  visibility: GroupVisibility;
+  default: boolean;
+  allowsPublicRepositories: boolean;
+  restrictedToWorkflows: boolean;
+  selectedWorkflows: string[];
+  /** `owner/name` of each selected repository. */
+  selectedRepositories: string[];
+}
 
 export interface CreatedRun {
   runId: number;
@@ -95,6 +119,11 @@ export const runnerView = (r: Runner): RunnerView => ({
   createdAt: r.createdAt, busySince: r.busySince, deletedAt: r.deletedAt, jobId: r.jobId,
 });
 
+export const runnerGroupView = (g: RunnerGroup): RunnerGroupView => ({
+  id: g.id, org: g.org, name: g.name, visibility: g.visibility, default: g.default, allowsPublicRepositories: g.allowsPublicRepositories,
+  restrictedToWorkflows: g.restrictedToWorkflows, selectedWorkflows: [...g.selectedWorkflows], selectedRepositories: g.selectedRepos.map((r) => r.fullName),
+});
+
 export const deliveryView = (d: Delivery): DeliveryView => ({
   id: d.id, guid: d.guid, event: d.event, action: d.action, workflowJobId: d.workflowJobId, statusCode: d.statusCode,
   redelivery: d.redelivery, dropped: d.dropped, duplicate: d.duplicate, deliveredAt: d.deliveredAt,
@@ -109,6 +138,12 @@ export class SimControl {
 
   setVisibility(repo: string, v: CreateRepoBody['visibility']): Record<string, unknown> {
     return fullRepoJson(this.ctx.store.setVisibility(repo, v), this.ctx.urls());
+  }
+
+  /** Creates the organization's runner group, or replaces the settings of the one with that name (`Default` too). */
+  setRunnerGroup(input: RunnerGroupBody): RunnerGroupView & { created: boolean } {
+    const { group, created } = this.ctx.store.groups.upsert(input);
+    return { ...runnerGroupView(group), created };
   }
 
   /** Queues a run; one signed `workflow_job` `queued` webhook per job follows. */

@@ -71,6 +71,25 @@ export interface Job {
 
 export type RunnerScope = 'repo' | 'org';
 
+/** Which repositories of its organization may use a runner group's runners. */
+export type GroupVisibility = 'all' | 'selected' | 'private';
+
+export interface RunnerGroup {
+  id: number;
+  /** The organization's login. */
+  org: string;
+  name: string;
+  visibility: GroupVisibility;
+  /** Group 1, `Default`, in every organization. */
+  default: boolean;
+  allowsPublicRepositories: boolean;
+  restrictedToWorkflows: boolean;
+  /** `owner/repo/.github/workflows/file.yml@ref`, as GitHub keeps them. */
+  selectedWorkflows: string[];
+  /** Meaningful for visibility `selected` only. */
+  selectedRepos: Repo[];
+}
+
 export interface Runner {
   id: number;
   name: string;
@@ -103,7 +122,7 @@ export const nodeId = (kind: string, id: number): string => Buffer.from(`0${kind
 
 /** Monotonic id sequences, each starting in the range GitHub's ids live in today. */
 export class Ids {
-  private next = { owner: 90_000_001, repo: 700_000_001, run: 9_000_000_001, job: 25_000_000_001, runner: 1, delivery: 1_000_000_001, workflow: 80_000_001 };
+  private next = { owner: 90_000_001, repo: 700_000_001, run: 9_000_000_001, job: 25_000_000_001, runner: 1, runnerGroup: 2, delivery: 1_000_000_001, workflow: 80_000_001 };
   take(kind: keyof Ids['next']): number {
     return this.next[kind]++;
   }

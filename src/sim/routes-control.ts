@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
-import { CreateRepoBody, CreateRunBody, PatchRepoBody, WebhookBody, type SimControl } from './control.js';
+import { CreateRepoBody, CreateRunBody, PatchRepoBody, RunnerGroupBody, WebhookBody, type SimControl } from './control.js';
 import { SimError } from './errors.js';
 import { KnobsPatchSchema } from './knobs.js';
 
@@ -21,6 +21,11 @@ export function controlRoutes(scope: FastifyInstance, control: SimControl): void
   scope.patch<{ Params: { owner: string; repo: string } }>('/_sim/repos/:owner/:repo', async (req) =>
     control.setVisibility(`${req.params.owner}/${req.params.repo}`, PatchRepoBody.parse(req.body).visibility),
   );
+  // 201 for a new group, 200 for new settings of an existing one.
+  scope.put('/_sim/runner-groups', async (req, reply) => {
+    const { created, ...group } = control.setRunnerGroup(RunnerGroupBody.parse(req.body));
+    return reply.code(created ? 201 : 200).send(group);
+  });
   scope.post('/_sim/runs', async (req, reply) => reply.code(201).send(control.createRun(CreateRunBody.parse(req.body))));
   scope.get('/_sim/jobs/:id', async (req) => control.job(id(req.params)));
   scope.post('/_sim/jobs/:id/cancel', async (req) => control.cancelJob(id(req.params)));

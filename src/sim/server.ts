@@ -11,6 +11,7 @@ import { KnobBox } from './knobs.js';
 import { workflowJobPayload } from './payloads.js';
 import { appRoutes } from './routes-app.js';
 import { controlRoutes } from './routes-control.js';
+import { runnerGroupRoutes } from './routes-runner-groups.js';
 import { runnerProtocolRoutes } from './routes-runner.js';
 import { runnerRoutes } from './routes-runners.js';
 import { runRoutes } from './routes-runs.js';
@@ -76,6 +77,7 @@ export async function createSim(opts: SimOptions): Promise<Sim> {
     githubApiHooks(scope, context);
     appRoutes(scope, context);
     runnerRoutes(scope, context);
+    runnerGroupRoutes(scope, context);
     runRoutes(scope, context);
   });
   const control = new SimControl(context);

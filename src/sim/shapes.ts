@@ -1,4 +1,4 @@
-import type { Job, Owner, Repo, Run, Runner } from './model.js';
+import type { Job, Owner, Repo, Run, Runner, RunnerGroup } from './model.js';
 
 /**
  * GitHub's REST JSON for the sim's records, field for field as api.github.com sends them
@@ -107,6 +107,21 @@ export function runnerJson(r: Runner): Record<string, unknown> {
   return {
     id: r.id, name: r.name, os: r.os, status: r.status, busy: r.busy, ephemeral: true, runner_group_id: r.groupId,
     labels: r.labels.map((name, i) => ({ id: i + 1, name, type: READ_ONLY_LABELS.has(name.toLowerCase()) ? 'read-only' : 'custom' })),
+  };
+}
+
+/**
+ * `runner-groups-org`. The links spell `runner_groups` with an underscore, as GitHub's own
+ * examples do; `selected_repositories_url` is there only for visibility `selected`.
+ */
+export function runnerGroupJson(g: RunnerGroup, urls: Urls): Record<string, unknown> {
+  const api = `${urls.api}/orgs/${g.org}/actions/runner_groups/${g.id}`;
+  return {
+    id: g.id, name: g.name, visibility: g.visibility, default: g.default,
+    ...(g.visibility === 'selected' ? { selected_repositories_url: `${api}/repositories` } : {}),
+    runners_url: `${api}/runners`, inherited: false, allows_public_repositories: g.allowsPublicRepositories,
+    restricted_to_workflows: g.restrictedToWorkflows, selected_workflows: [...g.selectedWorkflows],
+    workflow_restrictions_read_only: false,
   };
 }
 

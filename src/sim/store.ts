@@ -1,4 +1,5 @@
 import { SimError, notFound } from './errors.js';
+import { SimRunnerGroups } from './runner-groups.js';
 
 const DOCS_CANCEL_RUN = 'https://docs.github.com/rest/actions/workflow-runs#cancel-a-workflow-run';
 import { Ids, hex, isoNow, nodeId, type Job, type JobConclusion, type Owner, type Repo, type Run, type RunEvent, type Runner, type RunnerScope, type Visibility } from './model.js';
@@ -52,6 +53,8 @@ export class SimStore {
   private readonly jobs = new Map<number, Job>();
   private readonly runners = new Map<number, Runner>();
   private readonly runNumbers = new Map<number, number>();
+  /** Organizations' runner groups (GET /orgs/{org}/actions/runner-groups). */
+  readonly groups = new SimRunnerGroups(this.ids, (login) => this.orgExists(login), (fullName) => this.repo(fullName));
 
   constructor(private readonly onJob: (action: JobAction, job: Job) => void) {}
 
@@ -237,7 +240,8 @@ export class SimStore {
     );
     if (!job) return { kind: 'none' };
     const now = isoNow();
-    Object.assign(job, { status: 'in_progress', startedAt: now, runnerId: runner.id, runnerName: runner.name, runnerGroupId: runner.groupId, runnerGroupName: runner.groupId === 1 ? 'Default' : `group-${runner.groupId}` });
+    const runnerGroupName = runner.scope === 'org' ? this.groups.nameOf(runner.org, runner.groupId) : runner.groupId === 1 ? 'Default' : `group-${runner.groupId}`;
+    Object.assign(job, { status: 'in_progress', startedAt: now, runnerId: runner.id, runnerName: runner.name, runnerGroupId: runner.groupId, runnerGroupName });
     Object.assign(runner, { busy: true, busySince: now, jobId: job.id });
     job.run.updatedAt = now;
     this.onJob('in_progress', job);

@@ -134,6 +134,66 @@ describe('runners', () => {
   });
 });
 
+describe('runner groups', () => {
+  const LIST = `${ORG}/actions/runner-groups`;
+  const REPOS = `${ORG}/actions/runner-groups/{runner_group_id}/repositories`;
+  test('every organization has group 1, Default: visibility all, public repositories not allowed', async () => {
+    const res = await expectShape('GET', LIST, '/orgs/acme/actions/runner-groups', 200);
+    expect(res.body).toEqual({
+      total_count: 1,
+      runner_groups: [{
+        id: 1, name: 'Default', visibility: 'all', default: true, runners_url: `${h.url}/orgs/acme/actions/runner_groups/1/runners`,
+        inherited: false, allows_public_repositories: false, restricted_to_workflows: false, selected_workflows: [], workflow_restrictions_read_only: false,
+      }],
+    });
+    await expectShape('GET', REPOS, '/orgs/acme/actions/runner-groups/1/repositories', 200);
+  });
+  test('groups made through PUT /_sim/runner-groups: list paginates, selected repositories listed as minimal repositories', async () => {
+    const body = { org: 'acme', name: 'deploy', visibility: 'selected', restrictedToWorkflows: true, selectedWorkflows: ['acme/app/.github/workflows/deploy.yml@refs/heads/main'], selectedRepositories: ['acme/app', 'acme/lib'] };
+    const made = await h.call('PUT', '/_sim/runner-groups', { auth: null, body });
+    expect(made.status).toBe(201);
+    expect(made.body).toMatchObject({ id: expect.any(Number), org: 'acme', name: 'deploy', default: false, selectedRepositories: ['acme/app', 'acme/lib'] });
+    const again = await h.call('PUT', '/_sim/runner-groups', { auth: null, body: { ...body, selectedRepositories: ['acme/app'] } });
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ id: made.body.id, selectedRepositories: ['acme/app'] });
+    await h.call('PUT', '/_sim/runner-groups', { auth: null, body: { org: 'acme', name: 'private-only', visibility: 'private', allowsPublicRepositories: true } });
+
+    const p1 = await expectShape('GET', LIST, '/orgs/acme/actions/runner-groups?per_page=2', 200);
+    expect(p1.body.total_count).toBe(3);
+    expect(p1.body.runner_groups.map((g: { name: string }) => g.name)).toEqual(['Default', 'deploy']);
+    expect(p1.body.runner_groups[1]).toMatchObject({ visibility: 'selected', restricted_to_workflows: true, selected_repositories_url: `${h.url}/orgs/acme/actions/runner_groups/${made.body.id}/repositories` });
+    expect(p1.headers.get('link')).toContain('rel="next"');
+    const p2 = await expectShape('GET', LIST, '/orgs/acme/actions/runner-groups?per_page=2&page=2', 200);
+    expect(p2.body.runner_groups).toMatchObject([{ name: 'private-only', visibility: 'private', allows_public_repositories: true }]);
+    expect(p2.body.runner_groups[0]).not.toHaveProperty('selected_repositories_url');
+
+    const repos = await expectShape('GET', REPOS, `/orgs/acme/actions/runner-groups/${made.body.id}/repositories`, 200);
+    expect(repos.body.total_count).toBe(1);
+    expect(repos.body.repositories[0]).toMatchObject({ full_name: 'acme/app', private: true });
+    const visible = await expectShape('GET', LIST, '/orgs/acme/actions/runner-groups?visible_to_repository=lib', 200);
+    expect(visible.body.runner_groups.map((g: { name: string }) => g.name)).toEqual(['Default', 'private-only']);
+  });
+  test('404 for an unknown organization or group (undocumented, with the Basic Error body); 401 without a token', async () => {
+    for (const path of ['/orgs/nobody/actions/runner-groups', '/orgs/acme/actions/runner-groups/999/repositories', '/orgs/nobody/actions/runner-groups/1/repositories']) {
+      const res = await h.call('GET', path);
+      expect(res.status).toBe(404);
+      expectGitHubShape('GET', `${REPO}/installation`, 404, res.body);
+    }
+    expect((await h.call('GET', '/orgs/acme/actions/runner-groups', { auth: null })).status).toBe(401);
+    expect((await h.call('GET', '/orgs/acme/actions/runner-groups', { auth: `Bearer ${jwt}` })).status).toBe(401);
+  });
+  test('the control API refuses repositories of another organization, or with a visibility that has none', async () => {
+    const other = await h.call('PUT', '/_sim/runner-groups', { auth: null, body: { org: 'acme', name: 'x', visibility: 'selected', selectedRepositories: ['octo/lib'] } });
+    expect(other.status).toBe(422);
+    const notSelected = await h.call('PUT', '/_sim/runner-groups', { auth: null, body: { org: 'acme', name: 'x', visibility: 'all', selectedRepositories: ['acme/app'] } });
+    expect(notSelected.status).toBe(422);
+    const noOrg = await h.call('PUT', '/_sim/runner-groups', { auth: null, body: { org: 'nobody', name: 'x', visibility: 'all' } });
+    expect(noOrg.status).toBe(404);
+    const bad = await h.call('PUT', '/_sim/runner-groups', { auth: null, body: { org: 'acme', name: 'x', visibility: 'everyone' } });
+    expect(bad.status).toBe(400);
+  });
+});
+
 describe('runs, jobs, deliveries', () => {
   let runId: number;
   let jobId: number;
