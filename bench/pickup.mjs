@@ -406,6 +406,19 @@ try {
     if (l.msg === 'vm started' && l.driver === 'qemu-microvm') pidfileAt.set(l.vmId, Date.parse(l.time));
   }
 
+  // The gate at job start comes after HANGAR-RUNNER-START (the runner has to be handed its job
+  // first), so it is not part of the pickup: the sim hands the job to the runner ('job assigned'),
+  // its job-started hook asks the agent's metadata endpoint, the agent asks the control, and the
+  // job's first step starts once the hook has the answer ('gate: job allowed at start').
+  const when = (t) => (typeof t === 'number' ? t : Date.parse(t));
+  const assignedAt = new Map();
+  const gateAt = new Map();
+  const decideMs = new Map();
+  for (const l of logLines(st.fleet.log('sim'))) if (l.msg === 'job assigned') assignedAt.set(l.workflowJobId, when(l.time));
+  for (const l of agentLog) if (l.msg === 'gate: job allowed at start') gateAt.set(l.startedJob, when(l.time));
+  for (const l of logLines(st.fleet.log('control'))) if (l.msg === 'job allowed at start') decideMs.set(l.workflowJobId, l.decideMs);
+  for (const h of H) if (!gateAt.has(h.id)) failures.push(`job ${h.id}: the gate did not allow it at start`);
+
   // ------------------------------------------------------------ figures
   const hs = summary(H.map((h) => h.pickupMs));
   const bs = summary(B.map((b) => b.ms));
@@ -434,6 +447,11 @@ try {
     ['total: webhook stored → HANGAR-RUNNER-START', hs],
     ['  of which before qemu spawn', seg((h) => h.startedAt - h.t0)],
     ['  of which qemu spawn → HANGAR-RUNNER-START', seg((h) => h.tRunnerStart - h.startedAt)],
+  ];
+  const gate = [
+    ['gate: job handed to the runner → the hook has its answer (job start → first step)', seg((h) => (gateAt.get(h.id) ?? NaN) - (assignedAt.get(h.id) ?? NaN))],
+    ['  of which the control deciding (GitHub: the attempt\'s jobs, the run, the repository)', seg((h) => decideMs.get(h.id) ?? NaN)],
+    ['pickup + gate: webhook stored → first step may run', seg((h) => (gateAt.get(h.id) ?? NaN) - h.t0)],
   ];
   const bareBreak = [
     ['bare: spawn → HANGAR-GUEST-INIT', summary(B.map((b) => b.guestInitMs))],
@@ -470,6 +488,9 @@ try {
   for (const [name, s] of breakdown) out.push(row(name, s));
   for (const [name, s] of bareBreak) out.push(row(name, s));
   out.push('');
+  out.push('  the gate at job start (after the pickup: the runner must be handed its job first):');
+  for (const [name, s] of gate) out.push(row(name, s));
+  out.push('');
   out.push(`  agent RSS (hangar agent, VmRSS sampled every 100 ms): max ${mib(mem.agentRssMax)} MiB, median ${mib(summary(mem.agentRssSamples).p50)} MiB`);
   out.push(`  per VM (${vms.length} VMs): qemu VmRSS max ${mib(perVm.qemuRssMax)} MiB, VmHWM max ${mib(perVm.qemuHwmMax)} MiB; ` +
     `cgroup memory.max_usage_in_bytes max ${mib(perVm.cgroupMaxUsage)} MiB`);
@@ -481,7 +502,7 @@ try {
   if (opt.json) {
     writeFileSync(opt.json, JSON.stringify({
       machine: m, config: cfg, loadAtStart, loadAtEnd, loads, hangar: hs, bare: bs, overheadPct: { p50: over50, p90: over90 }, pairedOverheadPct: paired, preSpawn, pass,
-      breakdown: Object.fromEntries(breakdown), bareBreakdown: Object.fromEntries(bareBreak),
+      breakdown: Object.fromEntries(breakdown), bareBreakdown: Object.fromEntries(bareBreak), gate: Object.fromEntries(gate),
       agentRssMax: mem.agentRssMax, perVm, sliceThrottled, cpu, failures, jobs: H.map((h) => ({ ...h, pidfileAt: pidfileAt.get(h.vmId) ?? null })), bareBoots: B,
       bareArgs: st.bare.args,
     }, null, 2));

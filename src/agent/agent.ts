@@ -8,6 +8,7 @@ import type { ControlClient } from './control-client.js';
 import type { GuestImage, HostParts } from './host-parts.js';
 import { destroyVm, runJob, type JobOutcome } from './run-job.js';
 import { Slots } from './slots.js';
+import { cancelRunOnRefusal, type StartRefusal } from '../domain/start-policy.js';
 
 /**
  * The host agent: a BullMQ worker per pool this host serves, all sharing the host's slots.
@@ -28,10 +29,11 @@ export interface AgentDeps {
   heartbeatMs?: number;
 }
 
-const MAX_REMINTS = 3;
+const MAX_REMINTS = 32;
 
 const handedAnotherJob = (o: JobOutcome, data: PoolJobData): boolean =>
-  o.kind === 'refused-at-start' && o.workflowJobId !== null && o.workflowJobId !== data.workflowJobId;
+  o.kind === 'refused-at-start' && o.workflowJobId !== null && o.workflowJobId !== data.workflowJobId &&
+  cancelRunOnRefusal(o.reason as StartRefusal);
 
 export class Agent {
   private readonly workers: Worker[] = [];
@@ -96,8 +98,9 @@ export class Agent {
       const deps = { parts: this.d.parts, control: this.d.control, image: this.d.image, agent: this.d.agent, logger: this.d.logger, onVm: (id: string, on: boolean) => this.track(id, on, data) };
       let outcome = await runJob(deps, data, slot);
       // The runner minted for this job was handed another one, which the gate refused: this job
-      // is still owed a runner (a refused run is cancelled, so the next runner gets this job or
-      // another that may run). Bounded, so a stream of refused jobs cannot hold the slot forever.
+      // is still owed a runner. Each such refusal cancels the refused job's run, so every round
+      // leaves one refused job fewer for the next runner to be handed: it ends, and the bound is
+      // only there for what nobody foresaw.
       for (let again = 0; again < MAX_REMINTS && handedAnotherJob(outcome, data); again++) {
         this.d.logger.info({ workflowJobId: data.workflowJobId, refusedJob: (outcome as { workflowJobId: number }).workflowJobId }, 'runner was handed a refused job; asking for another');
         await this.record(data, outcome);

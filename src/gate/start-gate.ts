@@ -43,38 +43,61 @@ const RUNNER_NAME = /^hangar-([a-z0-9][a-z0-9-]{0,30})-(\d{1,20})-(\d{1,6})$/;
 const REPO = /^[A-Za-z0-9_.-]{1,100}\/[A-Za-z0-9_.-]{1,100}$/;
 
 export async function askStartGate(deps: GateDeps, host: MintHost, q: StartQuestion): Promise<StartAnswer> {
+  const answer = await decideForRunner(deps, host, q);
+  if (answer.kind === 'deny' && answer.mintedFor !== undefined) await spendRunner(deps, answer.mintedFor, q.runnerName);
+  const { mintedFor: _, ...rest } = answer;
+  return rest;
+}
+
+/**
+ * A refused runner fails whatever job it was handed and is gone: the job it was minted for has
+ * not had its runner. Forgetting the mint keeps it owed one (mint-policy's runnerOwed), or the
+ * job would be stranded when a runner minted for another job took it meanwhile. Compare and
+ * delete: a newer mint for the job is left alone.
+ */
+async function spendRunner(deps: GateDeps, workflowJobId: number, runnerName: string): Promise<void> {
+  const key = deps.keys.job(workflowJobId);
+  await deps.redis.eval(
+    "if redis.call('HGET', KEYS[1], 'mintedRunner') == ARGV[1] then redis.call('HDEL', KEYS[1], 'mintedRunner'); redis.call('HSET', KEYS[1], 'spentRunner', ARGV[1]) end return 1",
+    1, key, runnerName,
+  );
+}
+
+async function decideForRunner(deps: GateDeps, host: MintHost, q: StartQuestion): Promise<StartAnswer & { mintedFor?: number }> {
+  const t0 = Date.now();
   const log = deps.logger.child({ host: host.name, runnerName: q.runnerName });
   const minted = await mintedFor(deps, host, q.runnerName);
-  if (minted.kind === 'deny') return finish(deps, log, host, q.runnerName, minted, null);
+  if (minted.kind === 'deny') return finish(deps, log, t0, host, q.runnerName, minted, null);
   const { pool, record } = minted;
+  const spent = { mintedFor: record.workflowJobId };
   const [owner] = record.repo.split('/') as [string, string];
   // A repository-scoped runner can only be given jobs of its repository; an organization's, any
   // repository of the organization (which one: the guest's hint, checked against GitHub).
   const repository = pool.scope === 'repo' ? record.repo : q.hints.repository;
   if (!repository || !REPO.test(repository) || repository.split('/')[0]!.toLowerCase() !== owner.toLowerCase() || !q.hints.runId || !q.hints.runAttempt) {
-    return finish(deps, log, host, q.runnerName, deny('job-not-on-runner'), null);
+    return { ...(await finish(deps, log, t0, host, q.runnerName, deny('job-not-on-runner'), null)), ...spent };
   }
   const facts = await withTimeout(githubFacts(deps.github, repository, q.hints.runId, q.hints.runAttempt, q.runnerName), deps.githubTimeoutMs ?? 10_000);
   if (facts.kind === 'timeout' || facts.kind === 'error') {
     log.warn({ why: facts.kind, err: facts.kind === 'error' ? facts.message : undefined }, 'gate: GitHub did not answer; refusing');
-    return finish(deps, log, host, q.runnerName, deny('github-unreachable'), null);
+    return { ...(await finish(deps, log, t0, host, q.runnerName, deny('github-unreachable'), null)), ...spent };
   }
-  if (!facts.value) return finish(deps, log, host, q.runnerName, deny('job-not-on-runner'), null);
+  if (!facts.value) return { ...(await finish(deps, log, t0, host, q.runnerName, deny('job-not-on-runner'), null)), ...spent };
   const { job, run, visibility } = facts.value;
   const decision = decideStart(
     { repository, visibility, labels: job.labels, event: run.event, headBranch: run.headBranch, headRepository: run.headRepositoryFullName },
     pool,
     deps.config,
   );
-  const answer = await finish(deps, log, host, q.runnerName, decision, job);
+  const answer = await finish(deps, log, t0, host, q.runnerName, decision, job);
   if (decision.kind === 'deny' && cancelRunOnRefusal(decision.reason)) {
     // After the answer, so the hook prints its reason at once; the job fails either way.
     void cancelRefusedRun(deps, log, repository, run.id, job.id, decision.reason);
   }
-  return answer;
+  return { ...answer, ...spent };
 }
 
-type Minted = { kind: 'ok'; pool: PoolConfig; record: { repo: string } } | { kind: 'deny'; reason: StartRefusal };
+type Minted = { kind: 'ok'; pool: PoolConfig; record: { repo: string; workflowJobId: number } } | { kind: 'deny'; reason: StartRefusal };
 
 /** The runner must be one the control minted for this host, in a pool the host still serves. */
 async function mintedFor(deps: GateDeps, host: MintHost, runnerName: string): Promise<Minted> {
@@ -103,7 +126,7 @@ async function githubFacts(github: GitHubClient, repository: string, runId: numb
   return { job, run, visibility: repoInfo.visibility };
 }
 
-async function finish(deps: GateDeps, log: Logger, host: MintHost, runnerName: string, d: StartDecision, job: WorkflowJob | null): Promise<StartAnswer> {
+async function finish(deps: GateDeps, log: Logger, t0: number, host: MintHost, runnerName: string, d: StartDecision, job: WorkflowJob | null): Promise<StartAnswer> {
   const now = Date.now();
   const tx = deps.redis.multi();
   if (job && (await deps.redis.exists(deps.keys.job(job.id)))) {
@@ -118,8 +141,9 @@ async function finish(deps: GateDeps, log: Logger, host: MintHost, runnerName: s
     'reason', d.kind === 'deny' ? d.reason : '', 'host', host.name, 'runnerName', runnerName,
   );
   await tx.exec();
-  if (d.kind === 'deny') log.warn({ reason: d.reason, workflowJobId: job?.id }, 'job refused at start');
-  else log.info({ workflowJobId: job?.id }, 'job allowed at start');
+  const decideMs = now - t0;
+  if (d.kind === 'deny') log.warn({ reason: d.reason, workflowJobId: job?.id, decideMs }, 'job refused at start');
+  else log.info({ workflowJobId: job?.id, decideMs }, 'job allowed at start');
   return job ? { ...d, workflowJobId: job.id } : d;
 }
 

@@ -26,6 +26,12 @@ export interface FleetOptions {
   slots?: number;
   timeoutMinutes?: number;
   memoryMiB?: number;
+  /** The agent's role: `deploy` serves the deploy pool too (build, large, deploy). Default build. */
+  role?: 'build' | 'deploy';
+  /** policy.cancelRefusedRuns (default true). */
+  cancelRefusedRuns?: boolean;
+  /** More hosts the control lets mint (no agent runs for them; a test acts as one). */
+  extraHosts?: { name: string; role: 'build' | 'deploy'; pools: string[]; token: string }[];
 }
 
 export interface Fleet {
@@ -40,6 +46,9 @@ export interface Fleet {
   /** Starts `hangar agent` and resolves once it takes jobs (see `agent` for the process). */
   startAgent(): Promise<void>;
   agent: ResultPromise | null;
+  /** Starts `hangar control` again (after a test stopped `control`). */
+  startControl(): Promise<void>;
+  control: ResultPromise | null;
   /** Everything every process printed so far. */
   logs(): string;
   close(): Promise<void>;
@@ -86,10 +95,8 @@ async function start(o: FleetOptions, image: TestImage, dir: string, procs: Proc
     '--app-key-file', join(dir, 'app.pem'), '--webhook-secret-file', join(dir, WEBHOOK_SECRET_FILE),
     '--webhook-url', `${controlUrl}/webhooks/github`,
   ]);
-  await procs.start('control', /control listening/, ['control', '--config', configFile], CONTROL_NODE_FLAGS);
-
   const fleet: Fleet = {
-    dir, image, simUrl, controlUrl, configFile, stateDir, hostToken, agent: null,
+    dir, image, simUrl, controlUrl, configFile, stateDir, hostToken, agent: null, control: null,
     async api(method, path, body) {
       const init = { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) };
       const res = await fetch(`${simUrl}${path}`, init);
@@ -101,9 +108,14 @@ async function start(o: FleetOptions, image: TestImage, dir: string, procs: Proc
       const { proc } = await procs.start('agent', /agent started/, ['agent', '--config', configFile]);
       fleet.agent = proc;
     },
+    async startControl() {
+      const { proc } = await procs.start('control', /control listening/, ['control', '--config', configFile], CONTROL_NODE_FLAGS);
+      fleet.control = proc;
+    },
     logs: () => procs.logs(),
     close,
   };
+  await fleet.startControl();
   return fleet;
 }
 
@@ -155,21 +167,24 @@ interface ConfigInput extends FleetOptions {
 
 /** One hangar.yaml for both the control and the agent, as a one-box homelab has. */
 function fleetConfig(c: ConfigInput): string {
+  const role = c.role ?? 'build';
+  const pools = role === 'deploy' ? 'build, large, deploy' : 'build, large';
   return `
 github: {apiUrl: "${c.simUrl}", appId: 1, privateKeyFile: ${c.dir}/app.pem, webhookSecretFile: ${c.dir}/${WEBHOOK_SECRET_FILE}, writeSpacingMs: 0}
 redis: {url: "${c.redisUrl}", prefix: ${c.prefix}}
 control: {host: 127.0.0.1, port: ${c.controlPort}}
-policy: {repositories: ["acme/*"]}
+policy: {repositories: ["acme/*"], cancelRefusedRuns: ${c.cancelRefusedRuns ?? true}}
 pools:
   - {name: build, labels: [self-hosted, linux, x64, build]}
   - {name: large, labels: [self-hosted, linux, x64, large]}
   - {name: deploy, labels: [self-hosted, linux, x64, deploy], deploy: {repositories: [acme/site], branches: [main]}}
 hosts:
-  - {name: minipc, role: build, pools: [build, large], tokenSha256: ${tokenSha256(c.hostToken)}}
+  - {name: minipc, role: ${role}, pools: [${pools}], tokenSha256: ${tokenSha256(c.hostToken)}}
+${(c.extraHosts ?? []).map((h) => `  - {name: ${h.name}, role: ${h.role}, pools: [${h.pools.join(', ')}], tokenSha256: ${tokenSha256(h.token)}}`).join('\n')}
 agent:
   host: minipc
-  role: build
-  pools: [build, large]
+  role: ${role}
+  pools: [${pools}]
   slots: ${c.slots ?? 2}
   controlUrl: http://127.0.0.1:${c.controlPort}
   tokenFile: ${c.dir}/host-token
