@@ -110,7 +110,7 @@ export class JobStore {
       reason,
       firstDeliveryId: deliveryId,
     };
-    const effect = queueEffect(ev.action, decision);
+    const effect = queueEffect(ev.action, decision, ev.runnerName);
     // The queue entry, when this event enqueues: a job is enqueued only by the event that creates its record.
     const data: PoolJobData | null =
       effect === 'enqueue' && pool !== null

@@ -78,6 +78,11 @@ export async function runDemo(opts: { keep?: boolean; jobs?: number } = {}): Pro
       await new Promise((res) => setTimeout(res, 250));
     }
     say(`batch done in ${((Date.now() - started) / 1000).toFixed(0)} s; GitHub-hosted runners would have billed ${billedMinutes} minutes`);
+    // Every job passed the gate at job start: its runner asked whether the job GitHub gave it may run there.
+    const gate = (await r.xrange(keys(PREFIX).decisions, '-', '+')).map(([, f]) => f[f.indexOf('decision') + 1]);
+    const allowed = gate.filter((d) => d === 'allowed-at-start').length;
+    say(`gate at job start: ${allowed} allowed, ${gate.filter((d) => d === 'refused-at-start').length} refused (each runner asked before its first step)`);
+    if (allowed < ids.length) throw new Error(`only ${allowed} of ${ids.length} jobs were allowed by the gate at job start`);
     say();
     say('refused, and why');
     await new Promise((res) => setTimeout(res, 1500));
@@ -116,7 +121,10 @@ async function leftovers(f: Fleet): Promise<string> {
 
 function describe(rec: JobRecord | null, extra: Record<string, string>): string {
   if (!rec) return 'not recorded';
-  if (rec.decision === 'reject') return `rejected at intake: ${rec.reason}`;
-  if (extra.mintRefusal) return `refused at mint time: ${extra.mintRefusal}${extra.runCancelled ? ' (run cancelled)' : ''}`;
+  const cancelled = extra.runCancelled ? ' (run cancelled)' : '';
+  if (rec.decision === 'reject') return `rejected at intake: ${rec.reason}${cancelled}`;
+  if (extra.vetRefusal) return `refused after intake: ${extra.vetRefusal}${cancelled}`;
+  if (extra.mintRefusal) return `refused at mint time: ${extra.mintRefusal}${cancelled}`;
+  if (extra.startRefusal) return `refused at job start: ${extra.startRefusal}${cancelled}`;
   return `${rec.decision} → ${rec.pool ?? ''} (${rec.state})`;
 }

@@ -49,7 +49,7 @@ describe.sequential('hangar image build test', () => {
     const list = await execa(busybox, ['cpio', '-t', '-v', '-F', join(out, 'initramfs.cpio')]);
     const lines = String(list.stdout).split('\n');
     const names = lines.map((l) => l.split(/\s+/).slice(5).join(' ').replace(/ -> .*/, ''));
-    for (const want of ['init', 'bin/busybox', 'hangar/runner.sh', 'hangar/net.sh', 'dev/console', 'bin/sh', 'sbin/ip', 'usr/bin/wget',
+    for (const want of ['init', 'bin/busybox', 'hangar/runner.sh', 'hangar/net.sh', 'hangar/job-started.sh', 'dev/console', 'bin/sh', 'sbin/ip', 'usr/bin/wget',
       ...GUEST_MODULES.map((m) => `lib/modules/${m}.ko`)]) {
       expect(names, want).toContain(want);
     }
@@ -58,6 +58,7 @@ describe.sequential('hangar image build test', () => {
     expect(manifest.initramfs.init!.sha256).toBe(sha256(await readFile('src/vm/image/init.sh')));
     expect(manifest.initramfs['hangar/runner.sh']!.sha256).toBe(sha256(await readFile('src/sim/runner.sh')));
     expect(manifest.initramfs['hangar/net.sh']!.sha256).toBe(sha256(await readFile('src/vm/image/guest-net.sh')));
+    expect(manifest.initramfs['hangar/job-started.sh']!.sha256).toBe(sha256(await readFile('src/vm/image/job-started.sh')));
   });
 
   test('a rebuild is idempotent: same bytes, same manifest, and fast from the cache', async () => {

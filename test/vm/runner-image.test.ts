@@ -74,6 +74,12 @@ echo "FAKE-RUNNER-DNS $(awk '/^nameserver/{print $2}' /etc/resolv.conf | paste -
 echo "FAKE-RUNNER-HTTP $(curl -sS -m 10 "http://$gw:${HTTP_PORT}/hello" 2>&1)"
 echo "FAKE-RUNNER-SUDO $(sudo -n id -u 2>&1)"
 echo "FAKE-RUNNER-DATE $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+# A real runner runs its job-started hook before the first step, with bash -e and the default
+# GITHUB_* variables: so does this stand-in, with the hook the image carries.
+echo "FAKE-RUNNER-HOOK $ACTIONS_RUNNER_HOOK_JOB_STARTED"
+GITHUB_REPOSITORY=acme/app GITHUB_RUN_ID=77 GITHUB_RUN_ATTEMPT=2 GITHUB_JOB=build RUNNER_NAME=hangar-test-1-1 \
+  bash -e "$ACTIONS_RUNNER_HOOK_JOB_STARTED"
+echo "FAKE-RUNNER-HOOK-EXIT $?"
 exit 0
 `;
 
@@ -153,6 +159,8 @@ describe.skipIf(problem !== null).sequential('hangar image build runner', () => 
     const unit = await debugfs('cat /etc/systemd/system/hangar-runner.service');
     expect(unit).toBe(await readFile('src/vm/image/runner/hangar-runner.service', 'utf8'));
     expect(await debugfs('cat /usr/local/lib/hangar/net.sh')).toBe(await readFile('src/vm/image/guest-net.sh', 'utf8'));
+    expect(await debugfs('cat /usr/local/lib/hangar/job-started.sh')).toBe(await readFile('src/vm/image/job-started.sh', 'utf8'));
+    expect(await debugfs('stat /usr/local/lib/hangar/job-started.sh')).toMatch(/Mode:\s+0755/);
     expect(await debugfs('stat /etc/systemd/system/multi-user.target.wants/hangar-runner.service')).toMatch(/Fast link dest: "\/etc\/systemd\/system\/hangar-runner.service"/);
     expect(await debugfs('cat /etc/resolv.conf')).toBe('');
     expect(await debugfs('cat /etc/machine-id')).toBe('');
@@ -192,7 +200,16 @@ describe.skipIf(problem !== null).sequential('hangar image build runner', () => 
       await execa('ip', ['tuntap', 'add', 'dev', tap, 'mode', 'tap']);
       await execa('ip', ['addr', 'add', `${HOST_IP}/30`, 'dev', tap]);
       await execa('ip', ['link', 'set', tap, 'up']);
-      server = createServer((req, res) => res.writeHead(200).end(req.url === '/hello' ? 'hello-from-the-host' : 'what'));
+      // The host side stands in for the agent's metadata endpoint too (the hook's question).
+      let gateBody = '';
+      server = createServer((req, res) => {
+        if (req.method === 'POST' && req.url === '/v1/job-started') {
+          req.on('data', (c) => (gateBody += c));
+          req.on('end', () => res.writeHead(200).end('allow\n'));
+          return;
+        }
+        res.writeHead(200).end(req.url === '/hello' ? 'hello-from-the-host' : 'what');
+      });
       await new Promise<void>((r) => server!.listen(HTTP_PORT, HOST_IP, r));
 
       const started = Date.now();
@@ -200,7 +217,7 @@ describe.skipIf(problem !== null).sequential('hangar image build runner', () => 
         id: 'runner-image-1', kernel: join(imageDir, 'vmlinux'), initrd: join(imageDir, 'initramfs.cpio'), rootDisk: img,
         memoryMiB: 1024, vcpus: 1, timeoutMs: 240_000,
         network: { tap, mac: '52:54:00:aa:bb:79' },
-        guestFiles: { jit, net: `IP=${GUEST_IP}/30 GW=${HOST_IP} DNS=${HOST_IP},192.0.2.53 MTU=1400\n` },
+        guestFiles: { jit, net: `IP=${GUEST_IP}/30 GW=${HOST_IP} DNS=${HOST_IP},192.0.2.53 MTU=1400 META=http://${HOST_IP}:${HTTP_PORT}\n` },
       });
       let startMs = 0;
       const watch = (async () => {
@@ -230,6 +247,12 @@ describe.skipIf(problem !== null).sequential('hangar image build runner', () => 
       expect(text).toContain(`FAKE-RUNNER-DNS ${HOST_IP},192.0.2.53\n`);
       expect(text).toContain('FAKE-RUNNER-HTTP hello-from-the-host\n');
       expect(text).toContain('FAKE-RUNNER-SUDO 0\n');
+      // The gate: the runner's environment names Hangar's hook, which asked the metadata endpoint
+      // (curl, as the runner user) with the job's hints and passed on "allow".
+      expect(text).toContain('FAKE-RUNNER-HOOK /usr/local/lib/hangar/job-started.sh\n');
+      expect(text).toContain('Hangar: this job may run on this runner\n');
+      expect(text).toContain('FAKE-RUNNER-HOOK-EXIT 0\n');
+      expect(gateBody).toContain('repository=acme/app\nrun_id=77\nrun_attempt=2\n');
       expect(text).toMatch(/reboot: Power down/); // systemd's poweroff, not a crash or the time cap
       // The secret, in any form, never reaches the console.
       for (const s of [jit, secret, inner['.credentials'], inner['.runner']]) expect(text).not.toContain(s);
