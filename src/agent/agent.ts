@@ -8,7 +8,6 @@ import type { ControlClient } from './control-client.js';
 import type { GuestImage, HostParts } from './host-parts.js';
 import { destroyVm, runJob, type JobOutcome } from './run-job.js';
 import { Slots } from './slots.js';
-import { cancelRunOnRefusal, type StartRefusal } from '../domain/start-policy.js';
 
 /**
  * The host agent: a BullMQ worker per pool this host serves, all sharing the host's slots.
@@ -32,8 +31,7 @@ export interface AgentDeps {
 const MAX_REMINTS = 32;
 
 const handedAnotherJob = (o: JobOutcome, data: PoolJobData): boolean =>
-  o.kind === 'refused-at-start' && o.workflowJobId !== null && o.workflowJobId !== data.workflowJobId &&
-  cancelRunOnRefusal(o.reason as StartRefusal);
+  o.kind === 'refused-at-start' && o.workflowJobId !== null && o.workflowJobId !== data.workflowJobId;
 
 export class Agent {
   private readonly workers: Worker[] = [];
@@ -98,9 +96,9 @@ export class Agent {
       const deps = { parts: this.d.parts, control: this.d.control, image: this.d.image, agent: this.d.agent, logger: this.d.logger, onVm: (id: string, on: boolean) => this.track(id, on, data) };
       let outcome = await runJob(deps, data, slot);
       // The runner minted for this job was handed another one, which the gate refused: this job
-      // is still owed a runner. Each such refusal cancels the refused job's run, so every round
-      // leaves one refused job fewer for the next runner to be handed: it ends, and the bound is
-      // only there for what nobody foresaw.
+      // is still owed a runner. A refused job fails (and its run is cancelled when the job itself
+      // is refused), so every round leaves one queued job fewer for the next runner to be handed:
+      // it ends, and the bound is only there for what nobody foresaw.
       for (let again = 0; again < MAX_REMINTS && handedAnotherJob(outcome, data); again++) {
         this.d.logger.info({ workflowJobId: data.workflowJobId, refusedJob: (outcome as { workflowJobId: number }).workflowJobId }, 'runner was handed a refused job; asking for another');
         await this.record(data, outcome);

@@ -27,6 +27,11 @@ export type StartRefusal =
   | 'deploy-not-allowed'
   /** A deploy pool, and the run was triggered by a pull request (its code is the PR's). */
   | 'deploy-event'
+  /**
+   * A deploy runner was handed a job a build pool serves (its labels fit both), which the deploy
+   * pool does not allow: refused here, but the job itself is fine, so its run is left alone.
+   */
+  | 'wrong-pool'
   // Fail closed: no answer in time is a refusal, with the part that did not answer.
   | 'github-unreachable'
   | 'control-unreachable'
@@ -50,7 +55,7 @@ export interface StartFacts {
 /** Events whose code is a pull request's head, whoever opened it: never on a deploy host. */
 const PULL_REQUEST_EVENTS = new Set(['pull_request', 'pull_request_target', 'pull_request_review', 'pull_request_review_comment']);
 
-export function decideStart(f: StartFacts, pool: PolicyPool, config: Pick<PolicyConfig, 'policy'> & { policy: { allowInternal: boolean } }): StartDecision {
+export function decideStart(f: StartFacts, pool: PolicyPool, config: Pick<PolicyConfig, 'policy' | 'pools'>): StartDecision {
   if (f.visibility === 'public') return deny('public-repo');
   if (f.visibility === 'internal' && !config.policy.allowInternal) return deny('internal-repo');
   if (!config.policy.repositories.some((p) => repoMatches(p, f.repository))) return deny('repo-not-allowed');
@@ -60,11 +65,13 @@ export function decideStart(f: StartFacts, pool: PolicyPool, config: Pick<Policy
     // A deploy pool runs only what it allows, whether or not a build pool would have served the
     // job too: a job without deploy labels that lands on the deploy host from a feature branch
     // is still a feature branch beside production.
-    if (PULL_REQUEST_EVENTS.has(f.event)) return deny('deploy-event');
     const branch = f.headBranch;
     const allowed =
+      !PULL_REQUEST_EVENTS.has(f.event) &&
       pool.deploy.repositories.some((p) => repoMatches(p, f.repository)) && branch !== null && pool.deploy.branches.some((b) => branchMatches(b, branch));
-    if (!allowed) return deny('deploy-not-allowed');
+    if (allowed) return { kind: 'allow' };
+    if (config.pools.some((p) => !p.deploy && labelsServedBy(f.labels, p.labels))) return deny('wrong-pool');
+    return deny(PULL_REQUEST_EVENTS.has(f.event) ? 'deploy-event' : 'deploy-not-allowed');
   }
   return { kind: 'allow' };
 }
@@ -86,6 +93,7 @@ export const START_REFUSAL_TEXT: Readonly<Record<StartRefusal, string>> = {
   'labels-not-served': 'the job asks for labels this pool\'s runners do not have',
   'deploy-not-allowed': 'this deploy pool does not allow the job\'s repository or branch',
   'deploy-event': 'a deploy pool never runs pull request events',
+  'wrong-pool': 'a deploy runner was handed a job that a build pool serves and the deploy pool does not allow; give build jobs a label the deploy pool lacks',
   'github-unreachable': 'GitHub did not answer in time, so the job is refused (fail closed)',
   'control-unreachable': 'the Hangar control did not answer in time, so the job is refused (fail closed)',
   'agent-unreachable': 'the Hangar agent did not answer in time, so the job is refused (fail closed)',

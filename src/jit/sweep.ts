@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { ControlConfig, PoolConfig } from '../config/schema.js';
 import { labelsServedBy } from '../domain/policy.js';
-import { decideStart, type StartRefusal } from '../domain/start-policy.js';
+import { cancelRunOnRefusal, decideStart, type StartRefusal } from '../domain/start-policy.js';
 import type { GitHubClient, RepositoryVisibility } from '../github/index.js';
 import type { Keys } from '../queue/keys.js';
 
@@ -36,13 +36,20 @@ export async function sweepRefusedRuns(deps: SweepDeps, repository: string, visi
     const asRun = decideStart({ ...base, labels: [] }, pool, deps.config);
     if (asRun.kind === 'allow') continue;
     const jobs = await deps.github.listJobsForAttempt(owner, repo, run.id, run.runAttempt);
-    const takeable = jobs.filter((j) => j.status === 'queued' && labelsServedBy(j.labels, pool.labels));
-    if (takeable.length === 0) continue;
+    // Each queued job the runner could take, judged with its own labels; only a refusal of what
+    // the job is cancels its run (a job that merely fits this pool too is another pool's).
+    const refused = jobs
+      .filter((j) => j.status === 'queued' && labelsServedBy(j.labels, pool.labels))
+      .map((j) => ({ job: j, d: decideStart({ ...base, labels: j.labels }, pool, deps.config) }))
+      .filter((x) => x.d.kind === 'deny' && cancelRunOnRefusal(x.d.reason));
+    const first = refused[0]?.d;
+    if (!first || first.kind !== 'deny') continue;
+    const takeable = refused.map((x) => x.job);
     const result = await deps.github.cancelRun(owner, repo, run.id);
     const ids = takeable.map((j) => j.id);
-    await record(deps, ids, asRun.reason, pool.name, result);
-    deps.logger.warn({ runId: run.id, workflowJobIds: ids, reason: asRun.reason, pool: pool.name, result }, 'refused run cancelled before a runner was minted');
-    swept.push({ runId: run.id, reason: asRun.reason, workflowJobIds: ids });
+    await record(deps, ids, first.reason, pool.name, result);
+    deps.logger.warn({ runId: run.id, workflowJobIds: ids, reason: first.reason, pool: pool.name, result }, 'refused run cancelled before a runner was minted');
+    swept.push({ runId: run.id, reason: first.reason, workflowJobIds: ids });
   }
   return swept;
 }

@@ -2,9 +2,9 @@ import { describe, expect, test } from 'vitest';
 import { cancelRunOnRefusal, decideStart, START_REFUSAL_TEXT, type StartDecision, type StartFacts, type StartRefusal } from '../../src/domain/start-policy.js';
 import type { PolicyPool } from '../../src/domain/policy.js';
 
-const config = { policy: { repositories: ['acme/*', 'solo/tool'], allowInternal: false } };
 const build: PolicyPool = { name: 'build', labels: ['self-hosted', 'linux', 'build'] };
 const deploy: PolicyPool = { name: 'deploy', labels: ['self-hosted', 'linux', 'deploy'], deploy: { repositories: ['acme/site'], branches: ['main', 'release/*'] } };
+const config = { policy: { repositories: ['acme/*', 'solo/tool'], allowInternal: false }, pools: [build, deploy] };
 const facts = (o: Partial<StartFacts> = {}): StartFacts => ({
   repository: 'acme/app', visibility: 'private', labels: ['self-hosted', 'build'], event: 'push', headBranch: 'main', headRepository: 'acme/app', ...o,
 });
@@ -29,14 +29,16 @@ describe('decideStart: the job GitHub gave a runner, in the runner\'s pool', () 
     ['deploy pool: a feature branch', site({ headBranch: 'wip' }), deploy, deny('deploy-not-allowed')],
     ['deploy pool: no branch at all', site({ headBranch: null }), deploy, deny('deploy-not-allowed')],
     ['deploy pool: another repository', facts({ labels: ['self-hosted', 'deploy'] }), deploy, deny('deploy-not-allowed')],
-    ['deploy pool: a build-only job from a feature branch landing on the deploy runner', site({ labels: ['self-hosted', 'linux'], headBranch: 'wip' }), deploy, deny('deploy-not-allowed')],
-    ['deploy pool: a build-only job of an allowed branch', site({ labels: ['self-hosted', 'linux'] }), deploy, allow],
+    // Labels that fit both pools: the job is a build pool's, it only landed on the deploy runner.
+    ['deploy pool: a job a build pool serves, from a feature branch', site({ labels: ['self-hosted', 'linux'], headBranch: 'wip' }), deploy, deny('wrong-pool')],
+    ['deploy pool: a job a build pool serves, of a pull request', site({ labels: ['self-hosted', 'linux'], event: 'pull_request' }), deploy, deny('wrong-pool')],
+    ['deploy pool: a job a build pool serves, of an allowed branch', site({ labels: ['self-hosted', 'linux'] }), deploy, allow],
     ['deploy pool: a pull request, even from main', site({ event: 'pull_request' }), deploy, deny('deploy-event')],
     ['deploy pool: a fork PR is refused as a fork first', site({ event: 'pull_request', headRepository: 'mallory/site' }), deploy, deny('fork-pr')],
   ])('%s', (_n, f, pool, want) => expect(decideStart(f, pool, config)).toEqual(want));
 
   test('internal repositories run when policy.allowInternal is true', () => {
-    expect(decideStart(facts({ visibility: 'internal' }), build, { policy: { ...config.policy, allowInternal: true } })).toEqual(allow);
+    expect(decideStart(facts({ visibility: 'internal' }), build, { ...config, policy: { ...config.policy, allowInternal: true } })).toEqual(allow);
   });
 
   test('every refusal has a text for the job log; only refusals of the job itself cancel its run', () => {
@@ -46,5 +48,7 @@ describe('decideStart: the job GitHub gave a runner, in the runner\'s pool', () 
     // No answer says nothing of the job: the job fails, its run is left alone.
     expect(cancelRunOnRefusal('github-unreachable')).toBe(false);
     expect(cancelRunOnRefusal('job-not-on-runner')).toBe(false);
+    // Landed on the wrong runner: the job fails there, its run (fine for its own pool) is left alone.
+    expect(cancelRunOnRefusal('wrong-pool')).toBe(false);
   });
 });
