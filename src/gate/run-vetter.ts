@@ -46,10 +46,13 @@ export class RunVetter {
     this.loop = this.run();
   }
 
+  /** Stops reading. A vet waiting on GitHub is not waited for: it is only an early refusal. */
   async stop(): Promise<void> {
     this.stopped = true;
     this.reader.disconnect();
-    await this.loop?.catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.loop?.catch(() => undefined), new Promise((res) => (timer = setTimeout(res, 500)))]);
+    clearTimeout(timer);
   }
 
   private async run(): Promise<void> {
@@ -64,6 +67,7 @@ export class RunVetter {
         continue;
       }
       for (const [id, fields] of batch) {
+        if (this.stopped) return;
         await this.vet(fieldMap(fields)).catch((err: Error) => this.d.logger.warn({ err: err.message }, 'vet failed; the mint and the gate still check'));
         cursor = id;
       }

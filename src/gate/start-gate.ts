@@ -110,9 +110,15 @@ async function mintedFor(deps: GateDeps, host: MintHost, runnerName: string): Pr
   return { kind: 'ok', pool, record };
 }
 
+/**
+ * The job of that run attempt that GitHub shows on this runner, in progress, with its run and
+ * repository. GitHub's API can show an assignment a moment after the runner has it, so a run
+ * that exists but shows no job on the runner is asked again twice (the caller's time bound
+ * still holds).
+ */
 async function githubFacts(github: GitHubClient, repository: string, runId: number, attempt: number, runnerName: string) {
   const [owner, repo] = repository.split('/') as [string, string];
-  const [jobs, run, repoInfo] = await Promise.all([
+  const [jobs0, run, repoInfo] = await Promise.all([
     github.listJobsForAttempt(owner, repo, runId, attempt),
     github.getRun(owner, repo, runId),
     github.getRepository(owner, repo),
@@ -121,9 +127,15 @@ async function githubFacts(github: GitHubClient, repository: string, runId: numb
     if (err.status === 404) return [[], null, null] as const;
     throw err;
   });
-  const job: WorkflowJob | undefined = jobs.find((j) => j.runnerName === runnerName && j.status === 'in_progress');
-  if (!job || !run || !repoInfo) return null;
-  return { job, run, visibility: repoInfo.visibility };
+  if (!run || !repoInfo) return null;
+  const onRunner = (jobs: readonly WorkflowJob[]) => jobs.find((j) => j.runnerName === runnerName && j.status === 'in_progress');
+  let job = onRunner(jobs0);
+  for (const pause of [500, 1500]) {
+    if (job) break;
+    await new Promise((res) => setTimeout(res, pause));
+    job = onRunner(await github.listJobsForAttempt(owner, repo, runId, attempt));
+  }
+  return job ? { job, run, visibility: repoInfo.visibility } : null;
 }
 
 async function finish(deps: GateDeps, log: Logger, t0: number, host: MintHost, runnerName: string, d: StartDecision, job: WorkflowJob | null): Promise<StartAnswer> {

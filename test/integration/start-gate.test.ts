@@ -219,10 +219,14 @@ describe('one runner per job attempt, and a gate that fails closed', () => {
     expect((await ask(BUILD, 'hangar-minipc-1-1', { repository: 'acme/app', runId, runAttempt: 1 })).body).toMatchObject({ decision: 'deny', reason: 'unknown-runner' });
     expect((await ask(BUILD2, minted.body.runnerName, { repository: 'acme/app', runId, runAttempt: 1 })).body).toMatchObject({ decision: 'deny', reason: 'unknown-runner' });
     expect((await ask(DEPLOY, minted.body.runnerName, { repository: 'acme/app', runId, runAttempt: 1 })).body).toMatchObject({ decision: 'deny', reason: 'unknown-runner' });
-    // The runner has taken no job yet: GitHub shows none on it, whatever the hints say.
-    expect((await ask(BUILD, minted.body.runnerName, { repository: 'acme/app', runId, runAttempt: 1 })).body).toMatchObject({ decision: 'deny', reason: 'job-not-on-runner' });
-    expect((await ask(BUILD, minted.body.runnerName, { repository: 'acme/app', runId: 123456, runAttempt: 1 })).body).toMatchObject({ decision: 'deny', reason: 'job-not-on-runner' });
-    expect((await ask(BUILD, minted.body.runnerName, {})).body).toMatchObject({ decision: 'deny', reason: 'job-not-on-runner' });
+    // The runner has taken no job yet: GitHub shows none on it, whatever the hints say. A refused
+    // runner is spent (it fails whatever job it holds): a second question finds no runner.
+    for (const hints of [{ repository: 'acme/app', runId, runAttempt: 1 }, { repository: 'acme/app', runId: 123456, runAttempt: 1 }, {}]) {
+      const fresh = await jit(BUILD, id!);
+      expect(fresh.status).toBe(201);
+      expect((await ask(BUILD, fresh.body.runnerName, hints)).body, JSON.stringify(hints)).toMatchObject({ decision: 'deny', reason: 'job-not-on-runner' });
+      expect((await ask(BUILD, fresh.body.runnerName, hints)).body).toMatchObject({ decision: 'deny', reason: 'unknown-runner' });
+    }
     expect((await ask('not-a-known-token-at-all', minted.body.runnerName, {})).status).toBe(401);
     const bad = await ask(BUILD, minted.body.runnerName, { runId: 'x' });
     expect(bad).toMatchObject({ status: 400, body: { field: 'hints.runId' } });
