@@ -76,6 +76,32 @@ export function decideStart(f: StartFacts, pool: PolicyPool, config: Pick<Policy
   return { kind: 'allow' };
 }
 
+/** `hangar-<host>-<workflow job id>-<attempt>` (mint-policy's runnerName), taken apart. */
+const RUNNER_NAME = /^hangar-([a-z0-9][a-z0-9-]{0,30})-(\d{1,20})-(\d{1,6})$/;
+
+export function parseRunnerName(name: string): { host: string; workflowJobId: number; runAttempt: number } | null {
+  const m = RUNNER_NAME.exec(name);
+  return m ? { host: m[1]!, workflowJobId: Number(m[2]), runAttempt: Number(m[3]) } : null;
+}
+
+/**
+ * Before GitHub is asked anything: is the runner one the control minted for the asking host (the
+ * name carries the host; the job's record must show that very runner as minted), in a pool the
+ * host still serves? `record` is the record of the job the name says it was minted for.
+ */
+export function checkStartRunner(
+  host: { name: string; role: 'build' | 'deploy'; pools: readonly string[] },
+  runnerName: string,
+  record: { mintedRunner: string | null; pool: string | null } | null,
+  pools: readonly PolicyPool[],
+): { kind: 'ok'; pool: PolicyPool } | { kind: 'deny'; reason: 'unknown-runner' | 'pool-not-served' } {
+  const parsed = parseRunnerName(runnerName);
+  if (!parsed || parsed.host !== host.name || !record || record.mintedRunner !== runnerName || record.pool === null) return deny('unknown-runner');
+  const pool = pools.find((p) => p.name === record.pool);
+  if (!pool || !host.pools.includes(pool.name) || (pool.deploy && host.role !== 'deploy')) return deny('pool-not-served');
+  return { kind: 'ok', pool };
+}
+
 /** A run whose head is another repository is a fork's pull request. */
 export function isFork(f: Pick<StartFacts, 'repository' | 'headRepository'>): boolean {
   return f.headRepository !== null && f.headRepository.toLowerCase() !== f.repository.toLowerCase();
@@ -107,4 +133,4 @@ export const START_REFUSAL_TEXT: Readonly<Record<StartRefusal, string>> = {
 const CANCEL_ON = new Set<StartRefusal>(['public-repo', 'internal-repo', 'repo-not-allowed', 'fork-pr', 'labels-not-served', 'deploy-not-allowed', 'deploy-event']);
 export const cancelRunOnRefusal = (reason: StartRefusal): boolean => CANCEL_ON.has(reason);
 
-const deny = (reason: StartRefusal): StartDecision => ({ kind: 'deny', reason });
+const deny = <R extends StartRefusal>(reason: R) => ({ kind: 'deny', reason }) as const;

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { ControlConfig, PoolConfig } from '../config/schema.js';
 import type { MintHost } from '../domain/mint-policy.js';
-import { cancelRunOnRefusal, decideStart, type StartDecision, type StartRefusal } from '../domain/start-policy.js';
+import { cancelRunOnRefusal, checkStartRunner, decideStart, parseRunnerName, type StartDecision, type StartRefusal } from '../domain/start-policy.js';
 import type { GitHubClient, WorkflowJob } from '../github/index.js';
 import { readJobRecord } from '../intake/job-store.js';
 import type { Keys } from '../queue/keys.js';
@@ -39,7 +39,6 @@ export interface GateDeps {
   githubTimeoutMs?: number;
 }
 
-const RUNNER_NAME = /^hangar-([a-z0-9][a-z0-9-]{0,30})-(\d{1,20})-(\d{1,6})$/;
 const REPO = /^[A-Za-z0-9_.-]{1,100}\/[A-Za-z0-9_.-]{1,100}$/;
 
 export async function askStartGate(deps: GateDeps, host: MintHost, q: StartQuestion): Promise<StartAnswer> {
@@ -101,13 +100,11 @@ type Minted = { kind: 'ok'; pool: PoolConfig; record: { repo: string; workflowJo
 
 /** The runner must be one the control minted for this host, in a pool the host still serves. */
 async function mintedFor(deps: GateDeps, host: MintHost, runnerName: string): Promise<Minted> {
-  const m = RUNNER_NAME.exec(runnerName);
-  if (!m || m[1] !== host.name) return deny('unknown-runner');
-  const record = await readJobRecord(deps.redis, deps.keys, Number(m[2]));
-  if (!record || record.mintedRunner !== runnerName || record.pool === null) return deny('unknown-runner');
-  const pool = deps.config.pools.find((p) => p.name === record.pool);
-  if (!pool || !host.pools.includes(pool.name) || (pool.deploy && host.role !== 'deploy')) return deny('pool-not-served');
-  return { kind: 'ok', pool, record };
+  const parsed = parseRunnerName(runnerName);
+  const record = parsed ? await readJobRecord(deps.redis, deps.keys, parsed.workflowJobId) : null;
+  const checked = checkStartRunner(host, runnerName, record, deps.config.pools);
+  if (checked.kind === 'deny') return checked;
+  return { kind: 'ok', pool: checked.pool as PoolConfig, record: record! };
 }
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { cancelRunOnRefusal, decideStart, START_REFUSAL_TEXT, type StartDecision, type StartFacts, type StartRefusal } from '../../src/domain/start-policy.js';
+import { cancelRunOnRefusal, checkStartRunner, decideStart, START_REFUSAL_TEXT, type StartDecision, type StartFacts, type StartRefusal } from '../../src/domain/start-policy.js';
 import type { PolicyPool } from '../../src/domain/policy.js';
 
 const build: PolicyPool = { name: 'build', labels: ['self-hosted', 'linux', 'build'] };
@@ -50,5 +50,27 @@ describe('decideStart: the job GitHub gave a runner, in the runner\'s pool', () 
     expect(cancelRunOnRefusal('job-not-on-runner')).toBe(false);
     // Landed on the wrong runner: the job fails there, its run (fine for its own pool) is left alone.
     expect(cancelRunOnRefusal('wrong-pool')).toBe(false);
+  });
+});
+
+describe('checkStartRunner: is the asking host\'s runner one the control minted for it', () => {
+  const minipc = { name: 'minipc', role: 'build' as const, pools: ['build'] };
+  const cloud = { name: 'cloud', role: 'deploy' as const, pools: ['deploy'] };
+  const rec = (mintedRunner: string | null, pool: string | null = 'build') => ({ mintedRunner, pool });
+  const pools = [build, deploy];
+  test.each<[string, Parameters<typeof checkStartRunner>, string]>([
+    ['its own runner, in a pool it serves', [minipc, 'hangar-minipc-41-1', rec('hangar-minipc-41-1'), pools], 'ok'],
+    ['a name that is not Hangar\'s', [minipc, 'laptop', rec('laptop'), pools], 'unknown-runner'],
+    ['another host\'s runner', [minipc, 'hangar-cloud-41-1', rec('hangar-cloud-41-1'), pools], 'unknown-runner'],
+    ['a job the control has no record of', [minipc, 'hangar-minipc-41-1', null, pools], 'unknown-runner'],
+    ['a runner the record does not show (spent, or replaced)', [minipc, 'hangar-minipc-41-1', rec(null), pools], 'unknown-runner'],
+    ['a record of a rejected job (no pool)', [minipc, 'hangar-minipc-41-1', rec('hangar-minipc-41-1', null), pools], 'unknown-runner'],
+    ['a pool the host no longer serves', [minipc, 'hangar-minipc-41-1', rec('hangar-minipc-41-1', 'deploy'), pools], 'pool-not-served'],
+    ['a pool that no longer exists', [minipc, 'hangar-minipc-41-1', rec('hangar-minipc-41-1', 'gone'), pools], 'pool-not-served'],
+    ['a deploy pool on a host that is no longer a deploy host', [{ ...cloud, role: 'build' }, 'hangar-cloud-41-1', rec('hangar-cloud-41-1', 'deploy'), pools], 'pool-not-served'],
+    ['the deploy host\'s own runner', [cloud, 'hangar-cloud-41-1', rec('hangar-cloud-41-1', 'deploy'), pools], 'ok'],
+  ])('%s', (_n, args, want) => {
+    const r = checkStartRunner(...args);
+    expect(r.kind === 'ok' ? 'ok' : r.reason).toBe(want);
   });
 });
