@@ -126,5 +126,6 @@ function describe(rec: JobRecord | null, extra: Record<string, string>): string 
   if (extra.vetRefusal) return `refused after intake: ${extra.vetRefusal}${cancelled}`;
   if (extra.mintRefusal) return `refused at mint time: ${extra.mintRefusal}${cancelled}`;
   if (extra.startRefusal) return `refused at job start: ${extra.startRefusal}${cancelled}`;
+  if (extra.runCancelledFor) return `refused before a runner was minted beside it: ${extra.runCancelledFor}${cancelled}`;
   return `${rec.decision} → ${rec.pool ?? ''} (${rec.state})`;
 }

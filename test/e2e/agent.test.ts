@@ -156,7 +156,7 @@ describe('agent end to end', () => {
     await expectNoLeftovers();
   }, 400_000);
 
-  test('a run from a fork is refused before any runner or VM: after intake (the run vetter) or at mint time', async () => {
+  test('a run from a fork is refused before any runner or VM: after intake, before a mint beside it, or at its own mint', async () => {
     const before = (await fleet.api<unknown[]>('GET', '/_sim/runners')).length;
     const [fork] = await run('acme/app', [{ name: 'from a fork', labels: ['self-hosted', 'build'], steps: ['echo PWNED'] }], {
       event: 'pull_request', headBranch: 'patch-1', headRepository: 'mallory/app',
@@ -164,8 +164,9 @@ describe('agent end to end', () => {
     // Refused for what it is, its run is cancelled: no runner minted for another job can take it.
     await expect.poll(async () => (await job(fork!)).conclusion, { timeout: 60_000 }).toBe('cancelled');
     const rec = await redis.hgetall(keys(prefix).job(fork!));
-    // Whichever saw it first: the vetter (after the webhook was answered) or the mint.
-    expect([rec.vetRefusal, rec.mintRefusal]).toContain('fork-pr');
+    // Whichever saw it first: the vetter (after the webhook was answered), the sweep before another
+    // job's mint, or its own mint.
+    expect([rec.vetRefusal, rec.mintRefusal, rec.runCancelledFor]).toContain('fork-pr');
     expect(rec.runCancelled).toMatch(/^(cancelled|already-completed)$/);
     expect((await fleet.api<unknown[]>('GET', '/_sim/runners')).length).toBe(before);
     expect((await job(fork!)).runnerName).toBeNull();
