@@ -5,9 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # redis-server: the queue; qemu-system-x86 + qemu-utils: microVMs; nftables, iproute2, procps:
-# taps, egress and namespaces; systemd: systemd-analyze checks the unit files (it does not run).
+# taps, egress and namespaces; systemd: systemd-analyze checks the unit files (it does not run);
+# curl: the job-started hook (the gate) run by sim runners on this host, as in the runner image.
 # Guest packages (kernel, busybox) are not installed: `hangar image build` unpacks their .debs.
-packages=(redis-server qemu-system-x86 qemu-utils nftables iproute2 procps systemd debootstrap e2fsprogs ${HANGAR_EXTRA_PACKAGES:-})
+packages=(redis-server qemu-system-x86 qemu-utils nftables iproute2 procps systemd debootstrap e2fsprogs curl ${HANGAR_EXTRA_PACKAGES:-})
 need=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
