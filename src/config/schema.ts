@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { checkCapsFit } from '../caps/fit.js';
+import { checkAllowEntry } from './egress.js';
 
 /**
  * The one schema for `hangar.yaml`. Unknown keys are errors (a typo must not silently
@@ -25,6 +26,28 @@ const deploy = z.strictObject({
   branches: z.array(z.string().min(1)).min(1),
 });
 
+/** A message from a pure check, as a zod issue on the value it looked at. */
+const checked = (check: (s: string) => string | undefined) =>
+  z.string().superRefine((s, ctx) => {
+    const message = check(s);
+    if (message) ctx.addIssue({ code: 'custom', message });
+  });
+
+/**
+ * Where a pool's guests may connect. `internet`: any public address (never the LAN, the host or
+ * the metadata address). `allowlist`: only what the listed names resolve to, through the
+ * host's DNS forwarder; entries are domains, `*.` wildcards or presets (egress.ts).
+ */
+const egress = z
+  .discriminatedUnion('mode', [
+    z.strictObject({ mode: z.literal('internet') }),
+    z.strictObject({
+      mode: z.literal('allowlist'),
+      allow: z.array(checked(checkAllowEntry)).min(1, 'an empty allowlist lets nothing out, not even GitHub: list names or presets, or use mode internet'),
+    }),
+  ])
+  .default({ mode: 'internet' });
+
 const pool = z.strictObject({
   name: poolName,
   /** The runner's labels; a job goes here when its `runs-on` labels are a subset of these. */
@@ -38,6 +61,7 @@ const pool = z.strictObject({
   scope: z.enum(['repo', 'org']).default('repo'),
   /** Present on a deploy pool: only these repositories and branches may run here. */
   deploy: deploy.optional(),
+  egress,
 });
 
 const hostName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,30}$/, 'lowercase letters, digits and dashes, at most 31');
