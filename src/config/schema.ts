@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { checkCapsFit } from '../caps/fit.js';
+import { parseCidr } from '../domain/cidr.js';
 import { checkAllowEntry } from './egress.js';
+import { checkAgentNetwork, parseDnsUpstream } from './network-checks.js';
 
 /**
  * The one schema for `hangar.yaml`. Unknown keys are errors (a typo must not silently
@@ -32,6 +34,15 @@ const checked = (check: (s: string) => string | undefined) =>
     const message = check(s);
     if (message) ctx.addIssue({ code: 'custom', message });
   });
+
+const cidr = checked((s) => {
+  const p = parseCidr(s);
+  return p.ok ? undefined : p.message;
+});
+const dnsUpstream = checked((s) => {
+  const p = parseDnsUpstream(s);
+  return p.ok ? undefined : p.message;
+});
 
 /**
  * Where a pool's guests may connect. `internet`: any public address (never the LAN, the host or
@@ -117,9 +128,17 @@ const agent = z.strictObject({
   network: z
     .strictObject({
       /** Private range the VMs' /30 links are cut from. */
-      range: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/, 'expected an IPv4 CIDR').default('10.213.0.0/16'),
+      range: cidr.default('10.213.0.0/16'),
       /** The metadata endpoint's port on each VM's gateway address (the job-start gate asks it). */
       metadataPort: z.number().int().min(1).max(65535).default(8169),
+      /**
+       * The guests' resolver is a forwarder on their gateway that asks only these servers; DNS to
+       * anywhere else is dropped. `IP` or `IP:port`, IPv4. The house Pi-hole may be one: that
+       * address and port exactly are let through, nothing else of the LAN.
+       */
+      dns: z.strictObject({ upstreams: z.array(dnsUpstream).min(1).default(['1.1.1.1', '9.9.9.9']) }).prefault({}),
+      /** Deploy host only: private networks its guests may reach (the isolation rules refuse every other private range). */
+      productionCidrs: z.array(cidr).default([]),
     })
     .prefault({}),
 });
@@ -191,7 +210,18 @@ export const configSchema = z
         seen.set(p.name, i);
       }
     });
-  });
+  })
+  // Runs even when other keys are invalid (zod skips refinements then), so a file with a bad
+  // pool still hears about its production networks; checkAgentNetwork skips what did not parse.
+  .superRefine(
+    (cfg, ctx) => {
+      const agent = typeof cfg === 'object' && cfg !== null ? cfg.agent : undefined;
+      for (const p of checkAgentNetwork(agent)) ctx.addIssue({ code: 'custom', path: toPath(p.path), message: p.message });
+    },
+    { when: () => true },
+  );
+
+const toPath = (dotted: string) => dotted.split('.').map((k) => (/^\d+$/.test(k) ? Number(k) : k));
 
 type Parsed = z.output<typeof configSchema>;
 
