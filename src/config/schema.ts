@@ -1,5 +1,8 @@
 import { z } from 'zod';
 import { checkCapsFit } from '../caps/fit.js';
+import { parseCidr } from '../domain/cidr.js';
+import { checkAllowEntry } from './egress.js';
+import { checkAgentNetwork, parseDnsUpstream } from './network-checks.js';
 
 /**
  * The one schema for `hangar.yaml`. Unknown keys are errors (a typo must not silently
@@ -25,6 +28,37 @@ const deploy = z.strictObject({
   branches: z.array(z.string().min(1)).min(1),
 });
 
+/** A message from a pure check, as a zod issue on the value it looked at. */
+const checked = (check: (s: string) => string | undefined) =>
+  z.string().superRefine((s, ctx) => {
+    const message = check(s);
+    if (message) ctx.addIssue({ code: 'custom', message });
+  });
+
+const cidr = checked((s) => {
+  const p = parseCidr(s);
+  return p.ok ? undefined : p.message;
+});
+const dnsUpstream = checked((s) => {
+  const p = parseDnsUpstream(s);
+  return p.ok ? undefined : p.message;
+});
+
+/**
+ * Where a pool's guests may connect. `internet`: any public address (never the LAN, the host or
+ * the metadata address). `allowlist`: only what the listed names resolve to, through the
+ * host's DNS forwarder; entries are domains, `*.` wildcards or presets (egress.ts).
+ */
+const egress = z
+  .discriminatedUnion('mode', [
+    z.strictObject({ mode: z.literal('internet') }),
+    z.strictObject({
+      mode: z.literal('allowlist'),
+      allow: z.array(checked(checkAllowEntry)).min(1, 'an empty allowlist lets nothing out, not even GitHub: list names or presets, or use mode internet'),
+    }),
+  ])
+  .default({ mode: 'internet' });
+
 const pool = z.strictObject({
   name: poolName,
   /** The runner's labels; a job goes here when its `runs-on` labels are a subset of these. */
@@ -38,6 +72,7 @@ const pool = z.strictObject({
   scope: z.enum(['repo', 'org']).default('repo'),
   /** Present on a deploy pool: only these repositories and branches may run here. */
   deploy: deploy.optional(),
+  egress,
 });
 
 const hostName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,30}$/, 'lowercase letters, digits and dashes, at most 31');
@@ -93,9 +128,17 @@ const agent = z.strictObject({
   network: z
     .strictObject({
       /** Private range the VMs' /30 links are cut from. */
-      range: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/, 'expected an IPv4 CIDR').default('10.213.0.0/16'),
+      range: cidr.default('10.213.0.0/16'),
       /** The metadata endpoint's port on each VM's gateway address (the job-start gate asks it). */
       metadataPort: z.number().int().min(1).max(65535).default(8169),
+      /**
+       * The guests' resolver is a forwarder on their gateway that asks only these servers; DNS to
+       * anywhere else is dropped. `IP` or `IP:port`, IPv4. The house Pi-hole may be one: that
+       * address and port exactly are let through, nothing else of the LAN.
+       */
+      dns: z.strictObject({ upstreams: z.array(dnsUpstream).min(1).default(['1.1.1.1', '9.9.9.9']) }).prefault({}),
+      /** Deploy host only: private networks its guests may reach (the isolation rules refuse every other private range). */
+      productionCidrs: z.array(cidr).default([]),
     })
     .prefault({}),
 });
@@ -167,7 +210,18 @@ export const configSchema = z
         seen.set(p.name, i);
       }
     });
-  });
+  })
+  // Runs even when other keys are invalid (zod skips refinements then), so a file with a bad
+  // pool still hears about its production networks; checkAgentNetwork skips what did not parse.
+  .superRefine(
+    (cfg, ctx) => {
+      const agent = typeof cfg === 'object' && cfg !== null ? cfg.agent : undefined;
+      for (const p of checkAgentNetwork(agent)) ctx.addIssue({ code: 'custom', path: toPath(p.path), message: p.message });
+    },
+    { when: () => true },
+  );
+
+const toPath = (dotted: string) => dotted.split('.').map((k) => (/^\d+$/.test(k) ? Number(k) : k));
 
 type Parsed = z.output<typeof configSchema>;
 

@@ -22,6 +22,8 @@ describe('config', () => {
     expect(cfg.pools.map((p) => p.name)).toEqual(['build', 'deploy']);
     expect(cfg.redis.prefix).toBe('hangar');
     expect(cfg.control.port).toBe(8080);
+    expect(cfg.pools.map((p) => p.egress.mode)).toEqual(['allowlist', 'internet']);
+    expect(cfg.agent?.network.productionCidrs).toEqual(['10.20.0.0/16']);
   });
 
   test('defaults fill what is left out', () => {
