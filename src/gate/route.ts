@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import { Counter, type Registry } from 'prom-client';
 import { z } from 'zod';
 import { START_REFUSAL_TEXT } from '../domain/start-policy.js';
-import { authenticateHost, type KnownHost } from '../jit/host-auth.js';
+import type { KnownHost } from '../jit/host-auth.js';
+import { hostRequest } from '../jit/host-request.js';
 import { askStartGate, type GateDeps } from './start-gate.js';
 
 /**
@@ -32,15 +33,9 @@ export async function gateRoutes(app: FastifyInstance, deps: GateRouteDeps): Pro
     registers: [deps.registry],
   });
   app.post('/api/v1/job-started', async (req, reply) => {
-    reply.header('cache-control', 'no-store');
-    const host = authenticateHost(deps.hosts, req.headers.authorization);
-    if (!host) return reply.code(401).send({ error: 'unauthorized', message: 'unknown host token' });
-    const parsed = body.safeParse(req.body);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      return reply.code(400).send({ error: 'bad-request', field: issue.path.join('.'), message: issue.message });
-    }
-    const a = await askStartGate(deps, host, parsed.data);
+    const r = hostRequest(req, reply, deps.hosts, body);
+    if (!r) return reply;
+    const a = await askStartGate(deps, r.host, r.body);
     asked.inc({ decision: a.kind, reason: a.kind === 'deny' ? a.reason : '' });
     if (a.kind === 'allow') return { decision: 'allow', workflowJobId: a.workflowJobId ?? null };
     return { decision: 'deny', reason: a.reason, message: START_REFUSAL_TEXT[a.reason], workflowJobId: a.workflowJobId ?? null };

@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import { Counter, type Registry } from 'prom-client';
 import { z } from 'zod';
 import { GitHubError } from '../domain/errors.js';
-import { authenticateHost, type KnownHost } from './host-auth.js';
+import type { KnownHost } from './host-auth.js';
+import { hostRequest } from './host-request.js';
 import { mintRunner, type MintDeps } from './mint.js';
 
 /**
@@ -28,19 +29,14 @@ export async function jitRoutes(app: FastifyInstance, deps: JitRouteDeps): Promi
     registers: [deps.registry],
   });
   app.post('/api/v1/jit', async (req, reply) => {
-    reply.header('cache-control', 'no-store');
-    const host = authenticateHost(deps.hosts, req.headers.authorization);
-    if (!host) {
-      mints.inc({ result: 'unauthorized', reason: '' });
-      return reply.code(401).send({ error: 'unauthorized', message: 'unknown host token' });
+    const asked = hostRequest(req, reply, deps.hosts, body);
+    if (!asked) {
+      if (reply.statusCode === 401) mints.inc({ result: 'unauthorized', reason: '' });
+      return reply;
     }
-    const parsed = body.safeParse(req.body);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      return reply.code(400).send({ error: 'bad-request', field: issue.path.join('.'), message: issue.message });
-    }
+    const { host, body: q } = asked;
     try {
-      const r = await mintRunner(deps, host, parsed.data.pool, parsed.data.workflowJobId);
+      const r = await mintRunner(deps, host, q.pool, q.workflowJobId);
       mints.inc({ result: r.kind, reason: r.kind === 'refused' ? r.reason : '' });
       if (r.kind === 'refused') return reply.code(403).send({ error: 'refused', reason: r.reason });
       if (r.kind === 'busy') return reply.code(409).send({ error: 'runner-busy', runnerName: r.runnerName });
@@ -49,7 +45,7 @@ export async function jitRoutes(app: FastifyInstance, deps: JitRouteDeps): Promi
     } catch (err) {
       mints.inc({ result: 'error', reason: '' });
       if (err instanceof GitHubError) {
-        deps.logger.warn({ status: err.status, workflowJobId: parsed.data.workflowJobId }, 'github refused a mint call');
+        deps.logger.warn({ status: err.status, workflowJobId: q.workflowJobId }, 'github refused a mint call');
         return reply.code(502).send({ error: 'github', status: err.status, message: 'GitHub did not answer as expected; try again' });
       }
       throw err;
