@@ -1,8 +1,8 @@
 /**
- * The nftables ruleset for guest egress, rendered as text for `nft -f -`. Pure: the next
- * layer (isolation: no inbound, no LAN, no metadata, the deploy host's production subnet)
- * renders its own chains and hands them in through `chains`, so this file stays the one place
- * that owns the table and its atomic replacement.
+ * The nftables ruleset for guest egress, rendered as text for `nft -f -`. Pure: the isolation
+ * layer (isolation.ts: no inbound, no LAN, no metadata, the deploy host's production subnet)
+ * renders its own counters, sets and chains and hands them in through `chains`, so this file
+ * stays the one place that owns the table and its atomic replacement.
  */
 
 export const NFT_FAMILY = 'inet';
@@ -13,7 +13,7 @@ export interface EgressRulesetInput {
   range: string;
   /** Masquerade only out of this interface (the host's uplink); any interface when absent. */
   outInterface?: string;
-  /** Extra chain blocks (`chain forward { … }`) for the same table: the isolation issue's seam. */
+  /** Extra table-level blocks (`chain forward { … }`, `set guests { … }`, `counter x {}`) for the same table: isolation.ts's seam. */
   chains?: string[];
 }
 

@@ -103,7 +103,7 @@ export function createHostNetwork(opts: HostNetworkOptions = {}): HostNetwork {
 }
 
 /** ip_forward is per network namespace: inside one, it must be set from inside. */
-async function enableForwarding(ns: string | undefined): Promise<void> {
+export async function enableForwarding(ns: string | undefined): Promise<void> {
   if (ns) await run(ns, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
   else await writeFile('/proc/sys/net/ipv4/ip_forward', '1');
 }
