@@ -176,6 +176,8 @@ describe('agent end to end', () => {
   test('kill -9 of the agent mid-job, then a restart: leftovers removed, the job reported, never on two VMs', async () => {
     const [id] = await run('acme/app', [{ name: 'long', labels: ['self-hosted', 'build'], steps: ['sleep 20', 'echo LONG-DONE'] }]);
     await expect.poll(async () => (await job(id!)).status, { timeout: 60_000 }).toBe('in_progress');
+    // Mid-job: past the gate (killed before it, the job fails closed: test/e2e/admission.test.ts).
+    await expect.poll(() => fleet.logs().includes(`"startedJob":${id},"msg":"gate: job allowed at start"`), { timeout: 30_000 }).toBe(true);
     const vmDir = join(fleet.stateDir, 'vms', `wj-${id}-1`);
     let most = 0;
     const count = setInterval(() => void processesWith(vmDir).then((p) => (most = Math.max(most, p.length))), 100);
