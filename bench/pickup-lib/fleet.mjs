@@ -117,6 +117,9 @@ agent:
   controlUrl: http://127.0.0.1:${controlPort}
   tokenFile: ${o.dir}/host-token
   stateDir: ${fleet.stateDir}
+  # The guests reach the sim on this host's loopback, which isolation forbids; pickup measures
+  # the way to a running runner, not the rules (bench/egress does): masquerade only.
+  network: {isolation: false}
   vm: {accel: tcg, image: ${o.imageDir}, memoryMiB: ${o.memoryMiB}, vcpus: ${o.vcpus}, timeoutMinutes: ${o.timeoutMinutes}}
   caps: {cpuQuotaPercent: 180, memoryMaxMiB: ${Math.max(2048, o.slots * (o.memoryMiB + 256))}, overheadMiB: 256}
 log: {level: info}

@@ -1,7 +1,7 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { AgentConfig } from '../config/schema.js';
+import type { AgentConfig, PoolConfig } from '../config/schema.js';
 import { poolJobData, type PoolJobData } from '../queue/contracts.js';
 import { keys as makeKeys, queueName, type Keys } from '../queue/keys.js';
 import type { ControlClient } from './control-client.js';
@@ -24,6 +24,8 @@ export interface AgentDeps {
   parts: HostParts;
   control: ControlClient;
   image: GuestImage;
+  /** The config's pools (this host's are looked up by name: their egress). */
+  pools: readonly PoolConfig[];
   logger: Logger;
   heartbeatMs?: number;
 }
@@ -93,7 +95,7 @@ export class Agent {
     const data: PoolJobData = parsed.data;
     const slot = await this.slots.acquire();
     try {
-      const deps = { parts: this.d.parts, control: this.d.control, image: this.d.image, agent: this.d.agent, logger: this.d.logger, onVm: (id: string, on: boolean) => this.track(id, on, data) };
+      const deps = { parts: this.d.parts, control: this.d.control, image: this.d.image, agent: this.d.agent, pools: this.d.pools, logger: this.d.logger, onVm: (id: string, on: boolean) => this.track(id, on, data) };
       let outcome = await runJob(deps, data, slot);
       // The runner minted for this job was handed another one, which the gate refused: this job
       // is still owed a runner. A refused job fails (and its run is cancelled when the job itself
@@ -123,6 +125,8 @@ export class Agent {
     if (o.kind === 'skipped' || o.kind === 'refused-at-start') fields.agentReason = o.reason;
     if (o.kind === 'refused-at-start') fields.agentRefusedJob = o.workflowJobId ?? '';
     if (o.kind !== 'skipped') fields.vmMs = o.vmMs;
+    // The job's egress log (from the host's own table and forwarder, never the guest's word).
+    if (o.kind !== 'skipped' && o.egress) fields.egress = JSON.stringify(o.egress);
     if (o.kind === 'ran') fields.vmExitCode = o.exitCode ?? -1;
     await this.d.redis.hset(this.k.job(data.workflowJobId), fields);
   }

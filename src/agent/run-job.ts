@@ -8,20 +8,22 @@ import { tapName } from '../net/addressing.js';
 import type { Tap } from '../net/host-network.js';
 import type { GuestImage, HostParts } from './host-parts.js';
 import { openMetadataEndpoint, type MetadataEndpoint } from './metadata.js';
+import type { AttachedVm, EgressRecord } from './guest-network.js';
+import type { PoolConfig } from '../config/schema.js';
 
 /**
  * One job's life on this host: ask the control for a runner, boot a VM holding it, wait for the
  * VM to exit or hit its time cap, and destroy everything it had — whatever happened.
  */
 export type JobOutcome =
-  | { kind: 'ran'; exitCode: number | null; vmId: string; runnerName: string; vmMs: number }
-  | { kind: 'timeout'; vmId: string; runnerName: string; vmMs: number }
-  | { kind: 'lost'; vmId: string; runnerName: string; vmMs: number }
+  | { kind: 'ran'; exitCode: number | null; vmId: string; runnerName: string; vmMs: number; egress?: EgressRecord }
+  | { kind: 'timeout'; vmId: string; runnerName: string; vmMs: number; egress?: EgressRecord }
+  | { kind: 'lost'; vmId: string; runnerName: string; vmMs: number; egress?: EgressRecord }
   /**
    * The gate refused the job GitHub gave this runner (`workflowJobId`: which one, when GitHub
    * showed it; it need not be the job the runner was minted for).
    */
-  | { kind: 'refused-at-start'; reason: string; workflowJobId: number | null; vmId: string; runnerName: string; vmMs: number }
+  | { kind: 'refused-at-start'; reason: string; workflowJobId: number | null; vmId: string; runnerName: string; vmMs: number; egress?: EgressRecord }
   | { kind: 'skipped'; reason: string };
 
 /** After a refusal the guest's runner fails its job and powers off; past this its VM is killed. */
@@ -32,6 +34,8 @@ export interface RunJobDeps {
   control: ControlClient;
   image: GuestImage;
   agent: AgentConfig;
+  /** The pools this host serves (their egress). */
+  pools: readonly PoolConfig[];
   logger: Logger;
   /** Called once the VM is up: the agent tracks it for heartbeats. */
   onVm?: (vmId: string, running: boolean) => void;
@@ -55,12 +59,20 @@ export async function runJob(deps: RunJobDeps, job: PoolJobData, slot: number, s
   const { parts, agent } = deps;
   const started = Date.now();
   let meta: MetadataEndpoint | undefined;
+  let attached: AttachedVm | undefined;
+  let egress: EgressRecord | undefined;
   let killTimer: NodeJS.Timeout | undefined;
   try {
     // A VM of this job attempt left by a worker that died is never run beside a new one.
     await destroyVm(parts, vmId);
     const cgroup = await parts.caps.createVmCgroup(vmId, { memoryMaxBytes: vmMemoryMaxBytes(agent.vm.memoryMiB, agent.caps.overheadMiB) });
     const link = await parts.net.createTap({ vmId, index: slot, ...(agent.vm.runAs ? { user: agent.vm.runAs } : {}) });
+    const pool = deps.pools.find((p) => p.name === job.pool);
+    if (!pool) throw new Error(`job ${job.workflowJobId}: pool ${job.pool} is not in this host's config`);
+    // Isolation first: the tap speaks only once the table knows it, and the guest's resolver is
+    // its own forwarder on the gateway.
+    if (parts.guestNet) attached = await parts.guestNet.attach(vmId, link, pool);
+    const dns = parts.guestNet ? [link.hostIp] : link.dns;
     const port = agent.network.metadataPort;
     // The gate: the runner's job-started hook asks here; the answer comes from the control.
     meta = await openMetadataEndpoint({
@@ -79,7 +91,7 @@ export async function runJob(deps: RunJobDeps, job: PoolJobData, slot: number, s
         ...deps.image,
         memoryMiB: agent.vm.memoryMiB,
         vcpus: agent.vm.vcpus,
-        guestFiles: { jit: jit.encodedJitConfig, net: netFile(link, `http://${link.hostIp}:${port}`) },
+        guestFiles: { jit: jit.encodedJitConfig, net: netFile(link, dns, `http://${link.hostIp}:${port}`) },
         network: { tap: link.tap, mac: link.mac },
         cgroupProcsFiles: cgroup.procsFiles,
         timeoutMs: agent.vm.timeoutMinutes * 60_000,
@@ -92,15 +104,17 @@ export async function runJob(deps: RunJobDeps, job: PoolJobData, slot: number, s
     const exit: VmExit = await parts.driver.wait(vmId, signal);
     const vmMs = Date.now() - started;
     log.info({ exit, vmMs }, 'vm ended');
+    egress = await attached?.detach();
+    attached = undefined;
+    const ran = { vmId, runnerName: jit.runnerName, vmMs, ...(egress ? { egress } : {}) };
     const gate = meta.answer;
-    if (gate?.decision === 'deny') {
-      return { kind: 'refused-at-start', reason: gate.reason, workflowJobId: gate.workflowJobId, vmId, runnerName: jit.runnerName, vmMs };
-    }
-    if (exit.kind === 'exited') return { kind: 'ran', exitCode: exit.code, vmId, runnerName: jit.runnerName, vmMs };
-    return { kind: exit.kind, vmId, runnerName: jit.runnerName, vmMs };
+    if (gate?.decision === 'deny') return { kind: 'refused-at-start', reason: gate.reason, workflowJobId: gate.workflowJobId, ...ran };
+    if (exit.kind === 'exited') return { kind: 'ran', exitCode: exit.code, ...ran };
+    return { kind: exit.kind, ...ran };
   } finally {
     clearTimeout(killTimer);
     deps.onVm?.(vmId, false);
+    await attached?.detach();
     await meta?.close().catch(() => undefined);
     await destroyVm(parts, vmId).catch((err: Error) => log.error({ err: err.message }, 'vm cleanup failed'));
   }
@@ -114,6 +128,6 @@ export async function destroyVm(parts: HostParts, vmId: string): Promise<void> {
 }
 
 /** `KEY=value` lines the guest's /init reads (no secret in here); META is the metadata endpoint. */
-function netFile(l: Tap, meta: string): string {
-  return `IP=${l.guestIp}/${l.prefixLen}\nGW=${l.gateway}\nDNS=${l.dns.join(',')}\nMTU=${l.mtu}\nMETA=${meta}\n`;
+function netFile(l: Tap, dns: readonly string[], meta: string): string {
+  return `IP=${l.guestIp}/${l.prefixLen}\nGW=${l.gateway}\nDNS=${dns.join(',')}\nMTU=${l.mtu}\nMETA=${meta}\n`;
 }

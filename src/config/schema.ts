@@ -98,6 +98,8 @@ const agent = z.strictObject({
   controlUrl: z.url({ protocol: /^https?$/ }),
   /** This host's token (a file; the control keeps only its sha256). */
   tokenFile: filePath,
+  /** `HOST:PORT` for the agent's `GET /metrics` (the isolation table's counters); loopback by default. */
+  metricsListen: z.string().regex(/^[0-9.]+:\d{1,5}$/, 'expected IPv4:port, e.g. 127.0.0.1:9169').default('127.0.0.1:9169'),
   /** VM state (overlays, guest files, console logs); cleaned at start after a crash. */
   stateDir: z.string().min(1).default('/var/lib/hangar'),
   vm: z.strictObject({
@@ -131,6 +133,13 @@ const agent = z.strictObject({
       range: cidr.default('10.213.0.0/16'),
       /** The metadata endpoint's port on each VM's gateway address (the job-start gate asks it). */
       metadataPort: z.number().int().min(1).max(65535).default(8169),
+      /**
+       * Guest isolation: the nft table (outbound only, no LAN, no host but the gateway's
+       * metadata endpoint and DNS forwarder), the DNS forwarder, the egress log. `false` leaves
+       * guests with masquerade only: for benchmarks of other things, never for jobs you did not
+       * write; the agent warns at start.
+       */
+      isolation: z.boolean().default(true),
       /**
        * The guests' resolver is a forwarder on their gateway that asks only these servers; DNS to
        * anywhere else is dropped. `IP` or `IP:port`, IPv4. The house Pi-hole may be one: that

@@ -9,6 +9,7 @@ import { loadConfig, requireAgent } from '../config/load.js';
 import { ConfigError } from '../domain/errors.js';
 import { createHostNetwork } from '../net/host-network.js';
 import { createQemuMicrovmDriver, probeAccelerator } from '../vm/index.js';
+import { serveAgentMetrics, startGuestNetwork } from './agent-network.js';
 import { createLogger } from './logger.js';
 import { onShutdown } from './shutdown.js';
 
@@ -38,7 +39,11 @@ export async function runAgent(configFile: string): Promise<void> {
     tasksMax: a.caps.tasksMax,
   });
   const net = createHostNetwork({ range: a.network.range });
-  await net.ensureEgress();
+  // Isolation on: Hangar's table replaces the masquerade-only one (atomically, whatever a
+  // crashed run left); off: masquerade only, with a warning.
+  const guestNet = await startGuestNetwork(a, config.pools, configFile, logger);
+  if (!guestNet) await net.ensureEgress();
+  const metrics = await serveAgentMetrics(a.metricsListen, guestNet, logger);
   const connection = new Redis(config.redis.url, { maxRetriesPerRequest: null });
   const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 2 });
   for (const c of [connection, redis]) c.on('error', (err: Error) => logger.debug({ err: err.message }, 'redis connection error'));
@@ -47,7 +52,8 @@ export async function runAgent(configFile: string): Promise<void> {
     prefix: config.redis.prefix,
     connection,
     redis,
-    parts: { driver, caps, net },
+    parts: { driver, caps, net, ...(guestNet ? { guestNet } : {}) },
+    pools: config.pools,
     control: createControlClient(a.controlUrl, token),
     image,
     logger,
@@ -55,6 +61,9 @@ export async function runAgent(configFile: string): Promise<void> {
   await agent.start();
   onShutdown(logger, async () => {
     await agent.drain();
+    metrics.close();
+    // A clean stop leaves nothing: the table goes with the agent (kill -9: the next start replaces it).
+    await (guestNet ? guestNet.stop() : net.removeEgress());
     connection.disconnect();
     redis.disconnect();
   });

@@ -42,6 +42,14 @@ policy
   );
 
 program
+  .command('egress')
+  .argument('<workflowJobId>', 'the workflow job id')
+  .requiredOption('-c, --config <file>', 'the config file (its redis section)')
+  .option('--json', 'print the record as JSON')
+  .description('what a job\'s VM was refused (destinations) and which names it asked for')
+  .action(async (id: string, opts: { config: string; json?: boolean }) => (await import('./egress-show.js')).egressShow(id, opts.config, Boolean(opts.json)));
+
+program
   .command('control')
   .requiredOption('-c, --config <file>', 'the config file')
   .description('run the control plane: webhooks, policy, queue, metrics')

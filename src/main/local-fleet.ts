@@ -189,6 +189,9 @@ agent:
   controlUrl: http://127.0.0.1:${c.controlPort}
   tokenFile: ${c.dir}/host-token
   stateDir: ${c.stateDir}
+  # Until the fleet runs in namespaces of its own, its guests reach the sim on this host's
+  # loopback, which isolation forbids: masquerade only here (the agent warns).
+  network: {isolation: false}
   vm: {accel: tcg, image: ${c.imageDir}, memoryMiB: ${c.memoryMiB ?? 256}, vcpus: 1, timeoutMinutes: ${c.timeoutMinutes ?? 5}, runAs: ${VM_USER}}
   caps: {cpuQuotaPercent: 180, memoryMaxMiB: 2048, overheadMiB: 256}
 log: {level: info}

@@ -1,0 +1,35 @@
+import { Redis } from 'ioredis';
+import type { EgressRecord } from '../agent/guest-network.js';
+import { loadConfig } from '../config/load.js';
+import { HangarError } from '../domain/errors.js';
+import { keys } from '../queue/keys.js';
+
+/**
+ * `hangar egress WORKFLOW_JOB_ID --config FILE [--json]`: what a job's VM tried to reach and was
+ * refused, and the names it asked for, as the agent recorded them from the host's own table and
+ * DNS forwarder (nothing the guest said).
+ */
+export async function egressShow(id: string, configFile: string, json: boolean): Promise<void> {
+  const config = loadConfig(configFile);
+  const redis = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect().catch((err: Error) => {
+      throw new HangarError('store-unavailable', `cannot reach Redis at redis.url: ${err.message}`);
+    });
+    const raw = await redis.hget(keys(config.redis.prefix).job(Number(id)), 'egress');
+    if (!raw) throw new HangarError('not-found', `job ${id}: no egress log (unknown job, not run yet, or run with isolation off)`);
+    const log = JSON.parse(raw) as EgressRecord;
+    if (json) return void process.stdout.write(`${raw}\n`);
+    const at = (ms: number) => new Date(ms).toISOString().slice(11, 19);
+    const lines = [`job ${id}: ${log.denied.length} refused destination(s)${log.deniedOverflow ? ` (+${log.deniedOverflow} not kept)` : ''}`];
+    for (const d of log.denied) lines.push(`  refused  ${d.proto.padEnd(4)} ${`${d.daddr}${d.dport ? `:${d.dport}` : ''}`.padEnd(22)} ${String(d.packets).padStart(5)} pkt  ${at(d.firstAt)}–${at(d.lastAt)}`);
+    lines.push(`names asked: ${log.dns.names.length}${log.dns.overflow ? ` (+${log.dns.overflow} not kept)` : ''}`);
+    for (const n of log.dns.names) {
+      const how = n.denied > 0 ? 'refused' : n.failed > 0 && n.allowed === 0 ? 'failed ' : 'allowed';
+      lines.push(`  ${how}  ${n.name.padEnd(40)} ×${n.count}  ${n.answers.join(' ')}`);
+    }
+    process.stdout.write(`${lines.join('\n')}\n`);
+  } finally {
+    redis.disconnect();
+  }
+}
