@@ -155,7 +155,9 @@ async function start(o: FleetOptions, image: TestImage, dir: string, parts: Part
     netns: { host: host.netns, lan: topology.netns.lan, internet: topology.netns.internet },
     addresses: { host: host.address, router: LAN.router, lanWeb: LAN.web, metadata: LAN.metadata, sim: INTERNET.sim, publicWeb: INTERNET.publicWeb },
     async api(method, path, body) {
-      const res = await requestOverSocket(sockets.sim, method, path, body === undefined ? undefined : JSON.stringify(body), { 'content-type': 'application/json' });
+      // No content-type without a body: Fastify answers an empty JSON body 400.
+      const json: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/json' };
+      const res = await requestOverSocket(sockets.sim, method, path, body === undefined ? undefined : JSON.stringify(body), json);
       if (res.status < 200 || res.status > 299) throw new Error(`sim ${method} ${path}: ${res.status} ${res.body}`);
       return (res.status === 204 || res.body === '' ? undefined : JSON.parse(res.body)) as never;
     },
