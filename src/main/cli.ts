@@ -72,6 +72,7 @@ program
   .option('--app-key-file <file>', 'the GitHub App private key (PEM); the sim verifies App JWTs with its public half')
   .option('--installation-id <id>', 'the installation id of the App', int, 1)
   .option('--public-url <url>', 'the URL runners (e.g. inside microVMs) use to reach the sim; default: the listen URL')
+  .option('--socket <path>', 'also serve on this unix socket (to drive a sim in another network namespace)')
   .action(async (opts) => (await import('./sim.js')).runSim(opts));
 
 const image = program.command('image').description('guest images for the microVMs');

@@ -1,17 +1,16 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { createCaps } from '../caps/create-caps.js';
 import { readJobRecord, type JobRecord } from '../intake/job-store.js';
 import { keys } from '../queue/keys.js';
 import { startLocalFleet, type Fleet } from './local-fleet.js';
-import { startLocalRedis } from './local-redis.js';
 
 /**
  * `hangar demo`: a whole installation on this machine — Redis, `hangar sim` (a local GitHub),
  * `hangar control` and `hangar agent` with QEMU microVMs, each a real process — running a
- * nightly batch of build-and-boot jobs, plus the jobs the policy must refuse.
+ * nightly batch of build-and-boot jobs, plus the jobs the policy must refuse. All of it in
+ * network namespaces of its own (local-topology.ts): a build host behind a LAN router, GitHub
+ * on a documentation address beyond it; nothing in the machine's own namespace.
  */
 const BATCH = 24;
 const PREFIX = 'demo';
@@ -21,20 +20,19 @@ interface SimJob { id: number; status: string; conclusion: string | null; output
 export async function runDemo(opts: { keep?: boolean; jobs?: number } = {}): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the demo makes taps and cgroups for its microVMs: run it as root');
   const say = (line = '') => process.stdout.write(`${line}\n`);
-  const dir = mkdtempSync(join(tmpdir(), 'hangar-demo-'));
-  const redis = await startLocalRedis({ dir: join(dir, 'redis') });
   let fleet: Fleet | undefined;
-  const r = new Redis(redis.url);
   try {
     say('building the guest image (first time: downloads the Debian kernel and busybox)…');
-    fleet = await startLocalFleet({ redisUrl: redis.url, prefix: PREFIX, slots: 2, memoryMiB: 256, timeoutMinutes: 10 });
+    fleet = await startLocalFleet({ prefix: PREFIX, slots: 2, memoryMiB: 256, timeoutMinutes: 10 });
     await fleet.startAgent();
-    say(`redis    ${redis.url} (AOF on, noeviction)`);
-    say(`github   ${fleet.simUrl} (hangar sim)`);
-    say(`control  ${fleet.controlUrl}`);
-    say(`agent    minipc: pools build + large, 2 slots, microVMs under TCG, kernel ${fleet.image.manifest.kernel.release}`);
-    say();
     const f = fleet;
+    const r = f.redis();
+    say(`network  build host ${f.addresses.host} (netns ${f.netns.host}) → LAN router ${f.addresses.router} → internet (netns ${f.netns.internet})`);
+    say(`redis    ${f.redisUrl} in the build host (AOF on, noeviction)`);
+    say(`github   ${f.simUrl} (hangar sim, on the internet)`);
+    say(`control  ${f.controlUrl} in the build host; webhooks to ${f.addresses.host}`);
+    say(`agent    minipc: pools build + large, 2 slots, microVMs under TCG, kernel ${f.image.manifest.kernel.release}`);
+    say();
     const api = f.api.bind(f);
     for (const [owner, name, visibility, forkOf] of [['acme', 'app', 'private'], ['acme', 'site', 'private'], ['acme', 'oss', 'public'], ['mallory', 'app', 'private', 'acme/app']] as const) {
       await api('POST', '/_sim/repos', { owner, name, visibility, ...(forkOf ? { forkOf } : {}) });
@@ -95,14 +93,11 @@ export async function runDemo(opts: { keep?: boolean; jobs?: number } = {}): Pro
     say();
     say(await leftovers(f));
     if (opts.keep) {
-      say(`Running until Ctrl-C. Try: curl ${f.controlUrl}/metrics`);
+      say(`Running until Ctrl-C. Try: curl --unix-socket ${f.sockets.control} http://control/metrics`);
       await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
     }
   } finally {
-    r.disconnect();
     await fleet?.close();
-    await redis.dispose();
-    rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -112,7 +107,7 @@ async function leftovers(f: Fleet): Promise<string> {
   const found = [
     ...readdirSync(join(f.stateDir, 'vms')).map((v) => `VM state ${v}`),
     ...(await caps.listVmCgroups()).map((c) => `cgroup ${c}`),
-    ...readdirSync('/sys/class/net').filter((n) => n.startsWith('hg-')).map((t) => `tap ${t}`),
+    ...(await f.taps()).map((t) => `tap ${t}`),
   ];
   return found.length === 0
     ? 'Nothing is left behind: every VM, overlay, tap, cgroup and JIT file was removed after its job.'

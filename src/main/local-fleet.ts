@@ -1,28 +1,38 @@
-import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
+import { Redis } from 'ioredis';
 import { CONTROL_NODE_FLAGS } from '../config/runtime.js';
 import { tokenSha256 } from '../jit/host-auth.js';
-import { freePort } from './local-redis.js';
+import { startLocalRedis, type LocalRedis } from './local-redis.js';
+import {
+  createTopology, INTERNET, LAN, pidAlive, removeStaleTopologies, startTool, type ExecOptions, type ExecResult, type Topology,
+} from './local-topology.js';
 import { ensureTestImage, type TestImage } from './test-image.js';
+import { requestOverSocket, type HttpReply } from './unix-http.js';
 
 /**
- * A whole installation on this machine, for the demo, the end-to-end tests and the benchmarks.
- * Every part is a real process started from the built CLI: `hangar sim` (GitHub),
- * `hangar control`, `hangar agent` with QEMU microVMs. Guests reach the sim at an address of
- * this host's own loopback (SIM_IP), through their tap and the host's routing; nothing leaves
- * the machine. One agent per host: two fleets at once would clean up each other's VMs.
+ * A whole installation on this machine, for the demo and the end-to-end tests. Every part is a
+ * real process started from the built CLI: redis-server, `hangar sim` (GitHub), `hangar
+ * control`, `hangar agent` with QEMU microVMs. None of it is in the machine's own network
+ * namespace (local-topology.ts): Redis, the control and the agent run in a build host's
+ * namespace behind a LAN router, the sim on a documentation address of an "internet" beyond
+ * it. The caller, in the machine's namespace, reaches them only through unix sockets in the
+ * fleet's folder. One agent per machine: its start-up removes every Hangar VM cgroup.
  */
-export const SIM_IP = '10.213.255.254';
 export const WEBHOOK_SECRET_FILE = 'webhook-secret';
 export const VM_USER = 'hangar-vm';
+/** Ports inside the fleet's own namespaces, where nothing else listens. */
+const SIM_PORT = 80;
+const CONTROL_PORT = 8080;
+const REDIS_PORT = 6379;
 
 export interface FleetOptions {
-  redisUrl: string;
-  prefix: string;
+  /** Redis key prefix (the fleet's Redis is its own; default `hangar`). */
+  prefix?: string;
   slots?: number;
   timeoutMinutes?: number;
   memoryMiB?: number;
@@ -34,15 +44,45 @@ export interface FleetOptions {
   extraHosts?: { name: string; role: 'build' | 'deploy'; pools: string[]; token: string }[];
 }
 
+/** Addresses inside the fleet's namespaces, for tests to aim at (from the host's namespace or a guest). */
+export interface FleetAddresses {
+  /** The build host's LAN address (the control listens on it too: webhooks come in there). */
+  host: string;
+  router: string;
+  lanWeb: string;
+  metadata: string;
+  sim: string;
+  publicWeb: string;
+}
+
 export interface Fleet {
   dir: string;
   image: TestImage;
+  /** The sim's URL inside the namespaces (the control, the agent and the guests use it). */
   simUrl: string;
+  /** The control's URL inside the build host's namespace. */
   controlUrl: string;
+  /** The Redis URL inside the build host's namespace (from outside: `redis()`). */
+  redisUrl: string;
+  prefix: string;
   configFile: string;
   stateDir: string;
   hostToken: string;
+  /** The fleet's namespaces: the build host (Redis, control, agent, taps), the LAN, the internet (sim). */
+  netns: { host: string; lan: string; internet: string };
+  addresses: FleetAddresses;
+  /** Unix sockets in `dir`: Redis itself, the sim itself, and a bridge to the control's port. */
+  sockets: { redis: string; sim: string; control: string };
+  /** The sim's API, JSON in and out; throws on a status outside 2xx. */
   api<T = any>(method: string, path: string, body?: unknown): Promise<T>;
+  /** One request to the control (its port inside the build host), answered whatever the status. */
+  controlApi(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<HttpReply>;
+  /** The fleet's own ioredis client (over its socket); close() disconnects it. */
+  redis(): Redis;
+  /** Runs a command inside one of the fleet's namespaces (`netns.host`, …); throws on failure unless `reject: false`. */
+  exec(netns: string, cmd: string, args: string[], o?: ExecOptions): Promise<ExecResult>;
+  /** Hangar's taps (`hg-…`) in the build host's namespace, where the agent makes them. */
+  taps(): Promise<string[]>;
   /** Starts `hangar agent` and resolves once it takes jobs (see `agent` for the process). */
   startAgent(): Promise<void>;
   agent: ResultPromise | null;
@@ -57,59 +97,90 @@ export interface Fleet {
 /** The built CLI (dist/main/cli.js), whether this module runs from dist or from src under vitest. */
 const CLI = fileURLToPath(new URL('../../dist/main/cli.js', import.meta.url));
 
-export async function startLocalFleet(o: FleetOptions): Promise<Fleet> {
+export async function startLocalFleet(o: FleetOptions = {}): Promise<Fleet> {
   const image = await ensureTestImage();
-  const dir = mkdtempSync(join(tmpdir(), 'hangar-fleet-'));
-  const procs = new Processes(dir);
+  // A crashed run's processes go with its namespaces; then its folder (the App key, tokens).
+  await removeStaleTopologies();
+  removeStaleDirs();
+  const dir = mkdtempSync(join(tmpdir(), `hangar-fleet-${process.pid}-`));
+  const parts: Parts = {};
   const close = async () => {
-    await procs.stop();
-    await execa('ip', ['addr', 'del', `${SIM_IP}/32`, 'dev', 'lo'], { reject: false });
-    await execa('nft', ['delete', 'table', 'inet', 'hangar'], { reject: false });
+    parts.client?.disconnect();
+    // The hangar processes (the agent drains, then removes its taps and table), then the Redis they used.
+    await parts.procs?.stop();
+    await parts.redis?.dispose();
+    // Deleting the namespaces removes whatever the processes left in them.
+    await parts.topology?.dispose();
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    return await start(o, image, dir, procs, close);
+    return await start(o, image, dir, parts, close);
   } catch (err) {
     await close();
     throw err;
   }
 }
 
-async function start(o: FleetOptions, image: TestImage, dir: string, procs: Processes, close: () => Promise<void>): Promise<Fleet> {
-  await execa('ip', ['addr', 'replace', `${SIM_IP}/32`, 'dev', 'lo']);
+/** What a fleet has started so far: close() undoes exactly that, also after a failed start. */
+interface Parts { topology?: Topology; redis?: LocalRedis; procs?: Processes; client?: Redis }
+
+async function start(o: FleetOptions, image: TestImage, dir: string, parts: Parts, close: () => Promise<void>): Promise<Fleet> {
   // QEMU drops to this user once it has opened its files (the Ansible role makes it in production).
   if ((await execa('id', ['-u', VM_USER], { reject: false })).exitCode !== 0) {
     await execa('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', VM_USER]);
   }
-  const [simPort, controlPort] = [await freePort(), await freePort()];
+  const topology = (parts.topology = await createTopology({ hosts: [{ name: 'build' }] }));
+  const host = topology.host('build');
+  const sockets = { redis: join(dir, 'redis.sock'), sim: join(dir, 'sim.sock'), control: join(dir, 'control.sock') };
+  const redis = (parts.redis = await startLocalRedis({ dir: join(dir, 'redis'), netns: host.netns, port: REDIS_PORT, socket: sockets.redis }));
+  const procs = (parts.procs = new Processes(dir, topology));
+  const prefix = o.prefix ?? 'hangar';
   const hostToken = randomBytes(24).toString('base64url');
   writeFileSync(join(dir, 'host-token'), hostToken, { mode: 0o600 });
-  const simUrl = `http://${SIM_IP}:${simPort}`;
-  const controlUrl = `http://127.0.0.1:${controlPort}`;
+  const simUrl = `http://${INTERNET.sim}:${SIM_PORT}`;
+  const controlUrl = `http://127.0.0.1:${CONTROL_PORT}`;
   const stateDir = join(dir, 'state');
   const configFile = join(dir, 'hangar.yaml');
-  writeFileSync(configFile, fleetConfig({ ...o, dir, simUrl, controlPort, hostToken, imageDir: image.dir, stateDir }));
+  writeFileSync(configFile, fleetConfig({ ...o, prefix, dir, simUrl, redisUrl: redis.url, controlUrl, hostToken, imageDir: image.dir, stateDir }));
 
-  await procs.start('sim', /sim listening/, [
-    'sim', '--host', SIM_IP, '--port', String(simPort), '--app-id', '1',
+  await procs.start('sim', topology.netns.internet, /sim listening/, [
+    'sim', '--host', INTERNET.sim, '--port', String(SIM_PORT), '--socket', sockets.sim, '--app-id', '1',
     '--app-key-file', join(dir, 'app.pem'), '--webhook-secret-file', join(dir, WEBHOOK_SECRET_FILE),
-    '--webhook-url', `${controlUrl}/webhooks/github`,
+    // GitHub reaches the control at the host's LAN address, through the router.
+    '--webhook-url', `http://${host.address}:${CONTROL_PORT}/webhooks/github`,
   ]);
+  await startTool(topology, host.netns, 'bridge', [{ socket: sockets.control, host: '127.0.0.1', port: CONTROL_PORT }]);
   const fleet: Fleet = {
-    dir, image, simUrl, controlUrl, configFile, stateDir, hostToken, agent: null, control: null,
+    dir, image, simUrl, controlUrl, redisUrl: redis.url, prefix, configFile, stateDir, hostToken, agent: null, control: null, sockets,
+    netns: { host: host.netns, lan: topology.netns.lan, internet: topology.netns.internet },
+    addresses: { host: host.address, router: LAN.router, lanWeb: LAN.web, metadata: LAN.metadata, sim: INTERNET.sim, publicWeb: INTERNET.publicWeb },
     async api(method, path, body) {
-      const init = { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) };
-      const res = await fetch(`${simUrl}${path}`, init);
-      if (!res.ok) throw new Error(`sim ${method} ${path}: ${res.status} ${await res.text()}`);
-      return (res.status === 204 ? undefined : await res.json()) as never;
+      // No content-type without a body: Fastify answers an empty JSON body 400.
+      const json: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/json' };
+      const res = await requestOverSocket(sockets.sim, method, path, body === undefined ? undefined : JSON.stringify(body), json);
+      if (res.status < 200 || res.status > 299) throw new Error(`sim ${method} ${path}: ${res.status} ${res.body}`);
+      return (res.status === 204 || res.body === '' ? undefined : JSON.parse(res.body)) as never;
+    },
+    controlApi(method, path, body, headers = {}) {
+      const json: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/json' };
+      return requestOverSocket(sockets.control, method, path, body === undefined ? undefined : JSON.stringify(body), { ...json, ...headers });
+    },
+    redis() {
+      parts.client ??= new Redis({ path: sockets.redis });
+      return parts.client;
+    },
+    exec: (netns, cmd, args, e) => topology.exec(netns, cmd, args, e),
+    async taps() {
+      const { stdout } = await topology.exec(host.netns, 'ip', ['-o', 'link', 'show']);
+      return stdout.split('\n').map((l) => /^\d+: ([^:@]+)/.exec(l)?.[1] ?? '').filter((n) => n.startsWith('hg-'));
     },
     async startAgent() {
       // Not `return` the process: an execa process is a thenable, and returning it would wait for its exit.
-      const { proc } = await procs.start('agent', /agent started/, ['agent', '--config', configFile]);
+      const { proc } = await procs.start('agent', host.netns, /agent started/, ['agent', '--config', configFile]);
       fleet.agent = proc;
     },
     async startControl() {
-      const { proc } = await procs.start('control', /control listening/, ['control', '--config', configFile], CONTROL_NODE_FLAGS);
+      const { proc } = await procs.start('control', host.netns, /control listening/, ['control', '--config', configFile], CONTROL_NODE_FLAGS);
       fleet.control = proc;
     },
     logs: () => procs.logs(),
@@ -119,19 +190,28 @@ async function start(o: FleetOptions, image: TestImage, dir: string, procs: Proc
   return fleet;
 }
 
+/** Folders of fleets whose process is gone (`hangar-fleet-<pid>-…`); other names are left alone. */
+function removeStaleDirs(): void {
+  for (const name of readdirSync(tmpdir())) {
+    const m = /^hangar-fleet-(\d+)-/.exec(name);
+    if (m && !pidAlive(Number(m[1]))) rmSync(join(tmpdir(), name), { recursive: true, force: true });
+  }
+}
+
 /** The fleet's processes, each printing to its own log file in the fleet's folder. */
 class Processes {
   private readonly procs: ResultPromise[] = [];
   private readonly files: string[] = [];
 
-  constructor(private readonly dir: string) {}
+  constructor(private readonly dir: string, private readonly topology: Topology) {}
 
-  /** Starts `hangar ARGS`; resolves (in a box: see startAgent) once its output matches `ready`. */
-  async start(name: string, ready: RegExp, args: string[], nodeFlags: readonly string[] = []): Promise<{ proc: ResultPromise }> {
+  /** Starts `hangar ARGS` inside `netns`; resolves (in a box: see startAgent) once its output matches `ready`. */
+  async start(name: string, netns: string, ready: RegExp, args: string[], nodeFlags: readonly string[] = []): Promise<{ proc: ResultPromise }> {
     const file = join(this.dir, `${name}-${this.files.length}.log`);
     this.files.push(file);
+    // nsenter execs node, so `proc` is the hangar process itself (signals reach it, not a wrapper).
     // No forced kill after SIGTERM: a draining agent may take as long as its jobs do.
-    const proc = execa('node', [...nodeFlags, CLI, ...args], { reject: false, all: true, buffer: false, forceKillAfterDelay: false });
+    const proc = this.topology.spawn(netns, process.execPath, [...nodeFlags, CLI, ...args]);
     proc.all!.pipe(createWriteStream(file));
     this.procs.push(proc);
     for (let i = 0; i < 300; i++) {
@@ -157,22 +237,24 @@ class Processes {
 }
 
 interface ConfigInput extends FleetOptions {
+  prefix: string;
   dir: string;
   simUrl: string;
-  controlPort: number;
+  redisUrl: string;
+  controlUrl: string;
   hostToken: string;
   imageDir: string;
   stateDir: string;
 }
 
-/** One hangar.yaml for both the control and the agent, as a one-box homelab has. */
+/** One hangar.yaml for both the control and the agent, as a one-box homelab has (both in the build host's namespace). */
 function fleetConfig(c: ConfigInput): string {
   const role = c.role ?? 'build';
   const pools = role === 'deploy' ? 'build, large, deploy' : 'build, large';
   return `
 github: {apiUrl: "${c.simUrl}", appId: 1, privateKeyFile: ${c.dir}/app.pem, webhookSecretFile: ${c.dir}/${WEBHOOK_SECRET_FILE}, writeSpacingMs: 0}
 redis: {url: "${c.redisUrl}", prefix: ${c.prefix}}
-control: {host: 127.0.0.1, port: ${c.controlPort}}
+control: {host: 0.0.0.0, port: ${CONTROL_PORT}}
 policy: {repositories: ["acme/*"], cancelRefusedRuns: ${c.cancelRefusedRuns ?? true}}
 pools:
   - {name: build, labels: [self-hosted, linux, x64, build]}
@@ -186,7 +268,7 @@ agent:
   role: ${role}
   pools: [${pools}]
   slots: ${c.slots ?? 2}
-  controlUrl: http://127.0.0.1:${c.controlPort}
+  controlUrl: ${c.controlUrl}
   tokenFile: ${c.dir}/host-token
   stateDir: ${c.stateDir}
   # Until the fleet runs in namespaces of its own, its guests reach the sim on this host's

@@ -6,12 +6,17 @@ import { execa, type ResultPromise } from 'execa';
 
 /**
  * A redis-server of our own, on a free loopback port, with the settings Hangar requires
- * (AOF on, noeviction). Used by `hangar up`, the demo, the tests and the benchmarks.
+ * (AOF on, noeviction). Used by `hangar up`, the demo, the tests and the benchmarks. With
+ * `netns` it runs inside that network namespace (its loopback, not the machine's) and is
+ * reached from outside through its unix socket.
  */
 export interface LocalRedis {
+  /** redis://127.0.0.1:PORT, on the loopback of the namespace it runs in. */
   url: string;
   port: number;
   dir: string;
+  /** Its unix socket, when asked for one (ioredis: `new Redis({ path })`). */
+  socket?: string;
   /** Stop politely (SHUTDOWN, AOF flushed). */
   stop(): Promise<void>;
   /** kill -9: what a crash looks like. */
@@ -28,6 +33,10 @@ export interface LocalRedisOptions {
   /** `everysec` (default) or `always`. */
   appendfsync?: 'everysec' | 'always' | 'no';
   persistence?: boolean;
+  /** Run inside this network namespace (`nsenter --net=/run/netns/NAME`); needs `socket`. */
+  netns?: string;
+  /** Listen on this unix socket too (mode 0700). */
+  socket?: string;
 }
 
 export async function freePort(): Promise<number> {
@@ -43,7 +52,9 @@ export async function freePort(): Promise<number> {
 }
 
 export async function startLocalRedis(opts: LocalRedisOptions = {}): Promise<LocalRedis> {
-  const port = opts.port ?? (await freePort());
+  if (opts.netns && !opts.socket) throw new TypeError('a redis-server in a network namespace is reached through its socket: give socket too');
+  // freePort() looks at the machine's loopback; a namespace of our own has every port free.
+  const port = opts.port ?? (opts.netns ? 6379 : await freePort());
   const ownDir = !opts.dir;
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'hangar-redis-'));
   mkdirSync(dir, { recursive: true });
@@ -53,12 +64,16 @@ export async function startLocalRedis(opts: LocalRedisOptions = {}): Promise<Loc
     '--save', '', '--appendonly', persistence ? 'yes' : 'no',
     '--appendfsync', opts.appendfsync ?? 'everysec',
     '--maxmemory-policy', 'noeviction', '--daemonize', 'no', '--loglevel', 'warning',
+    ...(opts.socket ? ['--unixsocket', opts.socket, '--unixsocketperm', '700'] : []),
   ];
+  // nsenter execs redis-server (no fork): the process we signal is redis-server itself.
+  const [cmd, argv] = opts.netns ? ['nsenter', [`--net=/run/netns/${opts.netns}`, 'redis-server', ...args]] : ['redis-server', args];
+  const where = opts.socket ? { path: opts.socket } : { port, host: '127.0.0.1' };
   let proc: ResultPromise | undefined;
 
   const launch = async () => {
-    proc = execa('redis-server', args, { reject: false, stdio: ['ignore', 'pipe', 'pipe'], cleanup: true });
-    await waitReady(port, proc);
+    proc = execa(cmd, argv, { reject: false, stdio: ['ignore', 'pipe', 'pipe'], cleanup: true });
+    await waitReady(where, proc);
   };
   const halt = async (signal: 'SIGTERM' | 'SIGKILL') => {
     if (!proc || proc.exitCode !== null) return;
@@ -70,6 +85,7 @@ export async function startLocalRedis(opts: LocalRedisOptions = {}): Promise<Loc
     url: `redis://127.0.0.1:${port}`,
     port,
     dir,
+    ...(opts.socket ? { socket: opts.socket } : {}),
     stop: () => halt('SIGTERM'),
     kill: () => halt('SIGKILL'),
     restart: async () => {
@@ -83,7 +99,7 @@ export async function startLocalRedis(opts: LocalRedisOptions = {}): Promise<Loc
   };
 }
 
-async function waitReady(port: number, proc: ResultPromise): Promise<void> {
+async function waitReady(where: { path: string } | { port: number; host: string }, proc: ResultPromise): Promise<void> {
   const { Redis } = await import('ioredis');
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
@@ -91,7 +107,7 @@ async function waitReady(port: number, proc: ResultPromise): Promise<void> {
       const out = await proc;
       throw new Error(`redis-server exited (${out.exitCode}): ${String(out.stderr || out.stdout).slice(-500)}`);
     }
-    const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+    const client = new Redis({ ...where, lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
     client.on('error', () => undefined); // refused while starting: expected, retried below
     try {
       await client.connect();
@@ -105,5 +121,5 @@ async function waitReady(port: number, proc: ResultPromise): Promise<void> {
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`redis-server did not become ready on port ${port}`);
+  throw new Error(`redis-server did not become ready on ${'path' in where ? where.path : `port ${where.port}`}`);
 }

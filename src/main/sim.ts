@@ -16,6 +16,8 @@ export interface RunSimOptions {
   installationId: number;
   /** The URL guests and runners use to reach the sim, when not the listen URL (e.g. from inside a VM). */
   publicUrl?: string;
+  /** Also serve on this unix socket (a test driving a sim that lives in another network namespace). */
+  socket?: string;
 }
 
 /**
@@ -54,8 +56,9 @@ export async function runSim(opts: RunSimOptions): Promise<void> {
     ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}),
   });
   const url = await sim.listen(opts.port, opts.host);
+  if (opts.socket) await sim.listenSocket(opts.socket);
   process.stdout.write(`${JSON.stringify({ msg: 'sim listening', url })}\n`);
-  logger.info({ url, appId: opts.appId, installationId: opts.installationId, webhookUrl: opts.webhookUrl ?? null }, 'sim listening');
+  logger.info({ url, socket: opts.socket ?? null, appId: opts.appId, installationId: opts.installationId, webhookUrl: opts.webhookUrl ?? null }, 'sim listening');
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {

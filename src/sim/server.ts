@@ -1,3 +1,5 @@
+import { createServer, type Server } from 'node:http';
+import { rm } from 'node:fs/promises';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { TokenBook, generateAppKey, publicKeyOf } from './auth.js';
@@ -39,6 +41,11 @@ export interface Sim extends SimControl {
   /** The URL clients use: publicUrl, or the listen URL once listening. */
   readonly url: string;
   listen(port: number, host: string): Promise<string>;
+  /**
+   * Serves the same app on a unix socket too (after listen): how a test in another network
+   * namespace than the sim's drives it. A stale socket file at `path` is replaced.
+   */
+  listenSocket(path: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -84,6 +91,7 @@ export async function createSim(opts: SimOptions): Promise<Sim> {
   await app.register(async (scope) => controlRoutes(scope, control));
   await app.register(async (scope) => runnerProtocolRoutes(scope, context));
 
+  const sockets: Server[] = [];
   const sim = Object.assign(control, {
     app,
     appId: opts.appId,
@@ -96,8 +104,18 @@ export async function createSim(opts: SimOptions): Promise<Sim> {
       listenUrl = `http://${host.includes(':') ? `[${host}]` : host}:${bound}`;
       return listenUrl;
     },
+    async listenSocket(path: string): Promise<void> {
+      // Fastify listens on one server; `routing` (after ready) runs its router, hooks and
+      // not-found handler for a request from any other server.
+      await app.ready();
+      await rm(path, { force: true });
+      const server = createServer((req, res) => app.routing(req, res));
+      sockets.push(server);
+      await new Promise<void>((resolve, reject) => server.once('error', reject).listen(path, () => resolve()));
+    },
     async close(): Promise<void> {
       hookshot.close();
+      await Promise.all(sockets.splice(0).map((s) => new Promise<void>((resolve) => s.close(() => resolve()).closeAllConnections())));
       await app.close();
     },
   });

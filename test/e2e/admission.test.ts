@@ -1,12 +1,11 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createCaps } from '../../src/caps/create-caps.js';
 import { keys } from '../../src/queue/keys.js';
 import { startFleet, type Fleet } from '../helpers/fleet.js';
-import { runOnHost } from '../helpers/host-runner.js';
-import { dropPrefix, redisUrl, testPrefix } from '../helpers/redis.js';
+import { runOnHostIn } from '../helpers/host-runner.js';
+import { testPrefix } from '../helpers/redis.js';
 import { processesWith } from '../vm/helpers.js';
 
 /**
@@ -16,17 +15,12 @@ import { processesWith } from '../vm/helpers.js';
  * oldest first. Each scenario runs with the early defences on (the refused run is cancelled
  * before a runner takes it) and off (the gate alone holds). The agent here is a deploy host (it
  * serves build, large and deploy), so the deploy scenario has a deploy runner to be handed to.
+ * Each fleet is in network namespaces of its own with its own Redis, reached through its sockets.
  */
 interface SimJob { id: number; runId: number; status: string; conclusion: string | null; output: string; runnerName: string | null; stepExits: number[] }
 interface SimRunner { name: string; status: string; jobId: number | null }
 
 const SPARE = 'spare-host-token-0123456789abcdef';
-let redis: Redis;
-
-beforeAll(() => {
-  redis = new Redis(redisUrl());
-});
-afterAll(() => redis.disconnect());
 
 function helpers(fleet: () => Fleet, prefix: () => string) {
   const job = (id: number) => fleet().api<SimJob>('GET', `/_sim/jobs/${id}`);
@@ -51,15 +45,16 @@ function helpers(fleet: () => Fleet, prefix: () => string) {
     const j = await job(id);
     expect(j.conclusion).toMatch(/^(failure|cancelled)$/);
     expect(j.output).toContain(`Hangar refused this job at start: ${reason}`);
-    await expect.poll(() => redis.hget(keys(prefix()).job(id), 'startRefusal'), { timeout: 20_000 }).toBe(reason);
-    await expect.poll(() => redis.hget(keys(prefix()).job(id), 'runCancelled'), { timeout: 20_000 }).toMatch(/^(cancelled|already-completed)$/);
+    await expect.poll(() => fleet().redis().hget(keys(prefix()).job(id), 'startRefusal'), { timeout: 20_000 }).toBe(reason);
+    await expect.poll(() => fleet().redis().hget(keys(prefix()).job(id), 'runCancelled'), { timeout: 20_000 }).toMatch(/^(cancelled|already-completed)$/);
   };
   const noLeftovers = async () => {
     await expect.poll(() => processesWith(fleet().stateDir), { timeout: 20_000 }).toEqual([]);
     const caps = await createCaps({ mode: 'auto', cpuQuotaPercent: 100, memoryMaxBytes: 1 << 30, tasksMax: 100 });
     await expect.poll(() => caps.listVmCgroups(), { timeout: 20_000 }).toEqual([]);
     await expect.poll(() => readdirSync(join(fleet().stateDir, 'vms')), { timeout: 20_000 }).toEqual([]);
-    await expect.poll(() => readdirSync('/sys/class/net').filter((n) => n.startsWith('hg-')), { timeout: 20_000 }).toEqual([]);
+    await expect.poll(() => fleet().taps(), { timeout: 20_000 }).toEqual([]);
+    expect(readdirSync('/sys/class/net').filter((n) => n.startsWith('hg-'))).toEqual([]);
     await expect.poll(liveRunners, { timeout: 30_000 }).toEqual([]);
   };
   return { job, run, done, noStep, ranOnce, liveRunners, refusedAtStart, noLeftovers };
@@ -76,7 +71,7 @@ for (const defences of [true, false]) {
     beforeAll(async () => {
       prefix = testPrefix();
       fleet = await startFleet({
-        redisUrl: redisUrl(), prefix, slots: 2, timeoutMinutes: 2, role: 'deploy', cancelRefusedRuns: defences,
+        prefix, slots: 2, timeoutMinutes: 2, role: 'deploy', cancelRefusedRuns: defences,
         extraHosts: [{ name: 'spare', role: 'build', pools: ['build'], token: SPARE }],
       });
       for (const [owner, name, forkOf] of [['acme', 'app'], ['acme', 'site'], ['mallory', 'app', 'acme/app']] as const) {
@@ -86,14 +81,14 @@ for (const defences of [true, false]) {
     }, 300_000);
 
     afterAll(async () => {
+      // The fleet's Redis is its own: closing the fleet removes it, keys and all.
       await fleet?.close();
-      await dropPrefix(redisUrl(), prefix);
     }, 120_000);
 
     test('a feature-branch deploy job refused at intake never runs on the deploy runner; the allowed deploy runs once', async () => {
       const [wip] = await h.run('acme/site', [{ name: 'deploy', labels: ['self-hosted', 'deploy'], steps: [REFUSED_STEP] }], { headBranch: 'wip' });
       // Its webhook is in before the allowed one is made (so it is the older queued job).
-      await expect.poll(() => redis.hget(keys(prefix).job(wip!), 'state'), { timeout: 20_000 }).toBe('queued');
+      await expect.poll(() => fleet.redis().hget(keys(prefix).job(wip!), 'state'), { timeout: 20_000 }).toBe('queued');
       const [main] = await h.run('acme/site', [{ name: 'deploy', labels: ['self-hosted', 'deploy'], steps: ['echo DEPLOYED-$((40 + 2))'] }], { headBranch: 'main' });
       await h.done([wip!, main!]);
       await h.noStep(wip!);
@@ -107,7 +102,7 @@ for (const defences of [true, false]) {
       const [fork] = await h.run('acme/app', [{ name: 'pwn', labels: ['self-hosted', 'build'], steps: [REFUSED_STEP] }], {
         event: 'pull_request', headBranch: 'patch-1', headRepository: 'mallory/app',
       });
-      await expect.poll(() => redis.hget(keys(prefix).job(fork!), 'state'), { timeout: 20_000 }).toBeTruthy();
+      await expect.poll(() => fleet.redis().hget(keys(prefix).job(fork!), 'state'), { timeout: 20_000 }).toBeTruthy();
       const [push] = await h.run('acme/app', [{ name: 'build', labels: ['self-hosted', 'build'], steps: ['echo BUILT-$((40 + 2))'] }]);
       await h.done([fork!, push!]);
       await h.noStep(fork!);
@@ -119,14 +114,14 @@ for (const defences of [true, false]) {
 
     test('two hosts minting for one queued job: one live runner, the job runs once', async () => {
       const [id] = await h.run('acme/app', [{ name: 'contested', labels: ['self-hosted', 'build'], steps: ['echo CONTESTED-$((40 + 2))'] }]);
-      await expect.poll(() => redis.hget(keys(prefix).job(id!), 'state'), { timeout: 20_000 }).toBe('queued');
-      // A second host asks for the same job while the agent does (or just did).
-      const spare = await runOnHost(fleet.controlUrl, SPARE, 'build', id!);
+      await expect.poll(() => fleet.redis().hget(keys(prefix).job(id!), 'state'), { timeout: 20_000 }).toBe('queued');
+      // A second host asks for the same job while the agent does (or just did), from the build host's namespace.
+      const spare = await runOnHostIn(fleet, SPARE, 'build', id!);
       const [j] = await h.done([id!]);
       await h.ranOnce(id!, 'CONTESTED');
       const runners = (await fleet.api<SimRunner[]>('GET', '/_sim/runners')).filter((r) => r.name.endsWith(`-${id}-1`));
       expect(runners, JSON.stringify(runners)).toHaveLength(1);
-      const agentOutcome = await redis.hget(keys(prefix).job(id!), 'agentReason');
+      const agentOutcome = await fleet.redis().hget(keys(prefix).job(id!), 'agentReason');
       // Exactly one of the two got the runner: the spare host (201), or the agent (spare: 409).
       if (spare.status === 201) expect(agentOutcome).toBe('already-minted');
       else expect(spare).toMatchObject({ status: 409, body: { error: 'already-minted' } });

@@ -1,18 +1,19 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createCaps } from '../../src/caps/create-caps.js';
 import { readJobRecord } from '../../src/intake/job-store.js';
 import { Queue } from 'bullmq';
 import { keys, queueName, queueJobId } from '../../src/queue/keys.js';
 import { startFleet, type Fleet } from '../helpers/fleet.js';
-import { dropPrefix, dumpPrefix, redisUrl, testPrefix } from '../helpers/redis.js';
+import { dumpPrefix, testPrefix } from '../helpers/redis.js';
 import { processesWith, sleep } from '../vm/helpers.js';
 
 /**
  * End to end, all real but GitHub: Redis, `hangar control`, `hangar sim`, `hangar agent` and
- * QEMU microVMs under TCG. Runs as root (taps, cgroups).
+ * QEMU microVMs under TCG. Runs as root (taps, cgroups), in the fleet's own network namespaces:
+ * this test reaches Redis, the sim and the control through the fleet's unix sockets.
  */
 let fleet: Fleet;
 let prefix: string;
@@ -37,14 +38,16 @@ async function expectNoLeftovers(): Promise<void> {
   await expect.poll(() => caps.listVmCgroups(), { timeout: 15_000 }).toEqual([]);
   const vmsDir = join(fleet.stateDir, 'vms');
   expect(readdirSync(vmsDir)).toEqual([]);
+  // The taps are made in the fleet's build host; none ever in the machine's own namespace.
+  expect(await fleet.taps()).toEqual([]);
   const links = readdirSync('/sys/class/net').filter((n) => n.startsWith('hg-'));
   expect(links).toEqual([]);
 }
 
 beforeAll(async () => {
   prefix = testPrefix();
-  redis = new Redis(redisUrl());
-  fleet = await startFleet({ redisUrl: redisUrl(), prefix, slots: 2, timeoutMinutes: 0.5 });
+  fleet = await startFleet({ prefix, slots: 2, timeoutMinutes: 0.5 });
+  redis = fleet.redis();
   await fleet.api('POST', '/_sim/repos', { owner: 'acme', name: 'app', visibility: 'private' });
   await fleet.api('POST', '/_sim/repos', { owner: 'mallory', name: 'app', visibility: 'private', forkOf: 'acme/app' });
   await fleet.startAgent();
@@ -63,9 +66,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   clearInterval(sampling);
+  // The fleet's Redis is its own: closing the fleet removes it, keys and all.
   await fleet?.close();
-  await dropPrefix(redisUrl(), prefix);
-  redis?.disconnect();
 }, 120_000);
 
 describe('agent end to end', () => {
@@ -143,7 +145,7 @@ describe('agent end to end', () => {
     expect(h.conclusion).not.toBe('success');
     // Its step's own text is in the log ("##[sim] step 1: …"); what it would print is a count.
     expect(h.output ?? '').not.toMatch(/^HOG-SURVIVED \d/m);
-    const q = new Queue(queueName('large'), { connection: { url: redisUrl() } as never, prefix });
+    const q = new Queue(queueName('large'), { connection: { path: fleet.sockets.redis }, prefix });
     try {
       await expect.poll(async () => (await q.getJob(queueJobId(sleeper!)))?.getState(), { timeout: 90_000, interval: 500 }).toBe('failed');
       expect((await q.getJob(queueJobId(sleeper!)))?.failedReason).toMatch(/time cap/);
@@ -223,13 +225,13 @@ describe('agent end to end', () => {
     expect(secrets.jitConfigs.length).toBeGreaterThanOrEqual(8);
     const webhookSecret = readFileSync(join(fleet.dir, 'webhook-secret'), 'utf8').trim();
     const all = [...secrets.installationTokens, ...secrets.runnerTokens, ...secrets.jitConfigs, fleet.hostToken, webhookSecret];
-    const dump = await dumpPrefix(redisUrl(), prefix);
+    const dump = await dumpPrefix(fleet.sockets.redis, prefix);
     const logs = fleet.logs();
     const cmd = [...cmdlines].join('\n');
     const api = [
-      await (await fetch(`${fleet.controlUrl}/metrics`)).text(),
-      await (await fetch(`${fleet.controlUrl}/healthz`)).text(),
-      await (await fetch(`${fleet.controlUrl}/api/v1/jit`, { method: 'POST' })).text(),
+      (await fleet.controlApi('GET', '/metrics')).body,
+      (await fleet.controlApi('GET', '/healthz')).body,
+      (await fleet.controlApi('POST', '/api/v1/jit')).body,
     ].join('\n');
     expect(dump.length).toBeGreaterThan(1000);
     expect(logs).toContain('runner minted');

@@ -1,7 +1,9 @@
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 import { createControlClient } from '../../src/agent/control-client.js';
 import { openMetadataEndpoint, type GateReply } from '../../src/agent/metadata.js';
+import type { Fleet } from '../../src/main/local-fleet.js';
 import { freePort } from '../../src/main/local-redis.js';
 import { runSimRunner } from '../../src/sim/runner.js';
 
@@ -11,6 +13,8 @@ import { runSimRunner } from '../../src/sim/runner.js';
  * real job-started hook the guest images carry, in the environment a guest's runner has.
  */
 export const GATE_SCRIPT = fileURLToPath(new URL('../../src/vm/image/job-started.sh', import.meta.url));
+const HOST_RUNNER_CLI = fileURLToPath(new URL('./host-runner-cli.ts', import.meta.url));
+const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 
 export interface HostRun {
   status: number;
@@ -46,4 +50,15 @@ export async function runOnHost(controlUrl: string, token: string, pool: string,
   } finally {
     await meta.close();
   }
+}
+
+/**
+ * runOnHost inside the fleet's build host (its namespace: the control on its loopback, the sim
+ * through the router), as a second host beside the fleet's agent would.
+ */
+export async function runOnHostIn(fleet: Fleet, token: string, pool: string, workflowJobId: number): Promise<HostRun> {
+  const input = JSON.stringify({ controlUrl: fleet.controlUrl, token, pool, workflowJobId });
+  const r = await fleet.exec(fleet.netns.host, process.execPath, ['--import', TSX, HOST_RUNNER_CLI], { input, timeoutMs: 120_000 });
+  const last = r.stdout.trim().split('\n').pop() ?? '';
+  return JSON.parse(last) as HostRun;
 }

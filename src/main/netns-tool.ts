@@ -1,0 +1,76 @@
+/**
+ * Small servers the local fleet runs inside its network namespaces, one process per namespace,
+ * started as `nsenter --net=/run/netns/NAME node dist/main/netns-tool.js MODE JSON`:
+ *
+ * - `serve [{ "host": "198.51.100.20", "port": 80, "reply": "public-web" }, …]`: HTTP servers
+ *   answering every request 200 with `reply` (the LAN's router, web server and metadata address,
+ *   the internet's public web server, prod): something real for a guest to reach, or be kept from.
+ * - `bridge [{ "socket": "/tmp/…/control.sock", "host": "127.0.0.1", "port": 8080 }, …]`: each
+ *   unix socket forwarded to a TCP port of the namespace, byte for byte, so a caller outside
+ *   the namespace (a test) reaches a server that listens only inside it.
+ *
+ * Prints `ready` once everything listens; runs until SIGTERM. Not part of `hangar`'s CLI: it
+ * is scaffolding for the demo and the tests, not something an operator runs.
+ */
+import { rmSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
+import { connect, createServer, type Server } from 'node:net';
+
+interface Served { host: string; port: number; reply: string }
+interface Bridged { socket: string; host: string; port: number }
+
+function listen(server: Server, ...at: [string] | [number, string]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(...(at as [number, string]), () => resolve());
+  });
+}
+
+function serve(specs: Served[]): Server[] {
+  return specs.map((s) =>
+    createHttpServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/plain', connection: 'close' }).end(`${s.reply}\n`);
+    }),
+  );
+}
+
+async function main(): Promise<void> {
+  const [mode, arg] = process.argv.slice(2);
+  const specs = JSON.parse(arg ?? '[]') as unknown[];
+  const servers: Server[] = [];
+  if (mode === 'serve') {
+    const list = specs as Served[];
+    const made = serve(list);
+    servers.push(...made);
+    await Promise.all(made.map((srv, i) => listen(srv, list[i]!.port, list[i]!.host)));
+  } else if (mode === 'bridge') {
+    for (const b of specs as Bridged[]) {
+      const srv = createServer((outer) => {
+        const inner = connect(b.port, b.host);
+        // Either side failing or closing ends both: a refused target looks like a reset to the caller.
+        outer.on('error', () => inner.destroy());
+        inner.on('error', () => outer.destroy());
+        outer.pipe(inner).pipe(outer);
+      });
+      rmSync(b.socket, { force: true });
+      servers.push(srv);
+      await listen(srv, b.socket);
+    }
+  } else {
+    process.stderr.write('usage: netns-tool.js serve|bridge JSON\n');
+    process.exit(2);
+  }
+  process.stdout.write('ready\n');
+  const stop = () => {
+    for (const s of servers) s.close();
+    setTimeout(() => process.exit(0), 200).unref();
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`netns-tool: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});
