@@ -9,7 +9,7 @@ import { CONTROL_NODE_FLAGS } from '../config/runtime.js';
 import { tokenSha256 } from '../jit/host-auth.js';
 import { startLocalRedis, type LocalRedis } from './local-redis.js';
 import {
-  createTopology, INTERNET, LAN, pidAlive, removeStaleTopologies, startTool, type ExecOptions, type ExecResult, type Topology,
+  createTopology, INTERNET, LAN, PROD, pidAlive, removeStaleTopologies, startTool, type ExecOptions, type ExecResult, type Topology,
 } from './local-topology.js';
 import { ensureTestImage, type TestImage } from './test-image.js';
 import { requestOverSocket, type HttpReply } from './unix-http.js';
@@ -44,6 +44,14 @@ export interface FleetOptions {
   extraHosts?: { name: string; role: 'build' | 'deploy'; pools: string[]; token: string }[];
 }
 
+/**
+ * The fleet's agent isolates its guests (nft table, DNS forwarder on each gateway asking the
+ * internet's DNS server, egress log). Its pools: `build`, `large`, `deploy` (a deploy host:
+ * with a prod network of its own in `agent.network.productionCidrs`) and `locked`, an allowlist
+ * pool that may reach only `sim.example` (the runners' GitHub) and `allowed.example`.
+ */
+export const LOCKED_ALLOW = ['sim.example', 'allowed.example'] as const;
+
 /** Addresses inside the fleet's namespaces, for tests to aim at (from the host's namespace or a guest). */
 export interface FleetAddresses {
   /** The build host's LAN address (the control listens on it too: webhooks come in there). */
@@ -53,6 +61,12 @@ export interface FleetAddresses {
   metadata: string;
   sim: string;
   publicWeb: string;
+  /** A public web server no allowlist name resolves to. */
+  publicWeb2: string;
+  /** The internet's DNS server (the forwarders' upstream). */
+  dns: string;
+  /** The prod server: reachable from a deploy host only. */
+  prod: string;
 }
 
 export interface Fleet {
@@ -129,7 +143,7 @@ async function start(o: FleetOptions, image: TestImage, dir: string, parts: Part
   if ((await execa('id', ['-u', VM_USER], { reject: false })).exitCode !== 0) {
     await execa('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', VM_USER]);
   }
-  const topology = (parts.topology = await createTopology({ hosts: [{ name: 'build' }] }));
+  const topology = (parts.topology = await createTopology({ hosts: [{ name: 'build', prod: o.role === 'deploy' }] }));
   const host = topology.host('build');
   const sockets = { redis: join(dir, 'redis.sock'), sim: join(dir, 'sim.sock'), control: join(dir, 'control.sock') };
   const redis = (parts.redis = await startLocalRedis({ dir: join(dir, 'redis'), netns: host.netns, port: REDIS_PORT, socket: sockets.redis }));
@@ -138,13 +152,15 @@ async function start(o: FleetOptions, image: TestImage, dir: string, parts: Part
   const hostToken = randomBytes(24).toString('base64url');
   writeFileSync(join(dir, 'host-token'), hostToken, { mode: 0o600 });
   const simUrl = `http://${INTERNET.sim}:${SIM_PORT}`;
+  // Runners find "GitHub" by name, through their VM's DNS forwarder, as real ones do.
+  const simPublicUrl = `http://sim.example:${SIM_PORT}`;
   const controlUrl = `http://127.0.0.1:${CONTROL_PORT}`;
   const stateDir = join(dir, 'state');
   const configFile = join(dir, 'hangar.yaml');
   writeFileSync(configFile, fleetConfig({ ...o, prefix, dir, simUrl, redisUrl: redis.url, controlUrl, hostToken, imageDir: image.dir, stateDir }));
 
   await procs.start('sim', topology.netns.internet, /sim listening/, [
-    'sim', '--host', INTERNET.sim, '--port', String(SIM_PORT), '--socket', sockets.sim, '--app-id', '1',
+    'sim', '--host', INTERNET.sim, '--port', String(SIM_PORT), '--socket', sockets.sim, '--app-id', '1', '--public-url', simPublicUrl,
     '--app-key-file', join(dir, 'app.pem'), '--webhook-secret-file', join(dir, WEBHOOK_SECRET_FILE),
     // GitHub reaches the control at the host's LAN address, through the router.
     '--webhook-url', `http://${host.address}:${CONTROL_PORT}/webhooks/github`,
@@ -153,7 +169,10 @@ async function start(o: FleetOptions, image: TestImage, dir: string, parts: Part
   const fleet: Fleet = {
     dir, image, simUrl, controlUrl, redisUrl: redis.url, prefix, configFile, stateDir, hostToken, agent: null, control: null, sockets,
     netns: { host: host.netns, lan: topology.netns.lan, internet: topology.netns.internet },
-    addresses: { host: host.address, router: LAN.router, lanWeb: LAN.web, metadata: LAN.metadata, sim: INTERNET.sim, publicWeb: INTERNET.publicWeb },
+    addresses: {
+      host: host.address, router: LAN.router, lanWeb: LAN.web, metadata: LAN.metadata, sim: INTERNET.sim, publicWeb: INTERNET.publicWeb,
+      publicWeb2: INTERNET.publicWeb2, dns: INTERNET.dns, prod: PROD.server,
+    },
     async api(method, path, body) {
       // No content-type without a body: Fastify answers an empty JSON body 400.
       const json: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/json' };
@@ -250,7 +269,8 @@ interface ConfigInput extends FleetOptions {
 /** One hangar.yaml for both the control and the agent, as a one-box homelab has (both in the build host's namespace). */
 function fleetConfig(c: ConfigInput): string {
   const role = c.role ?? 'build';
-  const pools = role === 'deploy' ? 'build, large, deploy' : 'build, large';
+  const pools = role === 'deploy' ? 'build, large, locked, deploy' : 'build, large, locked';
+  const prod = role === 'deploy' ? `, productionCidrs: [${PROD.server.replace(/\.\d+$/, '.0')}/24]` : '';
   return `
 github: {apiUrl: "${c.simUrl}", appId: 1, privateKeyFile: ${c.dir}/app.pem, webhookSecretFile: ${c.dir}/${WEBHOOK_SECRET_FILE}, writeSpacingMs: 0}
 redis: {url: "${c.redisUrl}", prefix: ${c.prefix}}
@@ -259,6 +279,7 @@ policy: {repositories: ["acme/*"], cancelRefusedRuns: ${c.cancelRefusedRuns ?? t
 pools:
   - {name: build, labels: [self-hosted, linux, x64, build]}
   - {name: large, labels: [self-hosted, linux, x64, large]}
+  - {name: locked, labels: [self-hosted, linux, x64, locked], egress: {mode: allowlist, allow: [${LOCKED_ALLOW.join(', ')}]}}
   - {name: deploy, labels: [self-hosted, linux, x64, deploy], deploy: {repositories: [acme/site], branches: [main]}}
 hosts:
   - {name: minipc, role: ${role}, pools: [${pools}], tokenSha256: ${tokenSha256(c.hostToken)}}
@@ -271,9 +292,7 @@ agent:
   controlUrl: ${c.controlUrl}
   tokenFile: ${c.dir}/host-token
   stateDir: ${c.stateDir}
-  # Until the fleet runs in namespaces of its own, its guests reach the sim on this host's
-  # loopback, which isolation forbids: masquerade only here (the agent warns).
-  network: {isolation: false}
+  network: {dns: {upstreams: ["${INTERNET.dns}"]}${prod}}
   vm: {accel: tcg, image: ${c.imageDir}, memoryMiB: ${c.memoryMiB ?? 256}, vcpus: 1, timeoutMinutes: ${c.timeoutMinutes ?? 5}, runAs: ${VM_USER}}
   caps: {cpuQuotaPercent: 180, memoryMaxMiB: 2048, overheadMiB: 256}
 log: {level: info}

@@ -23,12 +23,22 @@ import { execa, type ResultPromise } from 'execa';
 export const FLEET_NETNS_PREFIX = 'hangar-fleet-';
 
 export const LAN = { subnet: '192.168.77.0/24', router: '192.168.77.1', web: '192.168.77.20', metadata: '169.254.169.254' } as const;
-export const INTERNET = { gateway: '203.0.113.254', wan: '203.0.113.1', sim: '203.0.113.10', publicWeb: '198.51.100.20' } as const;
+export const INTERNET = {
+  gateway: '203.0.113.254', wan: '203.0.113.1', sim: '203.0.113.10', publicWeb: '198.51.100.20',
+  /** A second public web server, the name of none the allowlist lets out. */
+  publicWeb2: '198.51.100.30',
+  /** The DNS server the guests' forwarders ask (agent.network.dns.upstreams). */
+  dns: '203.0.113.53',
+} as const;
+/** The names that DNS server knows. */
+export const DNS_NAMES: Readonly<Record<string, string>> = {
+  'sim.example': INTERNET.sim, 'allowed.example': INTERNET.publicWeb, 'other.example': INTERNET.publicWeb2,
+};
 export const PROD = { gateway: '10.77.0.1', server: '10.77.0.10' } as const;
 const hostAddress = (i: number) => `192.168.77.${10 + i}`;
 
 /** What each of the topology's HTTP servers answers (200, this text): tests tell them apart by it. */
-export const WEB_REPLIES = { router: 'router', lanWeb: 'lan-web', metadata: 'metadata', publicWeb: 'public-web', prod: 'prod' } as const;
+export const WEB_REPLIES = { router: 'router', lanWeb: 'lan-web', metadata: 'metadata', publicWeb: 'public-web', publicWeb2: 'public-web-2', prod: 'prod' } as const;
 
 export interface TopologyHostSpec {
   /** Short role-like name (`build`, `deploy`): part of the namespace's name. */
@@ -156,7 +166,7 @@ async function build(t: Topology, made: string[], hosts: TopologyHost[]): Promis
   for (const addr of [`${LAN.router}/24`, `${LAN.web}/24`, `${LAN.metadata}/32`]) await ip(lan, 'addr', 'add', addr, 'dev', 'br0');
   await ip(lan, 'link', 'set', 'br0', 'up');
   await t.exec(lan, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
-  await veth(lan, 'wan', [`${INTERNET.wan}/24`], internet, 'eth0', [`${INTERNET.gateway}/24`, `${INTERNET.sim}/24`, `${INTERNET.publicWeb}/24`]);
+  await veth(lan, 'wan', [`${INTERNET.wan}/24`], internet, 'eth0', [`${INTERNET.gateway}/24`, `${INTERNET.sim}/24`, `${INTERNET.publicWeb}/24`, `${INTERNET.publicWeb2}/24`, `${INTERNET.dns}/24`]);
   await ip(lan, 'route', 'add', 'default', 'via', INTERNET.gateway);
   await ip(internet, 'route', 'add', LAN.subnet, 'via', INTERNET.wan);
   for (const [i, h] of hosts.entries()) {
@@ -175,7 +185,8 @@ async function build(t: Topology, made: string[], hosts: TopologyHost[]): Promis
       { host: LAN.web, port: 80, reply: WEB_REPLIES.lanWeb },
       { host: LAN.metadata, port: 80, reply: WEB_REPLIES.metadata },
     ]),
-    serve(t, internet, [{ host: INTERNET.publicWeb, port: 80, reply: WEB_REPLIES.publicWeb }]),
+    serve(t, internet, [{ host: INTERNET.publicWeb, port: 80, reply: WEB_REPLIES.publicWeb }, { host: INTERNET.publicWeb2, port: 80, reply: WEB_REPLIES.publicWeb2 }]),
+    startTool(t, internet, 'dns', [{ host: INTERNET.dns, port: 53, names: DNS_NAMES }]),
     ...hosts.flatMap((h) => (h.prod ? [serve(t, h.prod.netns, [{ host: h.prod.server, port: 80, reply: WEB_REPLIES.prod }])] : [])),
   ];
   await Promise.all(web);
@@ -187,7 +198,7 @@ async function serve(t: Topology, netns: string, specs: { host: string; port: nu
 }
 
 /** Runs netns-tool.js MODE SPECS inside `netns` and resolves once it prints `ready`. */
-export async function startTool(t: Topology, netns: string, mode: 'serve' | 'bridge', specs: unknown): Promise<void> {
+export async function startTool(t: Topology, netns: string, mode: 'serve' | 'bridge' | 'dns', specs: unknown): Promise<void> {
   const proc = t.spawn(netns, process.execPath, [NETNS_TOOL, mode, JSON.stringify(specs)]);
   let out = '';
   await new Promise<void>((resolve, reject) => {
@@ -209,7 +220,7 @@ export async function removeStaleTopologies(): Promise<string[]> {
   const stale = stdout
     .split('\n')
     .map((l) => l.split(' ')[0] ?? '')
-    .filter((n) => n.startsWith(FLEET_NETNS_PREFIX) && !alive(Number(n.slice(FLEET_NETNS_PREFIX.length).split('-')[0])));
+    .filter((n) => n.startsWith(FLEET_NETNS_PREFIX) && !pidAlive(Number(n.slice(FLEET_NETNS_PREFIX.length).split('-')[0])));
   for (const name of stale) {
     const pids = (await execa('ip', ['netns', 'pids', name], { reject: false })).stdout.split('\n').filter((p) => /^\d+$/.test(p));
     for (const pid of pids) {
@@ -224,7 +235,7 @@ export async function removeStaleTopologies(): Promise<string[]> {
   return stale;
 }
 
-function alive(pid: number): boolean {
+export function pidAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);

@@ -9,15 +9,49 @@
  *   unix socket forwarded to a TCP port of the namespace, byte for byte, so a caller outside
  *   the namespace (a test) reaches a server that listens only inside it.
  *
+ * - `dns [{ "host": "203.0.113.53", "port": 53, "names": { "allowed.example": "198.51.100.20" } }]`:
+ *   an authoritative UDP DNS server for those names (A, TTL 300), NXDOMAIN for the rest: the
+ *   upstream the guests' forwarders ask.
+ *
  * Prints `ready` once everything listens; runs until SIGTERM. Not part of `hangar`'s CLI: it
  * is scaffolding for the demo and the tests, not something an operator runs.
  */
 import { rmSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
+import { createSocket, type Socket } from 'node:dgram';
 import { connect, createServer, type Server } from 'node:net';
+import { buildReply, parseQuery, QTYPE, RCODE } from '../net/dns-wire.js';
 
 interface Served { host: string; port: number; reply: string }
 interface Bridged { socket: string; host: string; port: number }
+interface Zone { host: string; port: number; names: Record<string, string> }
+
+/** One question, one answer: the A record of a known name, else NXDOMAIN. */
+function dnsServer(z: Zone): Promise<Socket> {
+  const sock = createSocket('udp4');
+  sock.on('message', (msg, from) => {
+    const p = parseQuery(msg);
+    if (p.kind !== 'query') return;
+    const q = p.question;
+    const ip = z.names[q.name];
+    if (!ip) return void sock.send(buildReply(q, RCODE.NXDOMAIN), from.port, from.address);
+    const head = buildReply(q, RCODE.NOERROR);
+    if (q.type !== QTYPE.A) return void sock.send(head, from.port, from.address);
+    head.writeUInt16BE(1, 6); // one answer
+    const rr = Buffer.alloc(16);
+    rr.writeUInt16BE(0xc00c, 0); // the question's name
+    rr.writeUInt16BE(QTYPE.A, 2);
+    rr.writeUInt16BE(1, 4);
+    rr.writeUInt32BE(300, 6);
+    rr.writeUInt16BE(4, 10);
+    ip.split('.').forEach((o, i) => rr.writeUInt8(Number(o), 12 + i));
+    sock.send(Buffer.concat([head, rr]), from.port, from.address);
+  });
+  return new Promise((resolve, reject) => {
+    sock.once('error', reject);
+    sock.bind(z.port, z.host, () => resolve(sock));
+  });
+}
 
 function listen(server: Server, ...at: [string] | [number, string]): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -57,8 +91,11 @@ async function main(): Promise<void> {
       servers.push(srv);
       await listen(srv, b.socket);
     }
+  } else if (mode === 'dns') {
+    const socks = await Promise.all((specs as Zone[]).map(dnsServer));
+    process.once('SIGTERM', () => socks.forEach((x) => x.close()));
   } else {
-    process.stderr.write('usage: netns-tool.js serve|bridge JSON\n');
+    process.stderr.write('usage: netns-tool.js serve|bridge|dns JSON\n');
     process.exit(2);
   }
   process.stdout.write('ready\n');
