@@ -165,11 +165,12 @@ describe('agent end to end', () => {
     });
     // Refused for what it is, its run is cancelled: no runner minted for another job can take it.
     await expect.poll(async () => (await job(fork!)).conclusion, { timeout: 60_000 }).toBe('cancelled');
-    const rec = await redis.hgetall(keys(prefix).job(fork!));
     // Whichever saw it first: the vetter (after the webhook was answered), the sweep before another
-    // job's mint, or its own mint.
-    expect([rec.vetRefusal, rec.mintRefusal, rec.runCancelledFor]).toContain('fork-pr');
-    expect(rec.runCancelled).toMatch(/^(cancelled|already-completed)$/);
+    // job's mint, or its own mint. Each writes the record after GitHub answered its cancel, so the
+    // record may trail the job's conclusion by a moment: wait for it.
+    const rec = () => redis.hgetall(keys(prefix).job(fork!));
+    await expect.poll(async () => { const r = await rec(); return [r.vetRefusal, r.mintRefusal, r.runCancelledFor]; }, { timeout: 20_000 }).toContain('fork-pr');
+    await expect.poll(async () => (await rec()).runCancelled, { timeout: 20_000 }).toMatch(/^(cancelled|already-completed)$/);
     expect((await fleet.api<unknown[]>('GET', '/_sim/runners')).length).toBe(before);
     expect((await job(fork!)).runnerName).toBeNull();
     expect((await job(fork!)).output).not.toContain('PWNED');
