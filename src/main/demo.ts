@@ -1,5 +1,6 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Redis } from 'ioredis';
 import { createCaps } from '../caps/create-caps.js';
 import { readJobRecord, type JobRecord } from '../intake/job-store.js';
 import { keys } from '../queue/keys.js';
@@ -54,6 +55,14 @@ export async function runDemo(opts: { keep?: boolean; jobs?: number } = {}): Pro
       await refuse('build (fork pull request)', { repo: 'acme/app', event: 'pull_request', headBranch: 'patch-1', headRepository: 'mallory/app' }, ['self-hosted', 'build']),
     ];
 
+    // A job that tries the house: the LAN's web server and the cloud metadata address.
+    const a = f.addresses;
+    const [curious] = (await api<{ jobs: { id: number }[] }>('POST', '/_sim/runs', {
+      repo: 'acme/app', workflowName: 'ci', jobs: [{ name: 'curious (tries the LAN and the metadata address)', labels: ['self-hosted', 'build'], steps: [
+        `for t in ${a.lanWeb} ${a.metadata}; do if timeout 5 wget -q -O - http://$t/ 2>/dev/null; then echo "REACHED $t"; else echo "BLOCKED $t"; fi; done`,
+      ] }],
+    })).jobs.map((j) => j.id);
+
     say(`nightly batch: ${n} build-and-boot jobs, one microVM each`);
     const ids = batch.jobs.map((j) => j.id);
     const names = new Map(ids.map((id, i) => [id, nightly[i]!.name]));
@@ -91,6 +100,8 @@ export async function runDemo(opts: { keep?: boolean; jobs?: number } = {}): Pro
       say(`  ${name.padEnd(28)} ${describe(rec, extra)}`);
     }
     say();
+    say(await curiousJob(f, r, curious!, [a.lanWeb, a.metadata]));
+    say();
     say(await leftovers(f));
     if (opts.keep) {
       say(`Running until Ctrl-C. Try: curl --unix-socket ${f.sockets.control} http://control/metrics`);
@@ -99,6 +110,24 @@ export async function runDemo(opts: { keep?: boolean; jobs?: number } = {}): Pro
   } finally {
     await fleet?.close();
   }
+}
+
+/** The job that tried the house: what it saw, and what its egress log (from the host's own table) says. */
+async function curiousJob(f: Fleet, r: Redis, id: number, targets: string[]): Promise<string> {
+  const until = Date.now() + 120_000;
+  let raw: string | null = null;
+  while (Date.now() < until && !(raw = await r.hget(keys(PREFIX).job(id), 'egress'))) await new Promise((res) => setTimeout(res, 250));
+  const j = await f.api<SimJob>('GET', `/_sim/jobs/${id}`);
+  const denied = raw ? (JSON.parse(raw) as { denied: { daddr: string; dport: number; packets: number }[] }).denied : [];
+  const lines = ['outbound only: a job that tried the house'];
+  for (const t of targets) {
+    const saw = j.output.includes(`BLOCKED ${t}`) ? 'blocked' : j.output.includes(`REACHED ${t}`) ? 'REACHED' : 'no answer';
+    const logged = denied.find((d) => d.daddr === t);
+    lines.push(`  ${t.padEnd(16)} ${saw}; ${logged ? `in its egress log (${logged.packets} packets to port ${logged.dport})` : 'NOT in its egress log'}`);
+    if (saw !== 'blocked' || !logged) throw new Error(`the curious job's attempt on ${t} was not blocked and logged:\n${j.output}`);
+  }
+  lines.push(`  (the job's record keeps the whole log; on a real host: hangar egress ${id} --config hangar.yaml)`);
+  return lines.join('\n');
 }
 
 /** What the agent left on this host after the batch: nothing, or what. */

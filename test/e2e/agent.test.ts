@@ -97,7 +97,7 @@ describe('agent end to end', () => {
     for (const id of ids) await expect.poll(() => redis.hget(keys(prefix).job(id), 'agentOutcome'), { timeout: 20_000 }).toBe('ran');
     // The agent's heartbeat says what it is and what it has.
     const beat = JSON.parse((await redis.get(`${prefix}:host:minipc`)) ?? '{}');
-    expect(beat).toMatchObject({ host: 'minipc', role: 'build', pools: ['build', 'large'], slots: 2, draining: false });
+    expect(beat).toMatchObject({ host: 'minipc', role: 'build', pools: ['build', 'large', 'locked'], slots: 2, draining: false });
     expect(beat.caps.memoryMaxBytes).toBe(2048 * 1024 * 1024);
     expect(Date.now() - beat.at).toBeLessThan(15_000);
     await expectNoLeftovers();
