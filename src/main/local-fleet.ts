@@ -42,6 +42,12 @@ export interface FleetOptions {
   cancelRefusedRuns?: boolean;
   /** More hosts the control lets mint (no agent runs for them; a test acts as one). */
   extraHosts?: { name: string; role: 'build' | 'deploy'; pools: string[]; token: string }[];
+  /**
+   * Runners find "GitHub" by name (`sim.example`), through their VM's DNS forwarder, as real ones
+   * do; what an allowlist pool needs. By default they use its address: a guest whose agent died
+   * (and its forwarder with it) can still report its job's end, which the gate tests read.
+   */
+  simByName?: boolean;
 }
 
 /**
@@ -152,8 +158,7 @@ async function start(o: FleetOptions, image: TestImage, dir: string, parts: Part
   const hostToken = randomBytes(24).toString('base64url');
   writeFileSync(join(dir, 'host-token'), hostToken, { mode: 0o600 });
   const simUrl = `http://${INTERNET.sim}:${SIM_PORT}`;
-  // Runners find "GitHub" by name, through their VM's DNS forwarder, as real ones do.
-  const simPublicUrl = `http://sim.example:${SIM_PORT}`;
+  const simPublicUrl = o.simByName ? `http://sim.example:${SIM_PORT}` : simUrl;
   const controlUrl = `http://127.0.0.1:${CONTROL_PORT}`;
   const stateDir = join(dir, 'state');
   const configFile = join(dir, 'hangar.yaml');

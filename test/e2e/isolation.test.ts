@@ -24,7 +24,7 @@ echo "GW=$GW ME=$ME"
 `;
 
 async function startIsolated(role: 'build' | 'deploy', prefix: string): Promise<Fleet> {
-  const fleet = await startFleet({ prefix, slots: 2, timeoutMinutes: 2, role });
+  const fleet = await startFleet({ prefix, slots: 2, timeoutMinutes: 2, role, simByName: true });
   await fleet.api('POST', '/_sim/repos', { owner: 'acme', name: 'app', visibility: 'private' });
   await fleet.api('POST', '/_sim/repos', { owner: 'acme', name: 'site', visibility: 'private' });
   await fleet.startAgent();
