@@ -5,7 +5,7 @@
 // Per step (a mode and a round): Hangar's table in that mode, a fresh tap, one VM booted with
 // the driver (no agent, no cgroups) whose `cmd` script tries the private address and downloads
 // the blob, then (without QEMU) the veth guest's downloads under the same table.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -69,6 +69,17 @@ async function stop(code) {
 }
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => void stop(130));
 
+/**
+ * Packets and bytes a link of the host namespace has sent (to its guest) and received. With
+ * offloads one packet can be a GSO super-packet: what the rules see is this count, not bytes / MTU.
+ */
+function linkStats(dev) {
+  const out = execFileSync('ip', ['-n', cfg.ns.host, '-s', '-j', 'link', 'show', 'dev', dev], { encoding: 'utf8' });
+  const { rx, tx } = JSON.parse(out)[0].stats64;
+  return { txPackets: tx.packets, txBytes: tx.bytes, rxPackets: rx.packets, rxBytes: rx.bytes };
+}
+const statsDelta = (a, b) => Object.fromEntries(Object.keys(a).map((k) => [k, b[k] - a[k]]));
+
 /** The server's records whose tag is `tag` or starts with `tag-`, waiting up to 3 s for `want` of them. */
 async function recordsFor(tag, want) {
   const mine = () => records.filter((r) => r.tag === tag || r.tag?.startsWith(`${tag}-`));
@@ -96,7 +107,7 @@ async function step(mode, label, measured) {
     if (vethEl) await iso.addVm(vethEl);
   }
   const c0 = mode === 'b' ? await iso.counters() : null;
-  const out = { mode, label, tag, measured, vmId, tap: tap.tap, ...(await runVm(vmId, tag, tap)) };
+  const out = { mode, label, tag, measured, vmId, tap: tap.tap, ...(await runVm(vmId, tag, tap)), tapStats: linkStats(tap.tap) };
   if (mode === 'b') {
     const c1 = await iso.counters();
     out.counters = Object.fromEntries(Object.keys(c1).map((k) => [k, c1[k].packets - c0[k].packets]).filter(([, v]) => v !== 0));
@@ -149,9 +160,11 @@ async function vethDownloads(tag) {
     { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   c.stdout.on('data', (d) => { out += d; });
+  const before = linkStats(cfg.veth.dev);
   const code = await new Promise((r) => c.once('exit', r));
+  const linkDelta = statsDelta(before, linkStats(cfg.veth.dev));
   const client = code === 0 ? JSON.parse(out) : [];
-  return { client, server: (await recordsFor(tag, cfg.veth.downloads)).filter((r) => r.path === '/blob') };
+  return { client, server: (await recordsFor(tag, cfg.veth.downloads)).filter((r) => r.path === '/blob'), linkStats: linkDelta };
 }
 
 // ---------------------------------------------------------------- the run

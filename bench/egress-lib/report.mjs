@@ -12,6 +12,12 @@ const serverMiBs = (recs) => {
   return recs.length ? recs.reduce((n, r) => n + r.bytes, 0) / MiB / (ms / 1000) : NaN;
 };
 
+function perMiB(stats) {
+  const ok = stats.filter((x) => x && x.txBytes > 0);
+  const mib = ok.reduce((n, x) => n + x.txBytes, 0) / MiB;
+  return { toGuest: ok.reduce((n, x) => n + x.txPackets, 0) / mib, fromGuest: ok.reduce((n, x) => n + x.rxPackets, 0) / mib };
+}
+
 /** Checks one step; returns its problems (a download lost, the isolation check wrong). */
 function problems(s, cfg) {
   const p = [];
@@ -56,6 +62,9 @@ export function figures(result, cfg) {
       qemuMain: summary(steps.map((s) => (s.cpu ? s.cpu.main * 100 : NaN))),
       qemuAll: summary(steps.map((s) => (s.cpu ? s.cpu.all * 100 : NaN))),
       bootS: summary(steps.map((s) => s.bootToReadyS)),
+      // What the rules ran on: packets per MiB delivered, to the guest (data) and from it (ACKs).
+      vmPktPerMiB: perMiB(steps.map((s) => s.tapStats)),
+      vethPktPerMiB: perMiB(steps.map((s) => s.veth?.linkStats)),
       isolation: steps.map(isolationOf),
     };
   };
@@ -75,7 +84,8 @@ export function figures(result, cfg) {
 function kinds(procs) {
   const n = new Map();
   for (const { cmd } of procs) {
-    const k = /cli\.js (\w+)/.exec(cmd) ? `hangar ${/cli\.js (\w+)/.exec(cmd)[1]}` : /vitest/.test(cmd) ? 'vitest' : cmd.split(' ')[0].split('/').pop();
+    const sub = /cli\.js (\w+)/.exec(cmd)?.[1];
+    const k = sub ? `hangar ${sub}` : /vitest/.test(cmd) ? 'vitest' : cmd.split(' ')[0].split('/').pop();
     n.set(k, (n.get(k) ?? 0) + 1);
   }
   return [...n].map(([k, c]) => (c > 1 ? `${k} ×${c}` : k)).join(', ');
@@ -83,61 +93,81 @@ function kinds(procs) {
 
 const f1 = (v) => (Number.isFinite(v) ? v.toFixed(1) : '-');
 const f0 = (v) => (Number.isFinite(v) ? v.toFixed(0) : '-');
+const pad = (s, n) => String(s).padEnd(n);
+const lpad = (s, n) => String(s).padStart(n);
+const head = (title) => `  ${pad(title, 62)} ${['p50', 'p90', 'min', 'max'].map((x) => lpad(x, 7)).join(' ')}`;
+const row = (name, s, fmt = f1) => `  ${pad(name, 62)} ${[s.p50, s.p90, s.min, s.max].map((v) => lpad(fmt(v), 7)).join(' ')}`;
 
-export function reportText(f, cfg, env) {
-  const out = [];
-  const pad = (s, n) => String(s).padEnd(n);
-  const lpad = (s, n) => String(s).padStart(n);
-  const row = (name, s, fmt = f1) => `  ${pad(name, 62)} ${lpad(fmt(s.p50), 7)} ${lpad(fmt(s.p90), 7)} ${lpad(fmt(s.min), 7)} ${lpad(fmt(s.max), 7)}`;
+function headerLines(cfg, env) {
   const m = env.machine;
-  out.push('');
-  out.push(`bench:egress — ${m.nproc} × ${m.cpu}, node ${m.node}, ${m.qemu}, kernel ${m.kernel}, ${m.nft}`);
-  out.push(`  ${cfg.rounds} rounds × 2 modes, interleaved A B, B A, …; ${cfg.warmup} warm-up of each first; per VM ${cfg.downloads} downloads of ${cfg.mib} MiB;` +
-    ` guest ${cfg.memoryMiB} MiB, ${cfg.vcpus} vCPU, TCG, the test image's busybox wget`);
-  out.push('  (a) masquerade only (createHostNetwork().ensureEgress → renderEgressRuleset, what the agent applies today)');
-  out.push('  (b) the isolation table (createIsolation().apply, build host, internet egress) with the VM added by addVm');
-  out.push(`  load (1/5/15 min) at start ${env.loadAtStart}, at end ${env.loadAtEnd}; 1-min load while measuring: ${summary(env.loads).min}–${summary(env.loads).max}`);
-  out.push(`  host CPU over the measured part (all cores): busy ${f0(env.cpu.busyPct)} %, steal ${f0(env.cpu.stealPct)} %, idle ${f0(env.cpu.idlePct)} %` +
-    (env.others.length ? `; also running: ${kinds(env.others)}` : ''));
-  out.push('');
-  out.push(`  ${pad('MiB/s (higher is better; min is the slow tail)', 62)} ${lpad('p50', 7)} ${lpad('p90', 7)} ${lpad('min', 7)} ${lpad('max', 7)}`);
-  out.push(row('(a) VM, masquerade only — per round (server side)', f.a.vm));
-  out.push(row('(b) VM, isolation table — per round (server side)', f.b.vm));
-  out.push(row('(a) VM — per download', f.a.perDownload));
-  out.push(row('(b) VM — per download', f.b.perDownload));
-  out.push(row('(a) VM — per round, the guest\'s own clock (cross-check)', f.a.guest));
-  out.push(row('(b) VM — per round, the guest\'s own clock (cross-check)', f.b.guest));
-  if (f.a.veth.n > 0) {
-    out.push(row('(a) veth guest, no QEMU (the path at kernel speed)', f.a.veth));
-    out.push(row('(b) veth guest, no QEMU, isolation table', f.b.veth));
-  }
-  out.push(`  ratio (b)/(a) at p50: ${f.ratio.toFixed(3)}  (target ≥ ${TARGET_RATIO}): ${f.pass ? 'PASS' : 'FAIL'}`);
-  out.push(`  paired (each round's b / its a): median ${f.paired.p50.toFixed(3)}, min ${f.paired.min.toFixed(3)}, max ${f.paired.max.toFixed(3)}`);
-  if (f.a.veth.n > 0) out.push(`  veth guest ratio (b)/(a) at p50: ${f.vethRatio.toFixed(3)} (the rules' own cost where QEMU does not hide it)`);
-  out.push('');
-  out.push(`  ${pad('during the transfers (% of one core)', 62)} ${lpad('p50', 7)} ${lpad('p90', 7)} ${lpad('min', 7)} ${lpad('max', 7)}`);
-  out.push(row('(a) QEMU vCPU thread (TCG: the guest\'s kernel and wget)', f.a.vcpu, f0));
-  out.push(row('(b) QEMU vCPU thread', f.b.vcpu, f0));
-  out.push(row('(a) QEMU main thread (I/O loop: tap, virtio-net backend)', f.a.qemuMain, f0));
-  out.push(row('(b) QEMU main thread', f.b.qemuMain, f0));
-  out.push(row('(a) QEMU, all threads', f.a.qemuAll, f0));
-  out.push(row('(b) QEMU, all threads', f.b.qemuAll, f0));
-  out.push('');
+  return [
+    '',
+    `bench:egress — ${m.nproc} × ${m.cpu}, node ${m.node}, ${m.qemu}, kernel ${m.kernel}, ${m.nft}`,
+    `  ${cfg.rounds} rounds × 2 modes, interleaved A B, B A, …; ${cfg.warmup} warm-up of each first; per VM ${cfg.downloads} downloads of ${cfg.mib} MiB;` +
+      ` guest ${cfg.memoryMiB} MiB, ${cfg.vcpus} vCPU, TCG, the test image's busybox wget`,
+    '  (a) masquerade only (createHostNetwork().ensureEgress → renderEgressRuleset, what the agent applies today)',
+    '  (b) the isolation table (createIsolation().apply, build host, internet egress) with the VM added by addVm',
+    `  load (1/5/15 min) at start ${env.loadAtStart}, at end ${env.loadAtEnd}; 1-min load while measuring: ${summary(env.loads).min}–${summary(env.loads).max}`,
+    `  host CPU over the measured part (all cores): busy ${f0(env.cpu.busyPct)} %, steal ${f0(env.cpu.stealPct)} %, idle ${f0(env.cpu.idlePct)} %` +
+      (env.others.length ? `; also running: ${kinds(env.others)}` : ''),
+  ];
+}
+
+function throughputLines(f) {
+  const veth = f.a.veth.n > 0;
+  return [
+    '',
+    head('MiB/s (higher is better; min is the slow tail)'),
+    row('(a) VM, masquerade only — per round (server side)', f.a.vm),
+    row('(b) VM, isolation table — per round (server side)', f.b.vm),
+    row('(a) VM — per download', f.a.perDownload),
+    row('(b) VM — per download', f.b.perDownload),
+    row("(a) VM — per round, the guest's own clock (cross-check)", f.a.guest),
+    row("(b) VM — per round, the guest's own clock (cross-check)", f.b.guest),
+    ...(veth ? [row('(a) veth guest, no QEMU, masquerade only', f.a.veth), row('(b) veth guest, no QEMU, isolation table', f.b.veth)] : []),
+    `  ratio (b)/(a) at p50: ${f.ratio.toFixed(3)}  (target ≥ ${TARGET_RATIO}): ${f.pass ? 'PASS' : 'FAIL'}`,
+    `  paired (each round's b / its a): median ${f.paired.p50.toFixed(3)}, min ${f.paired.min.toFixed(3)}, max ${f.paired.max.toFixed(3)}`,
+    ...(veth ? [`  veth guest ratio (b)/(a) at p50: ${f.vethRatio.toFixed(3)} (the same rules without QEMU; node's own copying sets that pace)`] : []),
+  ];
+}
+
+function cpuLines(f) {
+  const pk = (x) => `${f0(x.toGuest)} to the guest, ${f0(x.fromGuest)} from it`;
+  return [
+    '',
+    head('during the transfers (% of one core)'),
+    row("(a) QEMU vCPU thread (TCG: the guest's kernel and wget)", f.a.vcpu, f0),
+    row('(b) QEMU vCPU thread', f.b.vcpu, f0),
+    row('(a) QEMU main thread (I/O loop: tap, virtio-net backend)', f.a.qemuMain, f0),
+    row('(b) QEMU main thread', f.b.qemuMain, f0),
+    row('(a) QEMU, all threads', f.a.qemuAll, f0),
+    row('(b) QEMU, all threads', f.b.qemuAll, f0),
+    `  packets through the rules per MiB (offloads on: a packet may be a 64 KiB GSO segment): VM ${pk(f.b.vmPktPerMiB)}` +
+      (f.b.veth.n > 0 ? `; veth guest ${pk(f.b.vethPktPerMiB)}` : ''),
+  ];
+}
+
+function isolationLines(f) {
   const isoB = f.b.isolation;
-  const refusedMs = summary(isoB.map((x) => x.ms));
-  out.push(`  isolation check: GET http://${PRIVATE_IP}/private from the guest (a private address, answered when nothing blocks it):`);
-  out.push(`    (a) masquerade only: answered in ${f.a.isolation.filter((x) => x.reached).length}/${f.a.isolation.length} VMs`);
-  out.push(`    (b) isolation table: refused in ${isoB.filter((x) => x.refused).length}/${isoB.length} VMs (guest's clock: max ${f0(refusedMs.max)} ms, "${isoB[0]?.err ?? ''}"), ` +
-    `drop_private counted in ${isoB.filter((x) => x.counted).length}, in the egress log in ${isoB.filter((x) => x.logged).length}; ` +
-    `accept_internet (one per new connection) +${summary(isoB.map((x) => x.counters?.accept_internet ?? 0)).min}–${summary(isoB.map((x) => x.counters?.accept_internet ?? 0)).max} per VM`);
-  out.push(`    ${f.isoOk ? 'OK: isolation was on in (b) and off in (a)' : 'ISOLATION CHECK FAILED: the figure does not compare the rules with masquerade (see above)'}`);
-  out.push('');
+  const internet = summary(isoB.map((x) => x.counters?.accept_internet ?? 0));
+  return [
+    '',
+    `  isolation check: GET http://${PRIVATE_IP}/private from the guest (a private address, answered when nothing blocks it):`,
+    `    (a) masquerade only: answered in ${f.a.isolation.filter((x) => x.reached).length}/${f.a.isolation.length} VMs`,
+    `    (b) isolation table: refused in ${isoB.filter((x) => x.refused).length}/${isoB.length} VMs (guest's clock: max ${f0(summary(isoB.map((x) => x.ms)).max)} ms, ` +
+      `"${isoB[0]?.err ?? ''}"), drop_private counted in ${isoB.filter((x) => x.counted).length}, in the egress log in ${isoB.filter((x) => x.logged).length}; ` +
+      `accept_internet (one per new connection) +${internet.min}–${internet.max} per VM`,
+    `    ${f.isoOk ? 'OK: isolation was on in (b) and off in (a)' : 'ISOLATION CHECK FAILED: the figure does not compare the rules with masquerade (see above)'}`,
+  ];
+}
+
+function noteLines(f, env) {
+  const out = [''];
   const qemu = `QEMU kept ${f0(f.a.qemuAll.p50)} % of a core busy (vCPU ${f0(f.a.vcpu.p50)} %, I/O loop ${f0(f.a.qemuMain.p50)} %)`;
   const veth = f.a.veth.n > 0 ? `without QEMU (veth guest) the same path and table carried ${f0(f.a.veth.p50)} MiB/s (${(f.a.veth.p50 / f.a.vm.p50).toFixed(1)}× the VM)` : '';
   if (f.tcgBound) {
     out.push(`  NOTE: this figure measures TCG, not the rules: ${veth || 'there is no veth guest to compare with'}; during the transfers ${qemu}.`);
-    out.push('  The VM\'s speed is set by its emulated CPU and NIC; the ratio says the rules cost less than that leaves visible, not what they cost under KVM' +
-      (f.a.veth.n > 0 ? ' (the veth ratio is the better guide to that).' : '.'));
+    out.push("  The VM's speed is set by its emulated CPU and NIC, so the ratio is TCG's round-to-round noise plus whatever the rules cost here, not what they would cost under KVM.");
   } else {
     out.push(`  Not clearly bound by TCG: ${veth || 'no veth guest to compare with'}; ${qemu}. Check what sets the pace before reading the ratio as the rules' cost.`);
   }
@@ -145,5 +175,9 @@ export function reportText(f, cfg, env) {
     out.push(`  The host's CPUs were saturated (idle ${f0(env.cpu.idlePct)} %): QEMU, the server and other work shared ${env.machine.nproc} cores, so the figures also measure that contention.`);
   }
   if (f.failures.length) out.push(`  FAILURES: ${f.failures.join('; ')}`);
-  return out.join('\n');
+  return out;
+}
+
+export function reportText(f, cfg, env) {
+  return [...headerLines(cfg, env), ...throughputLines(f), ...cpuLines(f), ...isolationLines(f), ...noteLines(f, env)].join('\n');
 }
