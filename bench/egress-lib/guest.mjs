@@ -34,13 +34,19 @@ echo EGRESS-DONE
 `;
 }
 
-/** The guest's lines from its console log: { ready, private, gets: [{ i, rc, t0, t1 }], done }. */
+/**
+ * The guest's lines from its console log: { ready, private, gets: [{ i, rc, t0, t1 }], done },
+ * and the kernel's clocksource (the last "Switched to clocksource", "TSC unstable" if it said so):
+ * the guest's own times are only as good as that clock.
+ */
 export function parseConsole(text) {
-  const out = { ready: null, private: null, gets: [], done: false };
+  const out = { ready: null, private: null, gets: [], done: false, clocksource: null, tscUnstable: false };
   for (const raw of text.split('\n')) {
     const line = raw.replace(/\r$/, '');
     let m;
-    if ((m = /^EGRESS-READY (\S+)/.exec(line))) out.ready = Number(m[1]);
+    if ((m = /clocksource: Switched to clocksource (\S+)/.exec(line))) out.clocksource = m[1];
+    else if (/Marking TSC unstable/.test(line)) out.tscUnstable = true;
+    else if ((m = /^EGRESS-READY (\S+)/.exec(line))) out.ready = Number(m[1]);
     else if ((m = /^EGRESS-PRIVATE rc=(\d+) t0=(\S+) t1=(\S+) body=(\S*) err=(.*)$/.exec(line))) {
       out.private = { rc: Number(m[1]), ms: (Number(m[3]) - Number(m[2])) * 1000, body: m[4], err: m[5].trim() };
     } else if ((m = /^EGRESS-GET i=(\d+) rc=(\d+) t0=(\S+) t1=(\S+)/.exec(line))) {

@@ -66,6 +66,10 @@ export function figures(result, cfg) {
       vmPktPerMiB: perMiB(steps.map((s) => s.tapStats)),
       vethPktPerMiB: perMiB(steps.map((s) => s.veth?.linkStats)),
       isolation: steps.map(isolationOf),
+      // The guest's time for its downloads over the server's for the same: ≥ 1 when its clock is
+      // right (it also counts wget's start and the connect), below when the guest's clock ran slow.
+      guestOverServer: summary(steps.map((s) => s.guest.gets.reduce((n, g) => n + (g.t1 - g.t0), 0) / (s.server.reduce((n, r) => n + (r.tEnd - r.tReq), 0) / 1000))),
+      clocks: steps.map((s) => `${s.guest.clocksource ?? '?'}${s.guest.tscUnstable ? ' (TSC marked unstable)' : ''}`),
     };
   };
   const a = per('a');
@@ -82,12 +86,16 @@ export function figures(result, cfg) {
 
 /** `hangar agent, hangar control, qemu-system-x86_64 ×2, …`: other Hangar/vitest/QEMU processes, by kind. */
 function kinds(procs) {
-  const n = new Map();
-  for (const { cmd } of procs) {
+  return counted(procs.map(({ cmd }) => {
     const sub = /cli\.js (\w+)/.exec(cmd)?.[1];
-    const k = sub ? `hangar ${sub}` : /vitest/.test(cmd) ? 'vitest' : cmd.split(' ')[0].split('/').pop();
-    n.set(k, (n.get(k) ?? 0) + 1);
-  }
+    return sub ? `hangar ${sub}` : /vitest/.test(cmd) ? 'vitest' : cmd.split(' ')[0].split('/').pop();
+  }));
+}
+
+/** `tsc ×11, jiffies` */
+function counted(xs) {
+  const n = new Map();
+  for (const x of xs) n.set(x, (n.get(x) ?? 0) + 1);
   return [...n].map(([k, c]) => (c > 1 ? `${k} ×${c}` : k)).join(', ');
 }
 
@@ -127,6 +135,8 @@ function throughputLines(f) {
     ...(veth ? [row('(a) veth guest, no QEMU, masquerade only', f.a.veth), row('(b) veth guest, no QEMU, isolation table', f.b.veth)] : []),
     `  ratio (b)/(a) at p50: ${f.ratio.toFixed(3)}  (target ≥ ${TARGET_RATIO}): ${f.pass ? 'PASS' : 'FAIL'}`,
     `  paired (each round's b / its a): median ${f.paired.p50.toFixed(3)}, min ${f.paired.min.toFixed(3)}, max ${f.paired.max.toFixed(3)}`,
+    `  guest's clock / server's for the same downloads, per VM: min ${f.a.guestOverServer.min.toFixed(2)} (a), ${f.b.guestOverServer.min.toFixed(2)} (b); ` +
+      `max ${f.a.guestOverServer.max.toFixed(2)}, ${f.b.guestOverServer.max.toFixed(2)} (below 1: that guest's clock ran slow); guest clocksources: ${counted([...f.a.clocks, ...f.b.clocks])}`,
     ...(veth ? [`  veth guest ratio (b)/(a) at p50: ${f.vethRatio.toFixed(3)} (the same rules without QEMU; node's own copying sets that pace)`] : []),
   ];
 }
