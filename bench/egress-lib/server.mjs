@@ -13,9 +13,9 @@
 // and first {"ready": true}. Runs until killed.
 //
 // Not node:http: its server closes a `Connection: close` socket itself right after the last
-// write, so the moment the client has read everything (up to ~10 MiB of socket buffers later,
-// ~6 % of a 64 MiB transfer at guest speed) cannot be seen. Here the server half-closes only
-// after the client's FIN.
+// write, so the moment the client has read everything cannot be seen (up to 4 MiB, tcp_wmem's
+// default maximum, may still sit in the server's socket buffer then: ~6 % of a 64 MiB transfer
+// at guest speed). Here the server half-closes only after the client's FIN.
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
