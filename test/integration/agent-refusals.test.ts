@@ -61,3 +61,25 @@ describe('hangar agent refuses at start', () => {
     expect(r.stderr).toContain('agent.tokenFile: cannot read');
   });
 });
+
+describe('hangar agent refuses at start, on a host of its own', () => {
+  test('a VM range that overlaps one of the host\'s own networks, naming the key', async () => {
+    // A host (a namespace this test makes) whose LAN is inside the default VM range 10.213.0.0/16.
+    const ns = `hangar-t-range-${process.pid}`;
+    await execa('ip', ['netns', 'add', ns]);
+    try {
+      await execa('ip', ['-n', ns, 'link', 'add', 'lan0', 'type', 'dummy']);
+      await execa('ip', ['-n', ns, 'addr', 'add', '10.213.7.1/24', 'dev', 'lan0']);
+      await execa('ip', ['-n', ns, 'link', 'set', 'lan0', 'up']);
+      const file = join(dir, 'agent-range.yaml');
+      writeFileSync(file, agentYaml({}));
+      const r = await execa('nsenter', [`--net=/run/netns/${ns}`, 'node', 'dist/main/cli.js', 'agent', '--config', file], { reject: false, timeout: 60_000 });
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).toMatch(/agent\.network\.range: .*10\.213\.7\.0\/24|agent\.network\.range: .*10\.213\.7\.1\/24/);
+      // It stopped before touching the host's network: no table of Hangar's there.
+      expect((await execa('ip', ['netns', 'exec', ns, 'nft', 'list', 'tables'])).stdout).not.toContain('hangar');
+    } finally {
+      await execa('ip', ['netns', 'del', ns], { reject: false });
+    }
+  });
+});
