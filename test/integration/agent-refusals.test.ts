@@ -68,9 +68,10 @@ describe('hangar agent refuses at start, on a host of its own', () => {
     const ns = `hangar-t-range-${process.pid}`;
     await execa('ip', ['netns', 'add', ns]);
     try {
-      await execa('ip', ['-n', ns, 'link', 'add', 'lan0', 'type', 'dummy']);
+      // A veth pair, both ends inside the namespace (this kernel has no dummy links).
+      await execa('ip', ['-n', ns, 'link', 'add', 'lan0', 'type', 'veth', 'peer', 'name', 'lan1']);
       await execa('ip', ['-n', ns, 'addr', 'add', '10.213.7.1/24', 'dev', 'lan0']);
-      await execa('ip', ['-n', ns, 'link', 'set', 'lan0', 'up']);
+      for (const l of ['lan0', 'lan1']) await execa('ip', ['-n', ns, 'link', 'set', l, 'up']);
       const file = join(dir, 'agent-range.yaml');
       writeFileSync(file, agentYaml({}));
       const r = await execa('nsenter', [`--net=/run/netns/${ns}`, 'node', 'dist/main/cli.js', 'agent', '--config', file], { reject: false, timeout: 60_000 });
