@@ -126,9 +126,9 @@ describe('pools[].egress', () => {
 });
 
 describe('agent.network', () => {
-  test('defaults: two public resolvers, no production networks', () => {
+  test('defaults: isolation on, two public resolvers, no production networks', () => {
     const n = parse({ agent: agent() }).agent!.network;
-    expect(n).toEqual({ range: '10.213.0.0/16', metadataPort: 8169, dns: { upstreams: ['1.1.1.1', '9.9.9.9'] }, productionCidrs: [] });
+    expect(n).toEqual({ range: '10.213.0.0/16', metadataPort: 8169, isolation: true, dns: { upstreams: ['1.1.1.1', '9.9.9.9'] }, productionCidrs: [] });
   });
 
   test('a deploy host with production networks and the house Pi-hole as its resolver', () => {
