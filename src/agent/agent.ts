@@ -109,6 +109,10 @@ export class Agent {
       await this.record(data, outcome);
       if (outcome.kind === 'timeout') throw new UnrecoverableError(`job ${data.workflowJobId} passed its time cap of ${this.d.agent.vm.timeoutMinutes} min: VM killed`);
       if (outcome.kind === 'lost') throw new UnrecoverableError(`job ${data.workflowJobId}: VM lost`);
+      // Its VM ran no job step: never "completed" in the queue.
+      if (outcome.kind === 'refused-at-start') {
+        throw new UnrecoverableError(`job ${data.workflowJobId}: its runner's job ${outcome.workflowJobId ?? '(unknown)'} was refused at start: ${outcome.reason}`);
+      }
       return outcome;
     } finally {
       this.slots.release(slot);
