@@ -12,13 +12,13 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 
 const dist = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'dist');
-if (!existsSync(join(dist, 'intake/job-store.js'))) {
+if (!existsSync(join(dist, 'jobs/intake-record.js'))) {
   console.error(`${dist} is missing: build first (npm run build)`);
   process.exit(1);
 }
 const load = (f) => import(pathToFileURL(join(dist, f)).href);
 const { startLocalRedis } = await load('main/local-redis.js');
-const { JobStore } = await load('intake/job-store.js');
+const { JobStore } = await load('jobs/intake-record.js');
 const { keys } = await load('queue/keys.js');
 const { PoolQueues } = await load('queue/pool-queues.js');
 const { OutboxRelay } = await load('queue/outbox.js');

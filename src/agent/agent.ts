@@ -3,8 +3,9 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { AgentConfig, PoolConfig } from '../config/schema.js';
 import { poolJobData, type PoolJobData } from '../queue/contracts.js';
-import { keys as makeKeys, queueName, type Keys } from '../queue/keys.js';
-import type { ControlClient } from './control-client.js';
+import type { JobReport } from '../jit/report.js';
+import { queueName } from '../queue/keys.js';
+import { ControlError, type ControlClient } from './control-client.js';
 import type { GuestImage, HostParts } from './host-parts.js';
 import { destroyVm, runJob, type JobOutcome } from './run-job.js';
 import { Slots } from './slots.js';
@@ -18,9 +19,8 @@ import { Slots } from './slots.js';
 export interface AgentDeps {
   agent: AgentConfig;
   prefix: string;
-  /** BullMQ needs `maxRetriesPerRequest: null` on worker connections. */
+  /** BullMQ needs `maxRetriesPerRequest: null` on worker connections. Its pools' queues are all the agent touches in Redis. */
   connection: Redis;
-  redis: Redis;
   parts: HostParts;
   control: ControlClient;
   image: GuestImage;
@@ -39,12 +39,10 @@ export class Agent {
   private readonly workers: Worker[] = [];
   private readonly slots: Slots;
   private readonly vms = new Map<string, number>();
-  private readonly k: Keys;
   private heartbeat: NodeJS.Timeout | undefined;
   private draining = false;
 
   constructor(private readonly d: AgentDeps) {
-    this.k = makeKeys(d.prefix);
     this.slots = new Slots(d.agent.slots, (busy) => void this.throttle(busy));
   }
 
@@ -77,7 +75,10 @@ export class Agent {
       this.workers.push(w);
     }
     await this.beat();
-    this.heartbeat = setInterval(() => void this.beat().catch(() => undefined), this.d.heartbeatMs ?? 5_000);
+    this.heartbeat = setInterval(
+      () => void this.beat().catch((err: Error) => this.d.logger.warn({ err: err.message }, 'heartbeat: the control did not take it')),
+      this.d.heartbeatMs ?? 5_000,
+    );
     this.d.logger.info({ role: this.d.agent.role, pools: this.d.agent.pools, slots: this.d.agent.slots }, 'agent started');
   }
 
@@ -86,7 +87,7 @@ export class Agent {
     this.draining = true;
     await Promise.all(this.workers.map((w) => w.close()));
     clearInterval(this.heartbeat);
-    await this.d.redis.del(this.hostKey()).catch(() => undefined);
+    await this.d.control.goodbye().catch(() => undefined);
   }
 
   private async process(job: Job): Promise<JobOutcome> {
@@ -95,44 +96,84 @@ export class Agent {
     const data: PoolJobData = parsed.data;
     const slot = await this.slots.acquire();
     try {
-      const deps = { parts: this.d.parts, control: this.d.control, image: this.d.image, agent: this.d.agent, pools: this.d.pools, logger: this.d.logger, onVm: (id: string, on: boolean) => this.track(id, on, data) };
-      let outcome = await runJob(deps, data, slot);
-      // The runner minted for this job was handed another one, which the gate refused: this job
-      // is still owed a runner. A refused job fails (and its run is cancelled when the job itself
-      // is refused), so every round leaves one queued job fewer for the next runner to be handed:
-      // it ends, and the bound is only there for what nobody foresaw.
-      for (let again = 0; again < MAX_REMINTS && handedAnotherJob(outcome, data); again++) {
-        this.d.logger.info({ workflowJobId: data.workflowJobId, refusedJob: (outcome as { workflowJobId: number }).workflowJobId }, 'runner was handed a refused job; asking for another');
-        await this.record(data, outcome);
-        outcome = await runJob(deps, data, slot);
-      }
-      await this.record(data, outcome);
-      if (outcome.kind === 'timeout') throw new UnrecoverableError(`job ${data.workflowJobId} passed its time cap of ${this.d.agent.vm.timeoutMinutes} min: VM killed`);
-      if (outcome.kind === 'lost') throw new UnrecoverableError(`job ${data.workflowJobId}: VM lost`);
-      // Its VM ran no job step: never "completed" in the queue.
-      if (outcome.kind === 'refused-at-start') {
-        throw new UnrecoverableError(`job ${data.workflowJobId}: its runner's job ${outcome.workflowJobId ?? '(unknown)'} was refused at start: ${outcome.reason}`);
-      }
-      return outcome;
+      return settle(await this.runRounds(data, slot), this.d.agent.vm.timeoutMinutes);
+    } catch (err) {
+      throw await this.classify(job, data, err as Error);
     } finally {
       this.slots.release(slot);
     }
   }
 
-  private track(vmId: string, running: boolean, data: PoolJobData): void {
-    if (running) this.vms.set(vmId, data.workflowJobId);
-    else this.vms.delete(vmId);
+  /**
+   * The runner minted for this job was handed another one, which the gate refused: this job
+   * is still owed a runner. A refused job fails (and its run is cancelled when the job itself
+   * is refused), so every round leaves one queued job fewer for the next runner to be handed:
+   * it ends, and the bound is only there for what nobody foresaw.
+   */
+  private async runRounds(data: PoolJobData, slot: number): Promise<JobOutcome> {
+    const deps = {
+      parts: this.d.parts, control: this.d.control, image: this.d.image, agent: this.d.agent, pools: this.d.pools, logger: this.d.logger,
+      onVm: (id: string, on: boolean, runnerName?: string) => this.track(id, on, data, runnerName),
+    };
+    let outcome = await runJob(deps, data, slot);
+    for (let again = 0; again < MAX_REMINTS && handedAnotherJob(outcome, data); again++) {
+      this.d.logger.info({ workflowJobId: data.workflowJobId, refusedJob: (outcome as { workflowJobId: number }).workflowJobId }, 'runner was handed a refused job; asking for another');
+      await this.reportEnd(data, outcome);
+      outcome = await runJob(deps, data, slot);
+    }
+    await this.reportEnd(data, outcome);
+    return outcome;
   }
 
-  private async record(data: PoolJobData, o: JobOutcome): Promise<void> {
-    const fields: Record<string, string | number> = { agentHost: this.d.agent.host, agentOutcome: o.kind, agentAt: Date.now() };
-    if (o.kind === 'skipped' || o.kind === 'refused-at-start') fields.agentReason = o.reason;
-    if (o.kind === 'refused-at-start') fields.agentRefusedJob = o.workflowJobId ?? '';
-    if (o.kind !== 'skipped') fields.vmMs = o.vmMs;
-    // The job's egress log (from the host's own table and forwarder, never the guest's word).
-    if (o.kind !== 'skipped' && o.egress) fields.egress = JSON.stringify(o.egress);
-    if (o.kind === 'ran') fields.vmExitCode = o.exitCode ?? -1;
-    await this.d.redis.hset(this.k.job(data.workflowJobId), fields);
+  /**
+   * Retryable (the control unreachable or failing, a VM that ran no job, anything unforeseen on
+   * this host) goes back to the queue for another try after a pause, up to the job's attempts;
+   * the last one, and anything fatal, fails the queue entry for good with its reason, and the
+   * control hears that Hangar gave up on the job.
+   */
+  private async classify(job: Job, data: PoolJobData, err: Error): Promise<Error> {
+    const fatal = err instanceof UnrecoverableError || (err instanceof ControlError && !err.retryable);
+    const attempts = job.opts.attempts ?? 1;
+    const last = job.attemptsMade + 1 >= attempts;
+    const log = this.d.logger.child({ workflowJobId: data.workflowJobId, attempt: job.attemptsMade + 1, attempts });
+    if (!fatal && !last) {
+      log.warn({ err: err.message }, 'job will be tried again');
+      return err;
+    }
+    const reason = fatal ? err.message : `gave up after ${attempts} attempts: ${err.message}`;
+    log.error({ reason }, 'job failed');
+    if (!(err instanceof NoRunnerError)) {
+      await this.d.control.report(data.workflowJobId, { kind: 'failed', reason: reason.slice(0, 500), attempts: job.attemptsMade + 1 })
+        .catch((e: Error) => log.warn({ err: e.message }, 'the control did not take the failure report'));
+    }
+    return err instanceof UnrecoverableError ? err : new UnrecoverableError(reason);
+  }
+
+  private track(vmId: string, running: boolean, data: PoolJobData, runnerName?: string): void {
+    if (!running) return void this.vms.delete(vmId);
+    this.vms.set(vmId, data.workflowJobId);
+    if (runnerName) {
+      void this.d.control.report(data.workflowJobId, { kind: 'vm-up', vmId, runnerName })
+        .catch((err: Error) => this.d.logger.warn({ workflowJobId: data.workflowJobId, err: err.message }, 'the control did not take the vm-up report'));
+    }
+  }
+
+  /** How the VM ended, to the control (its phase moves there). Skipped: no VM ran. */
+  private async reportEnd(data: PoolJobData, o: JobOutcome): Promise<void> {
+    if (o.kind === 'skipped') return;
+    const report: JobReport = {
+      kind: 'vm-ended',
+      end: o.kind,
+      vmId: o.vmId,
+      runnerName: o.runnerName,
+      vmMs: o.vmMs,
+      ...(o.kind === 'ran' ? { exitCode: o.exitCode } : {}),
+      ...(o.kind === 'refused-at-start' ? { reason: o.reason, startedJob: o.workflowJobId } : {}),
+      ...(o.egress ? { egress: o.egress } : {}),
+    };
+    await this.d.control.report(data.workflowJobId, report).catch((err: Error) =>
+      this.d.logger.error({ workflowJobId: data.workflowJobId, end: o.kind, err: err.message }, 'the control did not take the report of a VM\'s end'),
+    );
   }
 
   private async throttle(busy: number): Promise<void> {
@@ -143,26 +184,39 @@ export class Agent {
     }
   }
 
-  private hostKey(): string {
-    return `${this.d.prefix}:host:${this.d.agent.host}`;
-  }
-
   private async beat(): Promise<void> {
     const usage = await this.d.parts.caps.usage().catch((err: Error) => {
       this.d.logger.warn({ err: err.message }, 'heartbeat: the slice usage could not be read');
       return null;
     });
-    const state = {
-      host: this.d.agent.host,
-      role: this.d.agent.role,
-      pools: this.d.agent.pools,
+    await this.d.control.heartbeat({
       slots: this.slots.total,
       busy: this.slots.busy,
       vms: [...this.vms].map(([vmId, workflowJobId]) => ({ vmId, workflowJobId })),
       caps: usage,
       draining: this.draining,
-      at: Date.now(),
-    };
-    await this.d.redis.set(this.hostKey(), JSON.stringify(state), 'EX', 30);
+    });
+  }
+}
+
+/** No runner for this job: the control refused one (its phase says why) or another host holds it. */
+class NoRunnerError extends UnrecoverableError {}
+
+/**
+ * A queue entry completes only when its VM ran a job; every other end fails it, loudly, with its
+ * reason: nothing reads "completed" that did not run.
+ */
+function settle(outcome: JobOutcome, timeoutMinutes: number): JobOutcome {
+  switch (outcome.kind) {
+    case 'ran':
+      return outcome;
+    case 'skipped':
+      throw new NoRunnerError(`no runner for this job: ${outcome.reason}`);
+    case 'timeout':
+      throw new UnrecoverableError(`passed its time cap of ${timeoutMinutes} min: VM killed`);
+    case 'refused-at-start':
+      throw new UnrecoverableError(`its runner's job ${outcome.workflowJobId ?? '(unknown)'} was refused at start: ${outcome.reason}`);
+    case 'lost':
+      throw new Error(`its VM ${outcome.vmId} was lost`);
   }
 }

@@ -1,3 +1,4 @@
+import type { JobReport } from '../jit/report.js';
 import type { GateHints, GateReply } from './metadata.js';
 
 /**
@@ -15,6 +16,20 @@ export class ControlError extends Error {
     super(message);
     this.name = 'ControlError';
   }
+
+  /** Worth another try: the control was unreachable, timed out, or failed (5xx, 429). */
+  get retryable(): boolean {
+    return this.status === 0 || this.status === 429 || this.status >= 500;
+  }
+}
+
+/** What the agent's heartbeat tells the control (the host itself is the one its token names). */
+export interface HostBeat {
+  slots: number;
+  busy: number;
+  vms: { vmId: string; workflowJobId: number }[];
+  caps?: unknown;
+  draining: boolean;
 }
 
 export interface ControlClient {
@@ -24,12 +39,55 @@ export interface ControlClient {
    * any answer that is not a decision, is a refusal (fail closed).
    */
   jobStarted(runnerName: string, hints: GateHints, timeoutMs?: number): Promise<GateReply>;
+  /**
+   * Reports on a job this host took. Tries a few times over a few seconds on a network error or
+   * a 5xx; throws ControlError when the control refused it or never answered.
+   */
+  report(workflowJobId: number, report: JobReport): Promise<{ phase: string }>;
+  heartbeat(beat: HostBeat): Promise<void>;
+  /** Removes this host's heartbeat (it is draining away). */
+  goodbye(): Promise<void>;
 }
+
+const REPORT_PAUSES_MS = [250, 1000, 3000];
 
 export function createControlClient(controlUrl: string, token: string): ControlClient {
   const url = new URL('/api/v1/jit', controlUrl).toString();
   const gateUrl = new URL('/api/v1/job-started', controlUrl).toString();
+  const call = async (method: string, path: string, payload?: unknown, timeoutMs = 10_000): Promise<{ status: number; body: Record<string, unknown> }> => {
+    let res: Response;
+    try {
+      res = await fetch(new URL(path, controlUrl), {
+        method,
+        headers: { authorization: `Bearer ${token}`, ...(payload === undefined ? {} : { 'content-type': 'application/json' }) },
+        ...(payload === undefined ? {} : { body: JSON.stringify(payload) }),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (err) {
+      throw new ControlError(0, `control unreachable at ${controlUrl}: ${(err as Error).name}`);
+    }
+    const body = res.status === 204 ? {} : ((await res.json().catch(() => ({}))) as Record<string, unknown>);
+    if (res.status >= 400) throw new ControlError(res.status, `control answered ${res.status} to ${method} ${path}: ${String(body.error ?? '')} ${String(body.message ?? '')}`.trim());
+    return { status: res.status, body };
+  };
   return {
+    async report(workflowJobId, report) {
+      for (let i = 0; ; i++) {
+        try {
+          const { body } = await call('POST', `/api/v1/jobs/${workflowJobId}/report`, report);
+          return { phase: String(body.phase ?? '') };
+        } catch (err) {
+          if (!(err instanceof ControlError) || !err.retryable || i >= REPORT_PAUSES_MS.length) throw err;
+          await new Promise((res) => setTimeout(res, REPORT_PAUSES_MS[i]));
+        }
+      }
+    },
+    async heartbeat(beat) {
+      await call('PUT', '/api/v1/hosts/self/heartbeat', beat, 5_000);
+    },
+    async goodbye() {
+      await call('DELETE', '/api/v1/hosts/self/heartbeat', undefined, 5_000);
+    },
     async jobStarted(runnerName, hints, timeoutMs = 15_000) {
       const refuse = (message: string): GateReply => ({ decision: 'deny', reason: 'control-unreachable', message, workflowJobId: null });
       try {

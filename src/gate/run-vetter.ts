@@ -3,12 +3,13 @@ import type { Logger } from 'pino';
 import type { ControlConfig } from '../config/schema.js';
 import { isFork } from '../domain/start-policy.js';
 import type { GitHubClient } from '../github/index.js';
-import { readJobRecord, type JobRecord } from '../intake/job-store.js';
+import { readJobRecord, type JobRecord } from '../jobs/record.js';
+import { jobMoves } from '../jobs/transition.js';
 import type { Keys } from '../queue/keys.js';
 
 /**
  * Refuses early what intake cannot see, after the webhook was answered (never inside it): it
- * reads the decisions stream the intake appends to, and
+ * reads the intake's decisions in the events stream, and
  * - for an accepted job, looks its run up once (cached per run): a fork's run is refused
  *   `fork-pr` and cancelled, before a runner is minted for it or beside it;
  * - for a job refused `deploy-not-allowed` (its labels fit a deploy pool, so a deploy runner
@@ -60,7 +61,7 @@ export class RunVetter {
     while (!this.stopped) {
       let batch: [string, string[]][] = [];
       try {
-        const r = (await this.reader.xread('COUNT', 100, 'BLOCK', 1000, 'STREAMS', this.d.keys.decisions, cursor)) as [string, [string, string[]][]][] | null;
+        const r = (await this.reader.xread('COUNT', 100, 'BLOCK', 1000, 'STREAMS', this.d.keys.events, cursor)) as [string, [string, string[]][]][] | null;
         batch = r?.[0]?.[1] ?? [];
       } catch {
         if (!this.stopped) await new Promise((res) => setTimeout(res, 1000));
@@ -76,6 +77,7 @@ export class RunVetter {
   }
 
   private async vet(f: Record<string, string>): Promise<void> {
+    if (f.type !== 'decision') return;
     const wanted = f.decision === 'accept' || (f.decision === 'reject' && f.reason === 'deploy-not-allowed');
     if (!wanted || !f.workflowJobId) return;
     const rec = await readJobRecord(this.d.redis, this.d.keys, Number(f.workflowJobId));
@@ -93,15 +95,13 @@ export class RunVetter {
 
   private async refuse(rec: JobRecord, reason: Exclude<Verdict, 'ok'>, firstOfRun: boolean): Promise<void> {
     this.remember(rec.runId, reason);
-    const now = String(Date.now());
-    const fields: Record<string, string> = { vetRefusal: reason, vetAt: now };
+    const fields: Record<string, string> = { vetRefusal: reason };
     if (firstOfRun) fields.runCancelled = await this.d.github.cancelRun(rec.owner, rec.repo.split('/')[1]!, rec.runId);
     fields.runCancelledFor = reason;
-    await this.d.redis
-      .multi()
-      .hset(this.d.keys.job(rec.workflowJobId), fields)
-      .xadd(this.d.keys.decisions, 'MAXLEN', '~', '10000', '*', 'workflowJobId', String(rec.workflowJobId), 'at', now, 'decision', 'cancelled-after-intake', 'reason', reason)
-      .exec();
+    const jobs = jobMoves(this.d.redis, this.d.keys);
+    // A deploy job refused at intake is refused already: only its run's cancel is news.
+    const moved = rec.phase === 'queued' ? await jobs.move(rec.workflowJobId, { to: 'refused', by: 'vetter', why: reason, fields }) : null;
+    if (!moved?.ok) await jobs.note(rec.workflowJobId, { by: 'vetter', what: 'run-cancelled-after-intake', why: reason, fields });
     this.d.logger.warn({ workflowJobId: rec.workflowJobId, runId: rec.runId, reason }, 'refused run cancelled after intake');
   }
 

@@ -4,7 +4,8 @@ import type { ControlConfig, PoolConfig } from '../config/schema.js';
 import type { MintHost } from '../domain/mint-policy.js';
 import { cancelRunOnRefusal, checkStartRunner, decideStart, parseRunnerName, type StartDecision, type StartRefusal } from '../domain/start-policy.js';
 import type { GitHubClient, WorkflowJob } from '../github/index.js';
-import { readJobRecord } from '../intake/job-store.js';
+import { readJobRecord } from '../jobs/record.js';
+import { jobMoves, type Move } from '../jobs/transition.js';
 import type { Keys } from '../queue/keys.js';
 
 /**
@@ -43,23 +44,27 @@ const REPO = /^[A-Za-z0-9_.-]{1,100}\/[A-Za-z0-9_.-]{1,100}$/;
 
 export async function askStartGate(deps: GateDeps, host: MintHost, q: StartQuestion): Promise<StartAnswer> {
   const answer = await decideForRunner(deps, host, q);
-  if (answer.kind === 'deny' && answer.mintedFor !== undefined) await spendRunner(deps, answer.mintedFor, q.runnerName);
+  if (answer.mintedFor !== undefined) await moveMintedFor(deps, host, answer.mintedFor, q.runnerName, answer);
   const { mintedFor: _, ...rest } = answer;
   return rest;
 }
 
 /**
- * A refused runner fails whatever job it was handed and is gone: the job it was minted for has
- * not had its runner. Forgetting the mint keeps it owed one (mint-policy's runnerOwed), or the
- * job would be stranded when a runner minted for another job took it meanwhile. Compare and
- * delete: a newer mint for the job is left alone.
+ * The phase of the job the runner was minted for: `started` when the gate allowed the job its
+ * runner was handed (whichever job that was), `refused-at-start` when it refused it. A refused
+ * runner fails whatever job it was handed and is gone: the job it was minted for has not had its
+ * runner. Forgetting the mint (spent) keeps it owed one (mint-policy's runnerOwed), or the job
+ * would be stranded when a runner minted for another job took it meanwhile. Compare and set: a
+ * newer mint for the job is left alone.
  */
-async function spendRunner(deps: GateDeps, workflowJobId: number, runnerName: string): Promise<void> {
-  const key = deps.keys.job(workflowJobId);
-  await deps.redis.eval(
-    "if redis.call('HGET', KEYS[1], 'mintedRunner') == ARGV[1] then redis.call('HDEL', KEYS[1], 'mintedRunner'); redis.call('HSET', KEYS[1], 'spentRunner', ARGV[1]) end return 1",
-    1, key, runnerName,
-  );
+async function moveMintedFor(deps: GateDeps, host: MintHost, workflowJobId: number, runnerName: string, a: StartAnswer): Promise<void> {
+  const onlyIf = { field: 'mintedRunner', equals: runnerName };
+  const startedJob = a.workflowJobId ?? '';
+  const move: Move =
+    a.kind === 'allow'
+      ? { to: 'started', by: `host:${host.name}`, why: 'allowed-at-start', fields: { startedJob }, onlyIf }
+      : { to: 'refused-at-start', by: `host:${host.name}`, why: a.reason, fields: { startedJob, spentRunner: runnerName, startRefusal: a.reason }, remove: ['mintedRunner'], onlyIf };
+  await jobMoves(deps.redis, deps.keys).moveOrNote(workflowJobId, move);
 }
 
 async function decideForRunner(deps: GateDeps, host: MintHost, q: StartQuestion): Promise<StartAnswer & { mintedFor?: number }> {
@@ -137,19 +142,15 @@ async function githubFacts(github: GitHubClient, repository: string, runId: numb
 
 async function finish(deps: GateDeps, log: Logger, t0: number, host: MintHost, runnerName: string, d: StartDecision, job: WorkflowJob | null): Promise<StartAnswer> {
   const now = Date.now();
-  const tx = deps.redis.multi();
-  if (job && (await deps.redis.exists(deps.keys.job(job.id)))) {
-    const fields: Record<string, string | number> = { startRunner: runnerName, startHost: host.name, startAt: now, startDecision: d.kind };
-    if (d.kind === 'deny') fields.startRefusal = d.reason;
-    tx.hset(deps.keys.job(job.id), fields);
-  }
-  tx.xadd(
-    deps.keys.decisions, 'MAXLEN', '~', '10000', '*',
-    'workflowJobId', String(job?.id ?? ''), 'at', String(now),
-    'decision', d.kind === 'allow' ? 'allowed-at-start' : 'refused-at-start',
-    'reason', d.kind === 'deny' ? d.reason : '', 'host', host.name, 'runnerName', runnerName,
-  );
-  await tx.exec();
+  // On the record of the job that started (it need not be the one the runner was minted for).
+  const fields: Record<string, string | number> = { startRunner: runnerName, startHost: host.name, startAt: now, startDecision: d.kind };
+  if (d.kind === 'deny') fields.startRefusal = d.reason;
+  await jobMoves(deps.redis, deps.keys).note(job?.id ?? null, {
+    by: `host:${host.name}`,
+    what: d.kind === 'allow' ? 'allowed-at-start' : 'refused-at-start',
+    why: d.kind === 'deny' ? d.reason : runnerName,
+    fields,
+  }, now);
   const decideMs = now - t0;
   if (d.kind === 'deny') log.warn({ reason: d.reason, workflowJobId: job?.id, decideMs }, 'job refused at start');
   else log.info({ workflowJobId: job?.id, decideMs }, 'job allowed at start');
@@ -160,7 +161,7 @@ async function cancelRefusedRun(deps: GateDeps, log: Logger, repository: string,
   const [owner, repo] = repository.split('/') as [string, string];
   try {
     const result = await deps.github.cancelRun(owner, repo, runId);
-    if (await deps.redis.exists(deps.keys.job(workflowJobId))) await deps.redis.hset(deps.keys.job(workflowJobId), { runCancelled: result, runCancelledFor: reason });
+    await jobMoves(deps.redis, deps.keys).note(workflowJobId, { by: 'gate', what: 'run-cancelled', why: reason, fields: { runCancelled: result, runCancelledFor: reason } });
     log.warn({ runId, workflowJobId, reason, result }, 'run refused at start cancelled');
   } catch (err) {
     log.error({ runId, workflowJobId, err: (err as Error).message }, 'could not cancel a run refused at start');

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { decide, type PolicyConfig } from '../domain/policy.js';
 import { PayloadError, SignatureError, StoreError } from '../domain/errors.js';
-import type { JobStore } from './job-store.js';
+import type { JobStore } from '../jobs/intake-record.js';
 import type { IntakeMetrics } from './metrics.js';
 import { parseWorkflowJob } from './parse.js';
 import { verifySignature } from './verify.js';

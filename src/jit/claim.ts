@@ -43,3 +43,12 @@ export async function claimJobAttempt(
   const [by = '', since = '0'] = r.slice(5).split('|');
   return { kind: 'held', by, since: Number(since) };
 }
+
+/** Gives a job attempt up (its runner is gone): only the holder can, and then any host may claim it. */
+export async function releaseJobAttempt(redis: Redis, k: Keys, workflowJobId: number, runAttempt: number, host: string): Promise<boolean> {
+  const released = await redis.eval(
+    "local cur = redis.call('GET', KEYS[1]) if cur and string.match(cur, '^([^|]*)') == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+    1, k.mintClaim(workflowJobId, runAttempt), host,
+  );
+  return released === 1;
+}

@@ -4,7 +4,8 @@ import type { ControlConfig } from '../config/schema.js';
 import { checkGitHub, checkRequest, runnerName, type MintDecision, type MintRefusal } from '../domain/mint-policy.js';
 import type { GitHubClient, RunnerScope } from '../github/index.js';
 import { RunnerBusyError, RunnerNameTakenError } from '../github/index.js';
-import { readJobRecord } from '../intake/job-store.js';
+import { readJobRecord } from '../jobs/record.js';
+import { describeRefusal, jobMoves } from '../jobs/transition.js';
 import type { Keys } from '../queue/keys.js';
 import { claimJobAttempt } from './claim.js';
 import type { KnownHost } from './host-auth.js';
@@ -18,7 +19,7 @@ import { sweepRefusedRuns } from './sweep.js';
  */
 export type MintResult =
   | { kind: 'minted'; runnerName: string; runnerId: number; encodedJitConfig: string }
-  | { kind: 'refused'; reason: MintRefusal }
+  | { kind: 'refused'; reason: MintRefusal | 'job-moved-on' }
   | { kind: 'busy'; runnerName: string }
   /** Another host holds this job attempt's runner, and GitHub still shows it. */
   | { kind: 'already-minted'; host: string };
@@ -88,9 +89,18 @@ export async function mintRunner(deps: MintDeps, host: KnownHost, poolName: stri
   }
   // `runnerName` on the record is the runner GitHub gave the job (from its webhooks); which one was
   // minted for it is another matter (see runnerOwed).
-  await deps.redis.hset(deps.keys.job(workflowJobId), { mintedRunner: name, host: host.name, mintedAt: Date.now() });
   // Not queued yet minted: the job was taken by a runner minted for another job (runnerOwed).
   const owed = job.status !== 'queued' ? { owedBecauseTakenBy: job.runnerName } : {};
+  const moved = await jobMoves(deps.redis, deps.keys).move(workflowJobId, {
+    to: 'minted', by: `host:${host.name}`, why: owed.owedBecauseTakenBy ? 'runner-owed' : 'asked',
+    fields: { mintedRunner: name, host: host.name, mintedAt: Date.now() },
+  });
+  if (!moved.ok) {
+    // The job moved past minting meanwhile (say, it failed): the new runner must not wait for it.
+    await deps.github.deleteRunner({ ...scope, runnerId: jit.runner.id }).catch((err: Error) => log.error({ err: err.message }, 'runner minted for a job that moved on could not be deleted'));
+    log.warn({ why: describeRefusal(moved, 'minted') }, 'runner not handed out: the job moved on');
+    return { kind: 'refused', reason: 'job-moved-on' };
+  }
   log.info({ runnerName: name, runnerId: jit.runner.id, ...owed }, 'runner minted');
   return { kind: 'minted', runnerName: name, runnerId: jit.runner.id, encodedJitConfig: jit.encodedJitConfig };
 }
@@ -127,7 +137,7 @@ async function claimAttempt(deps: MintDeps, scope: RunnerScope, workflowJobId: n
 
 /** The holder's heartbeat (it expires with its agent) lists a VM of this job. */
 async function hostRunsVmFor(deps: MintDeps, host: string, workflowJobId: number): Promise<boolean> {
-  const beat = await deps.redis.get(`${deps.keys.prefix}:host:${host}`);
+  const beat = await deps.redis.get(deps.keys.host(host));
   if (!beat) return false;
   const vms = (JSON.parse(beat) as { vms?: { workflowJobId: number }[] }).vms ?? [];
   return vms.some((v) => v.workflowJobId === workflowJobId);
@@ -140,9 +150,12 @@ async function hostRunsVmFor(deps: MintDeps, host: string, workflowJobId: number
  */
 const CANCEL_RUN_ON = new Set<MintRefusal>(['fork-pr', 'public-repo', 'internal-repo']);
 
+/** Refusals about the job itself: its phase becomes `refused`. The rest are about who asked. */
+const JOB_REFUSALS = new Set<MintRefusal>(['fork-pr', 'public-repo', 'internal-repo', 'job-not-queued', 'cancelled']);
+
 async function cancelRun(deps: MintDeps, log: Logger, owner: string, repo: string, runId: number, workflowJobId: number): Promise<void> {
   const result = await deps.github.cancelRun(owner, repo, runId);
-  await deps.redis.hset(deps.keys.job(workflowJobId), { runCancelled: result });
+  await jobMoves(deps.redis, deps.keys).note(workflowJobId, { by: 'control', what: 'run-cancelled', why: 'refused-at-mint', fields: { runCancelled: result } });
   log.warn({ runId, result }, 'refused run cancelled so no other runner takes it');
 }
 
@@ -156,12 +169,13 @@ async function refused(
   hasRecord: boolean,
 ): Promise<MintResult> {
   const reason = d.kind === 'refuse' ? d.reason : fallback;
-  const now = Date.now();
-  const tx = deps.redis.multi();
-  if (hasRecord) tx.hset(deps.keys.job(workflowJobId), { mintRefusal: reason, mintRefusedHost: host.name, mintRefusedAt: now });
-  await tx
-    .xadd(deps.keys.decisions, 'MAXLEN', '~', '10000', '*', 'workflowJobId', String(workflowJobId), 'at', String(now), 'decision', 'refuse-mint', 'reason', reason, 'host', host.name)
-    .exec();
+  const jobs = jobMoves(deps.redis, deps.keys);
+  const by = `host:${host.name}`;
+  const fields = { mintRefusal: reason, mintRefusedHost: host.name };
+  // A host asking for what is not its own (another pool, a build host for a deploy job) does not
+  // end the job: the host is refused, the job stays where it is.
+  const moved = hasRecord && JOB_REFUSALS.has(reason) ? await jobs.move(workflowJobId, { to: 'refused', by, why: reason, fields }) : null;
+  if (!moved?.ok) await jobs.note(hasRecord ? workflowJobId : null, { by, what: 'mint-refused', why: reason });
   log.warn({ reason }, 'runner refused');
   return { kind: 'refused', reason };
 }

@@ -4,6 +4,7 @@ import type { ControlConfig, PoolConfig } from '../config/schema.js';
 import { labelsServedBy } from '../domain/policy.js';
 import { cancelRunOnRefusal, decideStart, type StartRefusal } from '../domain/start-policy.js';
 import type { GitHubClient, RepositoryVisibility } from '../github/index.js';
+import { jobMoves } from '../jobs/transition.js';
 import type { Keys } from '../queue/keys.js';
 
 /**
@@ -55,11 +56,11 @@ export async function sweepRefusedRuns(deps: SweepDeps, repository: string, visi
 }
 
 async function record(deps: SweepDeps, ids: number[], reason: StartRefusal, pool: string, result: string): Promise<void> {
-  const now = String(Date.now());
-  const tx = deps.redis.multi();
+  const jobs = jobMoves(deps.redis, deps.keys);
   for (const id of ids) {
-    if (await deps.redis.exists(deps.keys.job(id))) tx.hset(deps.keys.job(id), { runCancelled: result, runCancelledFor: reason, runCancelledAt: now });
-    tx.xadd(deps.keys.decisions, 'MAXLEN', '~', '10000', '*', 'workflowJobId', String(id), 'at', now, 'decision', 'cancelled-before-mint', 'reason', reason, 'pool', pool);
+    const fields = { runCancelled: result, runCancelledFor: reason, runCancelledPool: pool };
+    const moved = await jobs.move(id, { to: 'refused', by: 'sweep', why: reason, fields });
+    // Not Hangar's to move (no record, or past queuing): the cancel is still worth keeping.
+    if (!moved.ok) await jobs.note(id, { by: 'sweep', what: 'run-cancelled-before-mint', why: reason, fields });
   }
-  await tx.exec();
 }

@@ -44,14 +44,13 @@ export async function runAgent(configFile: string): Promise<void> {
   const guestNet = await startGuestNetwork(a, config.pools, configFile, logger);
   if (!guestNet) await net.ensureEgress();
   const metrics = await serveAgentMetrics(a.metricsListen, guestNet, logger);
+  // Its pools' queues only: everything else the agent says goes through the control.
   const connection = new Redis(config.redis.url, { maxRetriesPerRequest: null });
-  const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 2 });
-  for (const c of [connection, redis]) c.on('error', (err: Error) => logger.debug({ err: err.message }, 'redis connection error'));
+  connection.on('error', (err: Error) => logger.debug({ err: err.message }, 'redis connection error'));
   const agent = new Agent({
     agent: a,
     prefix: config.redis.prefix,
     connection,
-    redis,
     parts: { driver, caps, net, ...(guestNet ? { guestNet } : {}) },
     pools: config.pools,
     control: createControlClient(a.controlUrl, token),
@@ -65,7 +64,6 @@ export async function runAgent(configFile: string): Promise<void> {
     // A clean stop leaves nothing: the table goes with the agent (kill -9: the next start replaces it).
     await (guestNet ? guestNet.stop() : net.removeEgress());
     connection.disconnect();
-    redis.disconnect();
   });
 }
 

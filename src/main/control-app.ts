@@ -4,13 +4,14 @@ import type { Logger } from 'pino';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ControlConfig } from '../config/schema.js';
 import type { ControlSecrets } from '../config/secrets.js';
-import { JobStore } from '../intake/job-store.js';
+import { JobStore } from '../jobs/intake-record.js';
 import { intakeMetrics } from '../intake/metrics.js';
 import { intakeRoutes } from '../intake/route.js';
 import { createGitHubClient, type GitHubClient } from '../github/index.js';
 import { gateRoutes } from '../gate/route.js';
 import { RunVetter } from '../gate/run-vetter.js';
 import { jitRoutes } from '../jit/route.js';
+import { reportRoutes } from '../jit/report-route.js';
 import { keys } from '../queue/keys.js';
 import { OutboxWorker } from '../queue/outbox-worker.js';
 import { PoolQueues } from '../queue/pool-queues.js';
@@ -108,6 +109,7 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
   });
   await app.register(jitRoutes, { config, github, redis, keys: k, logger: logger.child({ unit: 'jit' }), hosts: config.hosts, registry });
   await app.register(gateRoutes, { config, github, redis, keys: k, logger: logger.child({ unit: 'gate' }), hosts: config.hosts, registry });
+  await app.register(reportRoutes, { config, github, redis, keys: k, logger: logger.child({ unit: 'reports' }), hosts: config.hosts, registry });
   app.get('/healthz', async (_req, reply) => {
     const ok = await redis.ping().then(() => true, () => false);
     return reply.code(ok ? 200 : 503).send({ ok, redis: ok ? 'up' : 'down' });

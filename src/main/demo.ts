@@ -2,7 +2,8 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { createCaps } from '../caps/create-caps.js';
-import { readJobRecord, type JobRecord } from '../intake/job-store.js';
+import { readEvents } from '../jobs/events.js';
+import { readJobRecord, type JobRecord } from '../jobs/record.js';
 import { keys } from '../queue/keys.js';
 import { startLocalFleet, type Fleet } from './local-fleet.js';
 
@@ -73,10 +74,10 @@ export async function runDemo(opts: { keep?: boolean; jobs?: number } = {}): Pro
         if (done.has(id)) continue;
         const j = await api<SimJob>('GET', `/_sim/jobs/${id}`);
         // Done when the runner has reported and the agent has seen its VM end.
-        const rec = await r.hgetall(keys(PREFIX).job(id));
-        if (j.status !== 'completed' || !rec.agentOutcome) continue;
+        const rec = await readJobRecord(r, keys(PREFIX), id);
+        if (j.status !== 'completed' || !rec?.vm) continue;
         done.add(id);
-        const secs = Number(rec.vmMs ?? 0) / 1000;
+        const secs = (rec.vm.ms ?? 0) / 1000;
         billedMinutes += Math.max(1, Math.ceil(secs / 60));
         const digest = /\b[0-9a-f]{16}\b/.exec(j.output)?.[0] ?? '';
         say(`  ${j.conclusion === 'success' ? 'ok ' : 'ERR'} ${names.get(id)!.padEnd(36)} vm wj-${id}-1  ${secs.toFixed(1).padStart(5)} s  ${digest}`);
@@ -86,18 +87,16 @@ export async function runDemo(opts: { keep?: boolean; jobs?: number } = {}): Pro
     }
     say(`batch done in ${((Date.now() - started) / 1000).toFixed(0)} s; GitHub-hosted runners would have billed ${billedMinutes} minutes`);
     // Every job passed the gate at job start: its runner asked whether the job GitHub gave it may run there.
-    const gate = (await r.xrange(keys(PREFIX).decisions, '-', '+')).map(([, f]) => f[f.indexOf('decision') + 1]);
-    const allowed = gate.filter((d) => d === 'allowed-at-start').length;
-    say(`gate at job start: ${allowed} allowed, ${gate.filter((d) => d === 'refused-at-start').length} refused (each runner asked before its first step)`);
+    const moves = (await readEvents(r, keys(PREFIX), { count: 100_000 })).filter((e) => e.type === 'move');
+    const allowed = moves.filter((e) => e.fields.to === 'started').length;
+    say(`gate at job start: ${allowed} allowed, ${moves.filter((e) => e.fields.to === 'refused-at-start').length} refused (each runner asked before its first step)`);
     if (allowed < ids.length) throw new Error(`only ${allowed} of ${ids.length} jobs were allowed by the gate at job start`);
     say();
     say('refused, and why');
     await new Promise((res) => setTimeout(res, 1500));
     for (const [run, name] of refused) {
       const id = run.jobs[0]!.id;
-      const rec = await readJobRecord(r, keys(PREFIX), id);
-      const extra = await r.hgetall(keys(PREFIX).job(id));
-      say(`  ${name.padEnd(28)} ${describe(rec, extra)}`);
+      say(`  ${name.padEnd(28)} ${describe(await readJobRecord(r, keys(PREFIX), id))}`);
     }
     say();
     say(await curiousJob(f, r, curious!, [a.lanWeb, a.metadata]));
@@ -116,9 +115,10 @@ export async function runDemo(opts: { keep?: boolean; jobs?: number } = {}): Pro
 async function curiousJob(f: Fleet, r: Redis, id: number, targets: string[]): Promise<string> {
   const until = Date.now() + 120_000;
   let raw: string | null = null;
-  while (Date.now() < until && !(raw = await r.hget(keys(PREFIX).job(id), 'egress'))) await new Promise((res) => setTimeout(res, 250));
+  let egress: unknown = null;
+  while (Date.now() < until && !(egress = (await readJobRecord(r, keys(PREFIX), id))?.egress)) await new Promise((res) => setTimeout(res, 250));
   const j = await f.api<SimJob>('GET', `/_sim/jobs/${id}`);
-  const denied = raw ? (JSON.parse(raw) as { denied: { daddr: string; dport: number; packets: number }[] }).denied : [];
+  const denied = egress ? (egress as { denied: { daddr: string; dport: number; packets: number }[] }).denied : [];
   const lines = ['outbound only: a job that tried the house'];
   for (const t of targets) {
     const saw = j.output.includes(`BLOCKED ${t}`) ? 'blocked' : j.output.includes(`REACHED ${t}`) ? 'REACHED' : 'no answer';
@@ -143,13 +143,13 @@ async function leftovers(f: Fleet): Promise<string> {
     : `Left behind: ${found.join(', ')}`;
 }
 
-function describe(rec: JobRecord | null, extra: Record<string, string>): string {
+function describe(rec: JobRecord | null): string {
   if (!rec) return 'not recorded';
-  const cancelled = extra.runCancelled ? ' (run cancelled)' : '';
+  const cancelled = rec.runCancelled ? ' (run cancelled)' : '';
   if (rec.decision === 'reject') return `rejected at intake: ${rec.reason}${cancelled}`;
-  if (extra.vetRefusal) return `refused after intake: ${extra.vetRefusal}${cancelled}`;
-  if (extra.mintRefusal) return `refused at mint time: ${extra.mintRefusal}${cancelled}`;
-  if (extra.startRefusal) return `refused at job start: ${extra.startRefusal}${cancelled}`;
-  if (extra.runCancelledFor) return `refused before a runner was minted beside it: ${extra.runCancelledFor}${cancelled}`;
-  return `${rec.decision} → ${rec.pool ?? ''} (${rec.state})`;
+  if (rec.vetRefusal) return `refused after intake: ${rec.vetRefusal}${cancelled}`;
+  if (rec.mintRefusal) return `refused at mint time: ${rec.mintRefusal}${cancelled}`;
+  if (rec.startRefusal) return `refused at job start: ${rec.startRefusal}${cancelled}`;
+  if (rec.runCancelledFor) return `refused before a runner was minted beside it: ${rec.runCancelledFor}${cancelled}`;
+  return `${rec.phase ?? rec.decision} (${rec.phaseWhy ?? ''}; GitHub: ${rec.state})`;
 }

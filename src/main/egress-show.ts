@@ -2,6 +2,7 @@ import { Redis } from 'ioredis';
 import type { EgressRecord } from '../agent/guest-network.js';
 import { loadConfig } from '../config/load.js';
 import { HangarError } from '../domain/errors.js';
+import { readJobRecord } from '../jobs/record.js';
 import { keys } from '../queue/keys.js';
 
 /**
@@ -16,10 +17,10 @@ export async function egressShow(id: string, configFile: string, json: boolean):
     await redis.connect().catch((err: Error) => {
       throw new HangarError('store-unavailable', `cannot reach Redis at redis.url: ${err.message}`);
     });
-    const raw = await redis.hget(keys(config.redis.prefix).job(Number(id)), 'egress');
-    if (!raw) throw new HangarError('not-found', `job ${id}: no egress log (unknown job, not run yet, or run with isolation off)`);
-    const log = JSON.parse(raw) as EgressRecord;
-    if (json) return void process.stdout.write(`${raw}\n`);
+    const record = /^\d+$/.test(id) ? await readJobRecord(redis, keys(config.redis.prefix), Number(id)) : null;
+    if (!record?.egress) throw new HangarError('not-found', `job ${id}: no egress log (unknown job, not run yet, or run with isolation off)`);
+    const log = record.egress as EgressRecord;
+    if (json) return void process.stdout.write(`${JSON.stringify(log)}\n`);
     const at = (ms: number) => new Date(ms).toISOString().slice(11, 19);
     const lines = [`job ${id}: ${log.denied.length} refused destination(s)${log.deniedOverflow ? ` (+${log.deniedOverflow} not kept)` : ''}`];
     for (const d of log.denied) lines.push(`  refused  ${d.proto.padEnd(4)} ${`${d.daddr}${d.dport ? `:${d.dport}` : ''}`.padEnd(22)} ${String(d.packets).padStart(5)} pkt  ${at(d.firstAt)}–${at(d.lastAt)}`);

@@ -9,13 +9,15 @@ export interface Keys {
   job(workflowJobId: number): string;
   /** Sorted set of workflow job ids by last update, for listings. */
   jobIndex: string;
-  /** Stream of policy decisions (audit; the dashboard reads it). */
-  decisions: string;
+  /** Stream of every decision and phase move of a job, with who and why (jobs/events.ts). */
+  events: string;
   /** Stream of queue commands written atomically with the job record (see queue/outbox.ts). */
   outbox: string;
   /** Which host holds the one runner of a job attempt (jit/claim.ts). */
   mintClaim(workflowJobId: number, runAttempt: number): string;
-  /** Where the run vetter has read the decisions stream up to (gate/run-vetter.ts). */
+  /** A host's heartbeat, written by the control from the agent's report (jit/report-route.ts); expires with its agent. */
+  host(name: string): string;
+  /** Where the run vetter has read the events stream up to (gate/run-vetter.ts). */
   vetCursor: string;
 }
 
@@ -25,10 +27,11 @@ export function keys(prefix: string): Keys {
     delivery: (id) => `${prefix}:delivery:${id}`,
     job: (id) => `${prefix}:job:${id}`,
     jobIndex: `${prefix}:jobs`,
-    decisions: `${prefix}:decisions`,
+    events: `${prefix}:events`,
     outbox: `${prefix}:outbox`,
     mintClaim: (id, attempt) => `${prefix}:mint:${id}:${attempt}`,
     vetCursor: `${prefix}:vet:cursor`,
+    host: (name) => `${prefix}:host:${name}`,
   };
 }
 

@@ -8,7 +8,7 @@ import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { trimJobIndex } from '../intake/job-store.js';
+import { trimJobIndex } from '../jobs/record.js';
 import { keys } from './keys.js';
 import { OutboxRelay } from './outbox.js';
 import { PoolQueues } from './pool-queues.js';

@@ -3,6 +3,10 @@ import type { Redis } from 'ioredis';
 import { POOL_JOB_NAME, type PoolJobData } from './contracts.js';
 import { queueJobId, queueName } from './keys.js';
 
+/** Tries per job, and the first pause between them (doubling): 2, 4, 8, 16 s. */
+export const JOB_ATTEMPTS = 5;
+export const JOB_BACKOFF_MS = 2_000;
+
 /** Jobs per BullMQ addBulk (one MULTI); each job takes Redis about 50 µs. */
 const BULK_CHUNK = 25;
 
@@ -49,6 +53,10 @@ export class PoolQueues {
             data,
             opts: {
               jobId: queueJobId(data.workflowJobId),
+              // A transient failure (the control unreachable, a VM whose runner never started a
+              // job) is tried again after a pause; a fatal one fails at once (agent.ts).
+              attempts: JOB_ATTEMPTS,
+              backoff: { type: 'exponential', delay: JOB_BACKOFF_MS },
               // Keep finished entries for a while: their ids stop a late re-add from running a job twice.
               removeOnComplete: { age: 3 * 24 * 3600 },
               removeOnFail: { age: 7 * 24 * 3600 },

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createCaps } from '../../src/caps/create-caps.js';
-import { readJobRecord } from '../../src/intake/job-store.js';
+import { readJobRecord } from '../../src/jobs/record.js';
 import { Queue } from 'bullmq';
 import { keys, queueName, queueJobId } from '../../src/queue/keys.js';
 import { startFleet, type Fleet } from '../helpers/fleet.js';

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { queueJobId } from '../../src/queue/keys.js';
-import { readJobRecord } from '../../src/intake/job-store.js';
+import { readJobRecord } from '../../src/jobs/record.js';
 import { keys } from '../../src/queue/keys.js';
 import { startTestControl, TEST_SECRET, type TestControl } from '../helpers/control.js';
 import { delivery, examplePayloads, jobPayload, sign, type Delivery } from '../helpers/payloads.js';
@@ -176,7 +176,7 @@ describe('webhook intake', () => {
     const build = (await queueEntries('build')).map((j) => j.id);
     for (const id of [31, 32, 33, 34]) expect(build).not.toContain(queueJobId(id));
     expect((await queueEntries('deploy')).map((j) => j.id)).toContain(queueJobId(35));
-    const audit = await redis.xrange(keys(prefix).decisions, '-', '+');
+    const audit = await redis.xrange(keys(prefix).events, '-', '+');
     const reasons = audit.map(([, f]) => f[f.indexOf('reason') + 1]);
     expect(reasons).toEqual(expect.arrayContaining(['repo-not-allowed', 'no-pool', 'deploy-not-allowed', 'internal-repo']));
   });

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { readJobRecord } from '../../src/intake/job-store.js';
+import { readJobRecord } from '../../src/jobs/record.js';
 import { keys } from '../../src/queue/keys.js';
 import { createSim, type Sim } from '../../src/sim/server.js';
 import { runSimRunner } from '../../src/sim/runner.js';
@@ -96,8 +96,8 @@ describe('JIT minting', () => {
     const r = await jit(BUILD_TOKEN, 'deploy', id!);
     expect(r).toMatchObject({ status: 403, body: { reason: 'pool-not-served' } });
     expect(sim.runners().length).toBe(before);
-    const audit = await redis.xrange(keys(prefix).decisions, '-', '+');
-    expect(audit.some(([, f]) => f.includes('refuse-mint') && f.includes('pool-not-served') && f.includes('minipc'))).toBe(true);
+    const audit = await redis.xrange(keys(prefix).events, '-', '+');
+    expect(audit.some(([, f]) => f.includes('mint-refused') && f.includes('pool-not-served') && f.includes('host:minipc'))).toBe(true);
     // The deploy host may.
     expect((await jit(DEPLOY_TOKEN, 'deploy', id!)).status).toBe(201);
   });

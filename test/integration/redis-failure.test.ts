@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
 import { readControlSecrets } from '../../src/config/secrets.js';
 import { StoreError } from '../../src/domain/errors.js';
-import { readJobRecord } from '../../src/intake/job-store.js';
+import { readJobRecord } from '../../src/jobs/record.js';
 import { buildControl } from '../../src/main/control-app.js';
 import { startLocalRedis, type LocalRedis } from '../../src/main/local-redis.js';
 import { keys, queueJobId, queueName } from '../../src/queue/keys.js';

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { readJobRecord } from '../../src/intake/job-store.js';
+import { readJobRecord } from '../../src/jobs/record.js';
 import { keys } from '../../src/queue/keys.js';
 import { createSim, type Sim } from '../../src/sim/server.js';
 import { startTestControl, TEST_SECRET, type TestControl } from '../helpers/control.js';
@@ -118,7 +118,7 @@ async function expectRefusedAtStart(prefix: string, id: number, reason: string):
   expect(sim.job(id).conclusion).toMatch(/^(failure|cancelled)$/);
   expect(await redis.hget(keys(prefix).job(id), 'startRefusal')).toBe(reason);
   await expect.poll(() => redis.hget(keys(prefix).job(id), 'runCancelled')).toMatch(/^(cancelled|already-completed)$/);
-  const decisions = await redis.xrange(keys(prefix).decisions, '-', '+');
+  const decisions = await redis.xrange(keys(prefix).events, '-', '+');
   expect(decisions.some(([, f]) => f.includes('refused-at-start') && f.includes(String(id)) && f.includes(reason))).toBe(true);
 }
 

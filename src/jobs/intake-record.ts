@@ -1,14 +1,18 @@
 import type { Redis } from 'ioredis';
 import type { Decision } from '../domain/policy.js';
+import { movesInto } from '../domain/job-phase.js';
 import { STATE_RANK, queueEffect } from '../domain/lifecycle.js';
 import type { WorkflowJobEvent } from '../domain/workflow-job.js';
 import type { PoolJobData } from '../queue/contracts.js';
 import type { Keys } from '../queue/keys.js';
+import { EVENTS_MAXLEN } from './events.js';
+import type { StaticFields } from './record.js';
 
 /**
  * Records one verified `workflow_job` event in a single atomic script: delivery dedupe,
- * event dedupe (job id + action), the job record (state only moves forward), the decision
- * audit entry and the queue command in the outbox. Either all of it is stored or none, so a
+ * event dedupe (job id + action), the job record (GitHub's state only moves forward; Hangar's
+ * phase starts `queued` or `refused`), the decision and GitHub's moves in the events stream
+ * (events.ts), and the queue command in the outbox. Either all of it is stored or none, so a
  * 202 always means "stored" and a Redis failure means "nothing stored, GitHub may redeliver".
  *
  * The record is one hash: what never changes (repo, run, labels, decision…) as one JSON field
@@ -20,28 +24,41 @@ import type { Keys } from '../queue/keys.js';
 export type RecordOutcome = 'created' | 'advanced' | 'stale' | 'duplicate-delivery' | 'duplicate-event';
 
 const script = (deliveryTtlSeconds: number, keepSeconds: number) => `
-local action, rank, now, effect, jobId = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
+local action, rank, now, effect, jobId, runnerName = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[12]
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ${deliveryTtlSeconds}) then return 'duplicate-delivery' end
 local seen = redis.call('HMGET', KEYS[2], 'rank', 'ev:' .. action)
 if seen[2] then return 'duplicate-event' end
 local created = not seen[1]
+-- A job first seen in progress or completed was never Hangar's to start: it never queues.
+local firstPhase = ARGV[8] ~= 'accept' and 'refused' or (effect == 'enqueue' and 'queued' or 'cancelled')
+local firstWhy = ARGV[10] ~= '' and ARGV[10] or (firstPhase == 'queued' and 'accepted' or 'first-seen-' .. action)
 local fields = {'ev:' .. action, now}
 if created then
-  for _, v in ipairs({'job', ARGV[6], 'pool', ARGV[9], 'createdAt', now}) do fields[#fields + 1] = v end
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', '10000', '*', 'workflowJobId', jobId, 'at', now,
-    'repo', ARGV[7], 'decision', ARGV[8], 'pool', ARGV[9], 'reason', ARGV[10], 'headBranch', ARGV[11])
+  for _, v in ipairs({'job', ARGV[6], 'pool', ARGV[9], 'createdAt', now, 'phase', firstPhase, 'phaseAt', now, 'phaseBy', 'intake',
+    'phaseWhy', firstWhy, 'at:' .. firstPhase, now}) do fields[#fields + 1] = v end
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', '${EVENTS_MAXLEN}', '*', 'workflowJobId', jobId, 'at', now, 'type', 'decision', 'by', 'intake',
+    'repo', ARGV[7], 'decision', ARGV[8], 'pool', ARGV[9], 'reason', ARGV[10], 'headBranch', ARGV[11], 'to', firstPhase)
 end
 local outcome = 'stale'
 if rank > tonumber(seen[1] or '0') then
   for _, v in ipairs({'state', action, 'rank', rank, 'updatedAt', now, action .. 'At', now}) do fields[#fields + 1] = v end
-  for i = 13, #ARGV do fields[#fields + 1] = ARGV[i] end
+  for i = 14, #ARGV do fields[#fields + 1] = ARGV[i] end
   redis.call('ZADD', KEYS[3], now, jobId)
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', '${EVENTS_MAXLEN}', '*', 'workflowJobId', jobId, 'at', now, 'type', 'github', 'by', 'intake',
+    'state', action, 'runnerName', runnerName)
   -- The outbox entry carries what the relay needs, so it never reads the record back.
   if effect == 'enqueue' then
-    redis.call('XADD', KEYS[5], '*', 'op', effect, 'workflowJobId', jobId, 'data', ARGV[12])
+    redis.call('XADD', KEYS[5], '*', 'op', effect, 'workflowJobId', jobId, 'data', ARGV[13])
   elseif effect == 'cancel' then
     local pool = created and ARGV[9] or redis.call('HGET', KEYS[2], 'pool')
     redis.call('XADD', KEYS[5], '*', 'op', effect, 'workflowJobId', jobId, 'pool', pool or '')
+    -- GitHub finished the job before Hangar had to (cancelled, or a runner not Hangar's ran it).
+    local phase = created and firstPhase or redis.call('HGET', KEYS[2], 'phase') or ''
+    if string.find(',${movesInto('cancelled').join(',')},', ',' .. phase .. ',', 1, true) then
+      for _, v in ipairs({'phase', 'cancelled', 'phaseAt', now, 'phaseBy', 'intake', 'phaseWhy', 'completed-on-github', 'at:cancelled', now}) do fields[#fields + 1] = v end
+      redis.call('XADD', KEYS[4], 'MAXLEN', '~', '${EVENTS_MAXLEN}', '*', 'workflowJobId', jobId, 'at', now, 'type', 'move', 'by', 'intake',
+        'from', phase, 'to', 'cancelled', 'why', 'completed-on-github')
+    end
   end
   outcome = created and 'created' or 'advanced'
 end
@@ -49,17 +66,6 @@ redis.call('HSET', KEYS[2], unpack(fields))
 redis.call('EXPIRE', KEYS[2], ${keepSeconds})
 return outcome
 `;
-
-/** The part of a record that never changes after the first event (stored as JSON). */
-export type StaticFields = Pick<
-  WorkflowJobEvent,
-  'repo' | 'owner' | 'repoId' | 'visibility' | 'runId' | 'runAttempt' | 'jobName' | 'workflowName' | 'labels' | 'headBranch' | 'headSha' | 'installationId'
-> & {
-  decision: Decision['kind'];
-  pool: string | null;
-  reason: string | null;
-  firstDeliveryId: string;
-};
 
 export interface JobStoreOptions {
   deliveryTtlSeconds: number;
@@ -128,9 +134,9 @@ export class JobStore {
           }
         : null;
     const args: (string | number)[] = [
-      this.k.delivery(deliveryId), this.k.job(ev.workflowJobId), this.k.jobIndex, this.k.decisions, this.k.outbox,
+      this.k.delivery(deliveryId), this.k.job(ev.workflowJobId), this.k.jobIndex, this.k.events, this.k.outbox,
       ev.action, STATE_RANK[ev.action], now, effect, ev.workflowJobId, JSON.stringify(fields),
-      ev.repo, decision.kind, pool ?? '', reason ?? '', ev.headBranch ?? '', data ? JSON.stringify(data) : '',
+      ev.repo, decision.kind, pool ?? '', reason ?? '', ev.headBranch ?? '', ev.runnerName ?? '', data ? JSON.stringify(data) : '',
     ];
     if (ev.runnerId !== null) args.push('runnerId', ev.runnerId);
     if (ev.runnerName !== null) args.push('runnerName', ev.runnerName);
@@ -157,37 +163,3 @@ export class JobStore {
   }
 }
 
-/** Removes index entries of jobs whose last event is older than `keepSeconds` (their records have expired). */
-export async function trimJobIndex(redis: Redis, k: Keys, keepSeconds = 14 * 24 * 3600, now = Date.now()): Promise<number> {
-  return redis.zremrangebyscore(k.jobIndex, '-inf', now - keepSeconds * 1000);
-}
-
-/** A job record as stored, read back (the relay, `hangar` commands and the dashboard use it). */
-export interface JobRecord extends StaticFields {
-  workflowJobId: number;
-  state: 'queued' | 'in_progress' | 'completed';
-  /** The runner GitHub gave the job (its webhooks say), and the one Hangar minted for it (they can differ). */
-  runnerName: string | null;
-  mintedRunner: string | null;
-  conclusion: string | null;
-  createdAt: number;
-  updatedAt: number;
-}
-
-export async function readJobRecord(redis: Redis, k: Keys, workflowJobId: number): Promise<JobRecord | null> {
-  return toRecord(workflowJobId, await redis.hgetall(k.job(workflowJobId)));
-}
-
-function toRecord(workflowJobId: number, h: Record<string, string>): JobRecord | null {
-  if (!h.state || !h.job) return null;
-  return {
-    ...(JSON.parse(h.job) as StaticFields),
-    workflowJobId,
-    state: h.state as JobRecord['state'],
-    runnerName: h.runnerName || null,
-    mintedRunner: h.mintedRunner || null,
-    conclusion: h.conclusion || null,
-    createdAt: Number(h.createdAt),
-    updatedAt: Number(h.updatedAt),
-  };
-}

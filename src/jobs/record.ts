@@ -1,0 +1,125 @@
+import type { Redis } from 'ioredis';
+import { isJobPhase, type JobPhase } from '../domain/job-phase.js';
+import type { WorkflowJobEvent } from '../domain/workflow-job.js';
+import type { Decision } from '../domain/policy.js';
+import type { Keys } from '../queue/keys.js';
+
+/**
+ * A job's record: one Redis hash per workflow job, owned by this module. The intake creates it
+ * (intake-record.ts), everything else changes it through a transition (transition.ts), and every
+ * read goes through `readJobRecord` here, so its fields are named and typed in one place.
+ *
+ * Fields as stored:
+ * - `job`: JSON of what never changes (StaticFields), written once by the intake;
+ * - GitHub's side, from its webhooks: `state` (queued → in_progress → completed, forward only),
+ *   `rank`, `runnerId`, `runnerName` (the runner GitHub gave the job), `conclusion`, `<state>At`, `ev:<action>`;
+ * - Hangar's side: `phase`, `phaseAt`, `phaseBy`, `phaseWhy`, `at:<phase>` (last time in it);
+ *   `host`, `mintedRunner`, `mintedAt` (the runner minted for it), `spentRunner` (one refused at start);
+ *   the gate's `startRunner`/`startHost`/`startDecision`/`startRefusal`/`startedJob`;
+ *   the VM's end `vmOutcome`/`vmExitCode`/`vmMs`/`vmReason`/`consoleTail`/`egress`, `tries`;
+ *   refusals `mintRefusal`/`vetRefusal`, and `runCancelled`/`runCancelledFor`.
+ */
+
+/** The part of a record that never changes after the first event (stored as JSON). */
+export type StaticFields = Pick<
+  WorkflowJobEvent,
+  'repo' | 'owner' | 'repoId' | 'visibility' | 'runId' | 'runAttempt' | 'jobName' | 'workflowName' | 'labels' | 'headBranch' | 'headSha' | 'installationId'
+> & {
+  decision: Decision['kind'];
+  pool: string | null;
+  reason: string | null;
+  firstDeliveryId: string;
+};
+
+export interface VmEndFields {
+  outcome: string;
+  exitCode: number | null;
+  ms: number | null;
+  reason: string | null;
+  /** The end of the VM's console, bounded and with secrets redacted (failed VMs only). */
+  consoleTail: string | null;
+}
+
+export interface JobRecord extends StaticFields {
+  workflowJobId: number;
+  /** GitHub's state of the job, from its webhooks. */
+  state: 'queued' | 'in_progress' | 'completed';
+  /** Hangar's phase (domain/job-phase.ts); null for a record written before phases existed. */
+  phase: JobPhase | null;
+  phaseAt: number | null;
+  phaseBy: string | null;
+  phaseWhy: string | null;
+  /** The runner GitHub gave the job (its webhooks say), and the one Hangar minted for it (they can differ). */
+  runnerName: string | null;
+  mintedRunner: string | null;
+  spentRunner: string | null;
+  /** The host that minted its runner. */
+  host: string | null;
+  conclusion: string | null;
+  /** The job the runner minted for this one was handed, as the gate saw it. */
+  startedJob: number | null;
+  startRefusal: string | null;
+  mintRefusal: string | null;
+  vetRefusal: string | null;
+  /** GitHub's answer when Hangar cancelled the job's run, and for which refusal. */
+  runCancelled: string | null;
+  runCancelledFor: string | null;
+  vm: VmEndFields | null;
+  /** The VM's egress log (JSON from the host's own table), when its VM ended. */
+  egress: unknown;
+  /** VMs booted for it so far. */
+  tries: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export async function readJobRecord(redis: Redis, k: Keys, workflowJobId: number): Promise<JobRecord | null> {
+  return toRecord(workflowJobId, await redis.hgetall(k.job(workflowJobId)));
+}
+
+/** Records of the jobs updated most recently (GitHub's side), newest first. */
+export async function recentJobRecords(redis: Redis, k: Keys, limit = 100): Promise<JobRecord[]> {
+  const ids = await redis.zrevrange(k.jobIndex, 0, limit - 1);
+  const records = await Promise.all(ids.map((id) => readJobRecord(redis, k, Number(id))));
+  return records.filter((r): r is JobRecord => r !== null);
+}
+
+/** Removes index entries of jobs whose last event is older than `keepSeconds` (their records have expired). */
+export async function trimJobIndex(redis: Redis, k: Keys, keepSeconds = 14 * 24 * 3600, now = Date.now()): Promise<number> {
+  return redis.zremrangebyscore(k.jobIndex, '-inf', now - keepSeconds * 1000);
+}
+
+const num = (s: string | undefined): number | null => (s === undefined || s === '' || Number.isNaN(Number(s)) ? null : Number(s));
+const str = (s: string | undefined): string | null => (s === undefined || s === '' ? null : s);
+
+export function toRecord(workflowJobId: number, h: Record<string, string>): JobRecord | null {
+  if (!h.state || !h.job) return null;
+  const vm: VmEndFields | null = h.vmOutcome
+    ? { outcome: h.vmOutcome, exitCode: num(h.vmExitCode), ms: num(h.vmMs), reason: str(h.vmReason), consoleTail: str(h.consoleTail) }
+    : null;
+  return {
+    ...(JSON.parse(h.job) as StaticFields),
+    workflowJobId,
+    state: h.state as JobRecord['state'],
+    phase: isJobPhase(h.phase) ? h.phase : null,
+    phaseAt: num(h.phaseAt),
+    phaseBy: str(h.phaseBy),
+    phaseWhy: str(h.phaseWhy),
+    runnerName: str(h.runnerName),
+    mintedRunner: str(h.mintedRunner),
+    spentRunner: str(h.spentRunner),
+    host: str(h.host),
+    conclusion: str(h.conclusion),
+    startedJob: num(h.startedJob),
+    startRefusal: str(h.startRefusal),
+    mintRefusal: str(h.mintRefusal),
+    vetRefusal: str(h.vetRefusal),
+    runCancelled: str(h.runCancelled),
+    runCancelledFor: str(h.runCancelledFor),
+    vm,
+    egress: h.egress ? (JSON.parse(h.egress) as unknown) : null,
+    tries: num(h.tries) ?? 0,
+    createdAt: Number(h.createdAt),
+    updatedAt: Number(h.updatedAt),
+  };
+}
