@@ -79,7 +79,8 @@ export async function reportJob(deps: ReportDeps, host: KnownHost, workflowJobId
   const to = phaseForVmEnd(r.end);
   const moved = await jobs.move(workflowJobId, { to, by, why: r.reason ?? r.end, fields, onlyIf: { field: 'mintedRunner', equals: r.runnerName } });
   if (!moved.ok) {
-    await jobs.note(workflowJobId, { by, what: 'vm-ended', why: `${r.end}: ${describeRefusal(moved, to)}`, fields });
+    // Refused: the record stays as it was; the stream keeps what was reported.
+    await jobs.note(workflowJobId, { by, what: 'vm-ended', why: `${r.end} (${r.vmMs} ms): ${describeRefusal(moved, to)}` });
     return { kind: 'illegal', message: describeRefusal(moved, to) };
   }
   // Its runner never ran a job: it must not linger registered, offline, waiting for one.
