@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { AgentConfig, PoolConfig } from '../config/schema.js';
 import { poolJobData, type PoolJobData } from '../queue/contracts.js';
+import { runnerName } from '../domain/mint-policy.js';
 import type { JobReport } from '../jit/report.js';
 import { queueName } from '../queue/keys.js';
 import { ControlError, type ControlClient } from './control-client.js';
@@ -55,6 +56,8 @@ export class Agent {
     const taps = await net.listTaps();
     for (const tap of taps) await net.destroyTap(tap);
     if (ids.size + taps.length > 0) this.d.logger.warn({ vms: [...ids], taps }, 'removed leftovers of an earlier run');
+    // Their jobs' VMs are gone: the control hears it (it removes their runners, frees their attempts).
+    for (const id of ids) await this.reportLost(id);
     return [...ids];
   }
 
@@ -147,6 +150,14 @@ export class Agent {
         .catch((e: Error) => log.warn({ err: e.message }, 'the control did not take the failure report'));
     }
     return err instanceof UnrecoverableError ? err : new UnrecoverableError(reason);
+  }
+
+  private async reportLost(vmId: string): Promise<void> {
+    const m = /^wj-(\d+)-(\d+)$/.exec(vmId);
+    if (!m) return;
+    const [workflowJobId, attempt] = [Number(m[1]), Number(m[2])];
+    const report: JobReport = { kind: 'vm-ended', end: 'lost', vmId, runnerName: runnerName(this.d.agent.host, workflowJobId, attempt), vmMs: 0, reason: 'agent-restarted' };
+    await this.d.control.report(workflowJobId, report).catch((err: Error) => this.d.logger.warn({ vmId, err: err.message }, 'the control did not take the report of a lost VM'));
   }
 
   private track(vmId: string, running: boolean, data: PoolJobData, runnerName?: string): void {

@@ -150,8 +150,12 @@ async function hostRunsVmFor(deps: MintDeps, host: string, workflowJobId: number
  */
 const CANCEL_RUN_ON = new Set<MintRefusal>(['fork-pr', 'public-repo', 'internal-repo']);
 
-/** Refusals about the job itself: its phase becomes `refused`. The rest are about who asked. */
-const JOB_REFUSALS = new Set<MintRefusal>(['fork-pr', 'public-repo', 'internal-repo', 'job-not-queued', 'cancelled']);
+/**
+ * Refusals about the job itself: its phase becomes `refused`. The rest are about who asked, or
+ * say only that GitHub no longer needs a runner for it (job-not-queued: it runs, or ran, or was
+ * cancelled), which leaves its phase to what is known of its VM.
+ */
+const JOB_REFUSALS = new Set<MintRefusal>(['fork-pr', 'public-repo', 'internal-repo', 'cancelled']);
 
 async function cancelRun(deps: MintDeps, log: Logger, owner: string, repo: string, runId: number, workflowJobId: number): Promise<void> {
   const result = await deps.github.cancelRun(owner, repo, runId);

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createCaps } from '../../src/caps/create-caps.js';
+import { eventsOfJob } from '../../src/jobs/events.js';
 import { readJobRecord } from '../../src/jobs/record.js';
 import { Queue } from 'bullmq';
 import { keys, queueName, queueJobId } from '../../src/queue/keys.js';
@@ -93,10 +94,20 @@ describe('agent end to end', () => {
     // The pools were really both used, and the agent recorded what happened.
     const recs = await Promise.all(ids.map((id) => readJobRecord(redis, keys(prefix), id)));
     expect(recs.map((r) => r?.pool).sort()).toEqual(['build', 'build', 'build', 'large', 'large', 'large']);
-    // The runner reports before its VM has powered off; the agent records the VM's end after.
-    for (const id of ids) await expect.poll(() => redis.hget(keys(prefix).job(id), 'agentOutcome'), { timeout: 20_000 }).toBe('ran');
-    // The agent's heartbeat says what it is and what it has.
-    const beat = JSON.parse((await redis.get(`${prefix}:host:minipc`)) ?? '{}');
+    // The runner reports before its VM has powered off; the agent reports the VM's end after.
+    for (const id of ids) await expect.poll(async () => (await readJobRecord(redis, keys(prefix), id))?.phase, { timeout: 20_000 }).toBe('ran');
+    // Every move of each job's life, once, in order, with who made it; GitHub's states once each.
+    for (const id of ids) {
+      const events = await eventsOfJob(redis, keys(prefix), id);
+      const moves = events.filter((e) => e.type !== 'github' && e.type !== 'note').map((e) => `${e.type === 'decision' ? 'intake' : e.fields.from}>${e.fields.to} by ${e.by}`);
+      expect(moves, `job ${id}`).toEqual(['intake>queued by intake', 'queued>minted by host:minipc', 'minted>vm-up by host:minipc', 'vm-up>started by host:minipc', 'started>ran by host:minipc']);
+      expect(events.filter((e) => e.type === 'github').map((e) => e.fields.state), `job ${id}`).toEqual(['queued', 'in_progress', 'completed']);
+      const rec = await readJobRecord(redis, keys(prefix), id);
+      expect(rec?.vm).toMatchObject({ outcome: 'ran' });
+      expect(rec?.tries).toBe(1);
+    }
+    // The agent's heartbeat (through the control) says what it is and what it has.
+    const beat = JSON.parse((await redis.get(keys(prefix).host('minipc'))) ?? '{}');
     expect(beat).toMatchObject({ host: 'minipc', role: 'build', pools: ['build', 'large', 'locked'], slots: 2, draining: false });
     expect(beat.caps.memoryMaxBytes).toBe(2048 * 1024 * 1024);
     expect(Date.now() - beat.at).toBeLessThan(15_000);
@@ -124,7 +135,7 @@ describe('agent end to end', () => {
       // How the bomb ends is up to its guest: its kernel may refuse forks until the time cap kills
       // the VM, or run out of memory and kill the step, the runner or init first. Either way the
       // VM ends, the agent records it, and the job never succeeds.
-      await expect.poll(() => redis.hget(keys(prefix).job(bomb!), 'agentOutcome'), { timeout: 90_000, interval: 500 }).toMatch(/^(ran|timeout)$/);
+      await expect.poll(() => redis.hget(keys(prefix).job(bomb!), 'vmOutcome'), { timeout: 90_000, interval: 500 }).toMatch(/^(ran|timeout)$/);
       expect((await job(bomb!)).conclusion).not.toBe('success');
     } finally {
       clearInterval(watch);
@@ -140,7 +151,7 @@ describe('agent end to end', () => {
       { name: 'sleeper', labels: ['self-hosted', 'large'], steps: ['sleep 600'] },
     ]);
     // The hog's VM ends (its guest kernel kills or panics; or the time cap) and the agent records it.
-    await expect.poll(() => redis.hget(keys(prefix).job(hog!), 'agentOutcome'), { timeout: 90_000 }).not.toBeNull();
+    await expect.poll(() => redis.hget(keys(prefix).job(hog!), 'vmOutcome'), { timeout: 90_000 }).not.toBeNull();
     const h = await job(hog!);
     expect(h.conclusion).not.toBe('success');
     // Its step's own text is in the log ("##[sim] step 1: …"); what it would print is a count.
@@ -152,7 +163,7 @@ describe('agent end to end', () => {
     } finally {
       await q.close();
     }
-    expect(await redis.hget(keys(prefix).job(sleeper!), 'agentOutcome')).toBe('timeout');
+    expect(await readJobRecord(redis, keys(prefix), sleeper!)).toMatchObject({ phase: 'timed-out', vm: { outcome: 'timeout' } });
     // The runner never reported: GitHub still sees the job running until it notices the runner is gone.
     expect((await job(sleeper!)).conclusion).toBeNull();
     await expectNoLeftovers();
@@ -194,8 +205,11 @@ describe('agent end to end', () => {
       // At start the agent removed its leftovers before taking any job.
       expect(await processesWith(vmDir)).toEqual([]);
       expect(fleet.logs()).toContain('removed leftovers of an earlier run');
-      // The stalled job comes back; GitHub says it is no longer queued (its runner took it): reported, not rerun.
-      await expect.poll(() => redis.hget(keys(prefix).job(id!), 'agentReason'), { timeout: 90_000, interval: 500 }).toBe('job-not-queued');
+      // The stalled job comes back; GitHub says it is no longer queued (its runner took it): refused, not rerun.
+      const mintRefused = async () => (await eventsOfJob(redis, keys(prefix), id!)).some((e) => e.fields.what === 'mint-refused' && e.fields.why === 'job-not-queued');
+      await expect.poll(mintRefused, { timeout: 90_000, interval: 500 }).toBe(true);
+      // The restarted agent told the control its VM was lost: its runner is gone, the job says why.
+      expect(await readJobRecord(redis, keys(prefix), id!)).toMatchObject({ phase: 'lost', phaseWhy: 'agent-restarted' });
       expect(most).toBe(1);
     } finally {
       clearInterval(count);
