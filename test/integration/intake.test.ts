@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
 import { queueJobId } from '../../src/queue/keys.js';
 import { readJobRecord } from '../../src/intake/job-store.js';
 import { keys } from '../../src/queue/keys.js';
@@ -29,9 +29,16 @@ async function queueEntries(pool = 'build') {
   return control.queues.queue(pool).getJobs(['waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed']);
 }
 
-async function keyCount(): Promise<number> {
-  const [, found] = await redis.scan('0', 'MATCH', `${prefix}:*`, 'COUNT', 10000);
-  return found.length;
+/** Every key under the test's prefix, sorted (a whole SCAN: one call may return only part). */
+async function keyNames(): Promise<string[]> {
+  const found: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    cursor = next;
+    found.push(...batch);
+  } while (cursor !== '0');
+  return [...new Set(found)].sort();
 }
 
 beforeAll(() => {
@@ -43,6 +50,11 @@ describe('webhook intake', () => {
   beforeAll(async () => {
     prefix = testPrefix();
     control = await startTestControl({ redisUrl: redisUrl(), prefix, previousSecret: "It's a Secret to Everybody" });
+    // Tests below compare the keys before and after; the control makes some of its own after
+    // buildControl resolves (the relay thread its stream, once its connection is up; BullMQ each
+    // queue's meta). Take "before" only once they are there.
+    const startup = [`${prefix}:outbox`, `${prefix}:pool-build:meta`, `${prefix}:pool-deploy:meta`];
+    await vi.waitFor(async () => expect(await keyNames()).toEqual(expect.arrayContaining(startup)), { timeout: 20_000, interval: 25 });
   });
   afterAll(async () => {
     await control.close();
@@ -62,7 +74,7 @@ describe('webhook intake', () => {
   });
 
   test('1,000 deliveries with bad signatures: each 401, nothing stored or enqueued', async () => {
-    const before = await keyCount();
+    const before = await keyNames();
     const body = JSON.stringify(jobPayload({ id: 777 }));
     const good = sign(TEST_SECRET, body);
     const kinds: ((i: number) => string | undefined)[] = [
@@ -90,7 +102,7 @@ describe('webhook intake', () => {
     }
     expect(statuses).toHaveLength(1000);
     expect(new Set(statuses)).toEqual(new Set([401]));
-    expect(await keyCount()).toBe(before);
+    expect(await keyNames()).toEqual(before);
     expect(await readJobRecord(redis, keys(prefix), 777)).toBeNull();
   });
 
@@ -192,7 +204,7 @@ describe('webhook intake', () => {
   });
 
   test('bad input: malformed payload names the field, oversized 413, unknown event ignored; nothing stored', async () => {
-    const before = await keyCount();
+    const before = await keyNames();
     const bad = jobPayload({ id: 61 });
     bad.workflow_job.labels = 'self-hosted';
     let res = await post(delivery(TEST_SECRET, bad));
@@ -218,7 +230,7 @@ describe('webhook intake', () => {
     res = await post(delivery(TEST_SECRET, { zen: 'Keep it logically awesome.' }, { event: 'issues' }));
     expect(res.status).toBe(202);
     expect(await res.json()).toMatchObject({ result: 'ignored', event: 'issues' });
-    expect(await keyCount()).toBe(before);
+    expect(await keyNames()).toEqual(before);
   });
 
   test('/healthz and /metrics', async () => {
