@@ -11,7 +11,7 @@ let control: TestControl;
 let prefix: string;
 let redis: Redis;
 
-const post = (d: Delivery, url = control.url) =>
+const post = (d: { body: string | Uint8Array; headers: Record<string, string> }, url = control.url) =>
   fetch(`${url}/webhooks/github`, { method: 'POST', headers: d.headers, body: d.body });
 
 /** Waits until the outbox relay has applied everything written so far. */
@@ -39,6 +39,13 @@ async function keyNames(): Promise<string[]> {
     found.push(...batch);
   } while (cursor !== '0');
   return [...new Set(found)].sort();
+}
+
+/** A workflow_job delivery whose body is `bytes` around the job name, signed over exactly those bytes. */
+function byteDelivery(id: number, name: Buffer, o: { bom?: boolean } = {}) {
+  const [head, tail] = JSON.stringify(jobPayload({ id })).split(`"name":${JSON.stringify(jobPayload().workflow_job.name)}`);
+  const body = Buffer.concat([Buffer.from(o.bom ? [0xef, 0xbb, 0xbf] : []), Buffer.from(`${head}"name":"`), name, Buffer.from(`"${tail}`)]);
+  return { body, headers: { ...delivery(TEST_SECRET, {}).headers, 'x-hub-signature-256': sign(TEST_SECRET, body) } };
 }
 
 beforeAll(() => {
@@ -231,6 +238,33 @@ describe('webhook intake', () => {
     expect(res.status).toBe(202);
     expect(await res.json()).toMatchObject({ result: 'ignored', event: 'issues' });
     expect(await keyNames()).toEqual(before);
+  });
+
+  test('a body that is not UTF-8, signed over its bytes, is 400 naming the body; a leading BOM is taken', async () => {
+    const before = await keyNames();
+    const notUtf8 = Buffer.from([0x62, 0x75, 0x69, 0x6c, 0x64, 0xff]); // "build" and a byte no UTF-8 text has
+    for (const bom of [false, true]) {
+      const res = await post(byteDelivery(71, notUtf8, { bom }));
+      expect(res.status, `bom: ${bom}`).toBe(400);
+      expect(await res.json()).toMatchObject({ error: 'payload-invalid', field: '(body)', message: '(body): not valid UTF-8' });
+    }
+    expect(await keyNames()).toEqual(before);
+
+    const name = 'build ✓ café';
+    const res = await post(byteDelivery(72, Buffer.from(name), { bom: true }));
+    expect(res.status).toBe(202);
+    expect(await res.json()).toMatchObject({ result: 'created', decision: { kind: 'accept', pool: 'build' } });
+    expect(await readJobRecord(redis, keys(prefix), 72)).toMatchObject({ jobName: name, state: 'queued' });
+  });
+
+  test('a form-encoded delivery (a webhook set to application/x-www-form-urlencoded) is refused, naming the content type', async () => {
+    const d = delivery(TEST_SECRET, jobPayload({ id: 73 }));
+    const body = `payload=${encodeURIComponent(d.body)}`;
+    const headers = { ...d.headers, 'content-type': 'application/x-www-form-urlencoded', 'x-hub-signature-256': sign(TEST_SECRET, body) };
+    const res = await post({ body, headers });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ field: 'Content-Type', message: expect.stringContaining('application/json') });
+    expect(await readJobRecord(redis, keys(prefix), 73)).toBeNull();
   });
 
   test('/healthz and /metrics', async () => {
