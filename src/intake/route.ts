@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { decide, type PolicyConfig } from '../domain/policy.js';
 import { PayloadError, SignatureError, StoreError } from '../domain/errors.js';
+import type { BadSignatures } from './bad-signatures.js';
 import type { JobStore } from './job-store.js';
 import type { IntakeMetrics } from './metrics.js';
 import { parseWorkflowJob } from './parse.js';
@@ -18,6 +19,7 @@ export interface IntakeDeps {
   store: JobStore;
   metrics: IntakeMetrics;
   logger: Logger;
+  badSignatures: BadSignatures;
 }
 
 const DELIVERY_ID = /^[A-Za-z0-9-]{1,100}$/;
@@ -53,6 +55,7 @@ async function handle(headers: Record<string, string | string[] | undefined>, bo
   const deliveryId = typeof header === 'string' && DELIVERY_ID.test(header) ? header : null;
   const signature = verifySignature(deps.webhookSecrets, body, headers['x-hub-signature-256']);
   if (signature !== 'valid') {
+    deps.badSignatures.record(signature, deliveryId);
     throw new SignatureError('X-Hub-Signature-256 is missing or does not match: check that the webhook secret matches the GitHub App\'s');
   }
   const type = headers['content-type'];

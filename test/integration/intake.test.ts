@@ -268,7 +268,10 @@ describe('webhook intake', () => {
   });
 
   test('/healthz and /metrics', async () => {
-    expect((await fetch(`${control.url}/healthz`)).status).toBe(200);
+    const health = await fetch(`${control.url}/healthz`);
+    expect(health.status).toBe(200);
+    // The bad signatures are counted, and do not make the control unhealthy.
+    expect(await health.json()).toMatchObject({ ok: true, redis: 'up', badSignatures: 1001, lastBadSignatureAt: expect.any(String) });
     const text = await (await fetch(`${control.url}/metrics`)).text();
     expect(text).toMatch(/hangar_webhook_deliveries_total\{result="bad-signature"\} 1001/);
     expect(text).toMatch(/hangar_policy_decisions_total\{kind="reject",reason="no-pool",pool=""\} 1/);
