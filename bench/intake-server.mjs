@@ -29,10 +29,11 @@ async function startHangar() {
 }
 
 async function startBare() {
-  // Same framework, same body handling as the intake route (raw string, same body limit), and an
+  // Same framework, same body handling as the intake route (raw bytes, same body limit), and an
   // answer of about the same size; no verification, no parsing, no Redis.
   const app = Fastify({ logger: false, bodyLimit: 65536 });
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   app.post('/webhooks/github', async (_req, reply) => reply.code(202).send({ result: 'created', decision: { kind: 'accept', pool: 'build' } }));
   const url = await app.listen({ host: process.env.HANGAR_BENCH_LISTEN ?? '127.0.0.1', port: 0 });
   return { url, close: () => app.close() };

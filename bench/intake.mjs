@@ -546,7 +546,9 @@ log: {level: silent}
   const hangarDrives = [...h.drives, ...(fixed?.drives ?? [])];
   const clientOk = hangarDrives.reduce((n, d) => n + d.ok, 0);
   const inFlight = hangarDrives.length * cfg.connections;
-  if (fixed) await waitOutboxEmpty(redis, `${prefix}:outbox`, cfg.drainTimeout);
+  // Also without --rate: the relay deletes a batch's outbox entries after adding them to BullMQ,
+  // so the last batch can still be in the stream when BullMQ's count is already complete.
+  await waitOutboxEmpty(redis, `${prefix}:outbox`, cfg.drainTimeout);
   const finalEnqueued = await queued(queue);
   const outboxLeft = await redis.xlen(`${prefix}:outbox`);
   const info = await redis.info();

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { decide, type PolicyConfig } from '../domain/policy.js';
 import { PayloadError, SignatureError, StoreError } from '../domain/errors.js';
+import type { BadSignatures } from './bad-signatures.js';
 import type { JobStore } from '../jobs/intake-record.js';
 import type { IntakeMetrics } from './metrics.js';
 import { parseWorkflowJob } from './parse.js';
@@ -9,7 +10,7 @@ import { verifySignature } from './verify.js';
 
 /**
  * `POST /webhooks/github`: verify → parse → decide → record, then 202. Nothing here talks to
- * GitHub or a VM; the one I/O is a single Redis script (job-store.ts), so the answer is fast and
+ * GitHub or a VM; the one I/O is a single Redis script (jobs/intake-record.ts), so the answer is fast and
  * means "stored". Errors map to HTTP in `replyError` and nowhere else.
  */
 export interface IntakeDeps {
@@ -18,17 +19,24 @@ export interface IntakeDeps {
   store: JobStore;
   metrics: IntakeMetrics;
   logger: Logger;
+  badSignatures: BadSignatures;
 }
 
 const DELIVERY_ID = /^[A-Za-z0-9-]{1,100}$/;
+const JSON_TYPE = /^application\/json\s*(;|$)/i;
+const EMPTY = Buffer.alloc(0);
+// Strict: a byte that is not UTF-8 is an error, not U+FFFD. ignoreBOM false: a leading BOM is dropped.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
 export async function intakeRoutes(app: FastifyInstance, deps: IntakeDeps): Promise<void> {
-  // Keep the raw bytes: the signature is over them, not over a re-serialised object.
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+  // Every body as its bytes, whatever its type (this plugin's parsers only): the signature is
+  // over those bytes; handle() checks the type once the sender is known to hold the secret.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
   app.post('/webhooks/github', async (req, reply) => {
     const started = process.hrtime.bigint();
-    const result = await handle(req.headers, req.body as string, deps).catch((err: unknown) => replyError(err, deps.logger));
+    const result = await handle(req.headers, (req.body as Buffer | undefined) ?? EMPTY, deps).catch((err: unknown) => replyError(err, deps.logger));
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     deps.metrics.deliveries.inc({ result: result.label });
     deps.metrics.latency.observe({ result: result.label }, seconds);
@@ -42,30 +50,28 @@ interface Outcome {
   body: Record<string, unknown>;
 }
 
-async function handle(headers: Record<string, string | string[] | undefined>, raw: string, deps: IntakeDeps): Promise<Outcome> {
-  if (!(await verifySignature(deps.webhookSecrets, raw ?? '', headers['x-hub-signature-256']))) {
+async function handle(headers: Record<string, string | string[] | undefined>, body: Buffer, deps: IntakeDeps): Promise<Outcome> {
+  const header = headers['x-github-delivery'];
+  const deliveryId = typeof header === 'string' && DELIVERY_ID.test(header) ? header : null;
+  const signature = verifySignature(deps.webhookSecrets, body, headers['x-hub-signature-256']);
+  if (signature !== 'valid') {
+    deps.badSignatures.record(signature, deliveryId);
     throw new SignatureError('X-Hub-Signature-256 is missing or does not match: check that the webhook secret matches the GitHub App\'s');
+  }
+  const type = headers['content-type'];
+  if (typeof type !== 'string' || !JSON_TYPE.test(type)) {
+    throw new PayloadError('Content-Type', "only application/json is taken: set the webhook's content type to application/json");
   }
   const event = headers['x-github-event'];
   if (event === 'ping') return { status: 200, label: 'ping', body: { result: 'pong' } };
   if (event !== 'workflow_job') return { status: 202, label: 'ignored-event', body: { result: 'ignored', event: String(event ?? '') } };
-  const deliveryId = headers['x-github-delivery'];
-  if (typeof deliveryId !== 'string' || !DELIVERY_ID.test(deliveryId)) {
-    throw new PayloadError('X-GitHub-Delivery', 'missing or not a delivery id');
-  }
-  let payload: unknown;
-  try {
-    payload = JSON.parse(raw);
-  } catch {
-    throw new PayloadError('(body)', 'not valid JSON');
-  }
-  const ev = parseWorkflowJob(payload);
+  if (deliveryId === null) throw new PayloadError('X-GitHub-Delivery', 'missing or not a delivery id');
+  const ev = parseWorkflowJob(parseJson(body));
   if (!ev) return { status: 202, label: 'ignored-action', body: { result: 'ignored' } };
   const decision = decide(ev, deps.policy);
-  // A child logger per delivery costs more than the rest of the policy: make it when it logs.
-  const log = () => deps.logger.child({ deliveryId, workflowJobId: ev.workflowJobId, action: ev.action });
+  const log = deps.logger.child({ deliveryId, workflowJobId: ev.workflowJobId, action: ev.action });
   if (decision.kind === 'ignore') {
-    if (deps.logger.isLevelEnabled('debug')) log().debug('not a self-hosted job');
+    log.debug('not a self-hosted job');
     return { status: 202, label: 'ignored-hosted', body: { result: 'ignored' } };
   }
   let outcome;
@@ -80,9 +86,23 @@ async function handle(headers: Record<string, string | string[] | undefined>, ra
       reason: decision.kind === 'reject' ? decision.reason : '',
       pool: decision.kind === 'accept' ? decision.pool : '',
     });
-    if (deps.logger.isLevelEnabled('info')) log().info({ repo: ev.repo, decision }, 'workflow job decided');
+    log.info({ repo: ev.repo, decision }, 'workflow job decided');
   }
   return { status: 202, label: outcome, body: { result: outcome, decision } };
+}
+
+function parseJson(body: Buffer): unknown {
+  let text: string;
+  try {
+    text = utf8.decode(body);
+  } catch {
+    throw new PayloadError('(body)', 'not valid UTF-8');
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new PayloadError('(body)', 'not valid JSON');
+  }
 }
 
 function replyError(err: unknown, logger: Logger): Outcome {

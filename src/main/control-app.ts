@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ControlConfig } from '../config/schema.js';
 import type { ControlSecrets } from '../config/secrets.js';
+import { BadSignatures } from '../intake/bad-signatures.js';
 import { JobStore } from '../jobs/intake-record.js';
 import { intakeMetrics } from '../intake/metrics.js';
 import { intakeRoutes } from '../intake/route.js';
@@ -93,12 +94,15 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
     if (status >= 500) httpLog.error({ err, method: req.method, url: req.routeOptions.url }, 'request failed');
     return reply.code(status).send(status >= 500 ? { error: 'internal', message: 'internal error' } : { error: err.code ?? 'bad-request', message: err.message });
   });
+  const intakeLog = logger.child({ unit: 'intake' });
+  const badSignatures = new BadSignatures(intakeLog);
   await app.register(intakeRoutes, {
     webhookSecrets: secrets.webhookSecrets,
     policy: config,
     store,
     metrics: intakeMetrics(registry),
-    logger: logger.child({ unit: 'intake' }),
+    logger: intakeLog,
+    badSignatures,
   });
   const github = createGitHubClient({
     apiUrl: config.github.apiUrl,
@@ -112,7 +116,8 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
   await app.register(reportRoutes, { config, github, redis, keys: k, logger: logger.child({ unit: 'reports' }), hosts: config.hosts, registry });
   app.get('/healthz', async (_req, reply) => {
     const ok = await redis.ping().then(() => true, () => false);
-    return reply.code(ok ? 200 : 503).send({ ok, redis: ok ? 'up' : 'down' });
+    // Bad signatures are the senders' problem, not the control's: counted here, never a 503.
+    return reply.code(ok ? 200 : 503).send({ ok, redis: ok ? 'up' : 'down', ...badSignatures.health() });
   });
   app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
   const vetter = config.policy.cancelRefusedRuns

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { parseConfig, requireControl } from '../../src/config/load.js';
 import type { ControlConfig } from '../../src/config/schema.js';
 import { readControlSecrets } from '../../src/config/secrets.js';
@@ -27,6 +27,8 @@ export interface TestControlOptions {
   pools?: string[];
   /** policy.cancelRefusedRuns (default true): off leaves the gate at job start alone. */
   cancelRefusedRuns?: boolean;
+  /** The control's root logger (default: silent), for tests that read its lines. */
+  logger?: Logger;
 }
 
 /** Writes a config and its secret files to a temp dir; returns the path and the parsed config. */
@@ -69,7 +71,7 @@ export interface TestControl extends Control {
 
 export async function startTestControl(o: TestControlOptions): Promise<TestControl> {
   const { config } = writeTestConfig(o);
-  const control = await buildControl(config, readControlSecrets(config), pino({ level: 'silent' }));
+  const control = await buildControl(config, readControlSecrets(config), o.logger ?? pino({ level: 'silent' }));
   const url = await control.app.listen({ host: '127.0.0.1', port: 0 });
   return Object.assign(control, { url, config });
 }

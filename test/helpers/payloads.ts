@@ -57,7 +57,7 @@ export interface Delivery {
   headers: Record<string, string>;
 }
 
-export const sign = (secret: string, body: string) => `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+export const sign = (secret: string, body: string | Uint8Array) => `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
 
 /** A delivery as GitHub sends it: raw JSON body and its headers, signed with `secret`. */
 export function delivery(secret: string, payload: unknown, o: { event?: string; deliveryId?: string } = {}): Delivery {

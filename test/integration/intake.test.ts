@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
 import { queueJobId } from '../../src/queue/keys.js';
 import { readJobRecord } from '../../src/jobs/record.js';
 import { keys } from '../../src/queue/keys.js';
@@ -11,7 +11,7 @@ let control: TestControl;
 let prefix: string;
 let redis: Redis;
 
-const post = (d: Delivery, url = control.url) =>
+const post = (d: { body: string | Uint8Array; headers: Record<string, string> }, url = control.url) =>
   fetch(`${url}/webhooks/github`, { method: 'POST', headers: d.headers, body: d.body });
 
 /** Waits until the outbox relay has applied everything written so far. */
@@ -29,9 +29,23 @@ async function queueEntries(pool = 'build') {
   return control.queues.queue(pool).getJobs(['waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed']);
 }
 
-async function keyCount(): Promise<number> {
-  const [, found] = await redis.scan('0', 'MATCH', `${prefix}:*`, 'COUNT', 10000);
-  return found.length;
+/** Every key under the test's prefix, sorted (a whole SCAN: one call may return only part). */
+async function keyNames(): Promise<string[]> {
+  const found: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    cursor = next;
+    found.push(...batch);
+  } while (cursor !== '0');
+  return [...new Set(found)].sort();
+}
+
+/** A workflow_job delivery whose body is `bytes` around the job name, signed over exactly those bytes. */
+function byteDelivery(id: number, name: Buffer, o: { bom?: boolean } = {}) {
+  const [head, tail] = JSON.stringify(jobPayload({ id })).split(`"name":${JSON.stringify(jobPayload().workflow_job.name)}`);
+  const body = Buffer.concat([Buffer.from(o.bom ? [0xef, 0xbb, 0xbf] : []), Buffer.from(`${head}"name":"`), name, Buffer.from(`"${tail}`)]);
+  return { body, headers: { ...delivery(TEST_SECRET, {}).headers, 'x-hub-signature-256': sign(TEST_SECRET, body) } };
 }
 
 beforeAll(() => {
@@ -43,6 +57,11 @@ describe('webhook intake', () => {
   beforeAll(async () => {
     prefix = testPrefix();
     control = await startTestControl({ redisUrl: redisUrl(), prefix, previousSecret: "It's a Secret to Everybody" });
+    // Tests below compare the keys before and after; the control makes some of its own after
+    // buildControl resolves (the relay thread its stream, once its connection is up; BullMQ each
+    // queue's meta). Take "before" only once they are there.
+    const startup = [`${prefix}:outbox`, `${prefix}:pool-build:meta`, `${prefix}:pool-deploy:meta`];
+    await vi.waitFor(async () => expect(await keyNames()).toEqual(expect.arrayContaining(startup)), { timeout: 20_000, interval: 25 });
   });
   afterAll(async () => {
     await control.close();
@@ -62,7 +81,7 @@ describe('webhook intake', () => {
   });
 
   test('1,000 deliveries with bad signatures: each 401, nothing stored or enqueued', async () => {
-    const before = await keyCount();
+    const before = await keyNames();
     const body = JSON.stringify(jobPayload({ id: 777 }));
     const good = sign(TEST_SECRET, body);
     const kinds: ((i: number) => string | undefined)[] = [
@@ -90,7 +109,7 @@ describe('webhook intake', () => {
     }
     expect(statuses).toHaveLength(1000);
     expect(new Set(statuses)).toEqual(new Set([401]));
-    expect(await keyCount()).toBe(before);
+    expect(await keyNames()).toEqual(before);
     expect(await readJobRecord(redis, keys(prefix), 777)).toBeNull();
   });
 
@@ -192,7 +211,7 @@ describe('webhook intake', () => {
   });
 
   test('bad input: malformed payload names the field, oversized 413, unknown event ignored; nothing stored', async () => {
-    const before = await keyCount();
+    const before = await keyNames();
     const bad = jobPayload({ id: 61 });
     bad.workflow_job.labels = 'self-hosted';
     let res = await post(delivery(TEST_SECRET, bad));
@@ -218,11 +237,41 @@ describe('webhook intake', () => {
     res = await post(delivery(TEST_SECRET, { zen: 'Keep it logically awesome.' }, { event: 'issues' }));
     expect(res.status).toBe(202);
     expect(await res.json()).toMatchObject({ result: 'ignored', event: 'issues' });
-    expect(await keyCount()).toBe(before);
+    expect(await keyNames()).toEqual(before);
+  });
+
+  test('a body that is not UTF-8, signed over its bytes, is 400 naming the body; a leading BOM is taken', async () => {
+    const before = await keyNames();
+    const notUtf8 = Buffer.from([0x62, 0x75, 0x69, 0x6c, 0x64, 0xff]); // "build" and a byte no UTF-8 text has
+    for (const bom of [false, true]) {
+      const res = await post(byteDelivery(71, notUtf8, { bom }));
+      expect(res.status, `bom: ${bom}`).toBe(400);
+      expect(await res.json()).toMatchObject({ error: 'payload-invalid', field: '(body)', message: '(body): not valid UTF-8' });
+    }
+    expect(await keyNames()).toEqual(before);
+
+    const name = 'build ✓ café';
+    const res = await post(byteDelivery(72, Buffer.from(name), { bom: true }));
+    expect(res.status).toBe(202);
+    expect(await res.json()).toMatchObject({ result: 'created', decision: { kind: 'accept', pool: 'build' } });
+    expect(await readJobRecord(redis, keys(prefix), 72)).toMatchObject({ jobName: name, state: 'queued' });
+  });
+
+  test('a form-encoded delivery (a webhook set to application/x-www-form-urlencoded) is refused, naming the content type', async () => {
+    const d = delivery(TEST_SECRET, jobPayload({ id: 73 }));
+    const body = `payload=${encodeURIComponent(d.body)}`;
+    const headers = { ...d.headers, 'content-type': 'application/x-www-form-urlencoded', 'x-hub-signature-256': sign(TEST_SECRET, body) };
+    const res = await post({ body, headers });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ field: 'Content-Type', message: expect.stringContaining('application/json') });
+    expect(await readJobRecord(redis, keys(prefix), 73)).toBeNull();
   });
 
   test('/healthz and /metrics', async () => {
-    expect((await fetch(`${control.url}/healthz`)).status).toBe(200);
+    const health = await fetch(`${control.url}/healthz`);
+    expect(health.status).toBe(200);
+    // The bad signatures are counted, and do not make the control unhealthy.
+    expect(await health.json()).toMatchObject({ ok: true, redis: 'up', badSignatures: 1001, lastBadSignatureAt: expect.any(String) });
     const text = await (await fetch(`${control.url}/metrics`)).text();
     expect(text).toMatch(/hangar_webhook_deliveries_total\{result="bad-signature"\} 1001/);
     expect(text).toMatch(/hangar_policy_decisions_total\{kind="reject",reason="no-pool",pool=""\} 1/);

@@ -6,32 +6,48 @@ import { verifySignature } from '../../src/intake/verify.js';
 import { examplePayloads } from '../helpers/payloads.js';
 
 describe('verifySignature', () => {
-  test("GitHub's documented test vector verifies", async () => {
+  const bytes = (s: string) => Buffer.from(s);
+
+  test("GitHub's documented test vector verifies", () => {
     // https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries#testing-the-webhook-payload-validation
     const sig = 'sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17';
-    expect(await verifySignature(["It's a Secret to Everybody"], 'Hello, World!', sig)).toBe(true);
-    expect(await verifySignature(["It's a Secret to Everybody"], 'Hello, World?', sig)).toBe(false);
+    expect(verifySignature(["It's a Secret to Everybody"], bytes('Hello, World!'), sig)).toBe('valid');
+    expect(verifySignature(["It's a Secret to Everybody"], bytes('Hello, World?'), sig)).toBe('mismatch');
   });
 
-  test('the previous secret verifies during a rotation; a third does not', async () => {
-    const body = '{"a":1}';
+  test('the previous secret verifies during a rotation; a third does not', () => {
+    const body = bytes('{"a":1}');
     const sig = (s: string) => `sha256=${createHmac('sha256', s).update(body).digest('hex')}`;
-    expect(await verifySignature(['new', 'old'], body, sig('old'))).toBe(true);
-    expect(await verifySignature(['new', 'old'], body, sig('new'))).toBe(true);
-    expect(await verifySignature(['new', 'old'], body, sig('other'))).toBe(false);
-    expect(await verifySignature(['new'], body, sig('old'))).toBe(false);
+    expect(verifySignature(['new', 'old'], body, sig('old'))).toBe('valid');
+    expect(verifySignature(['new', 'old'], body, sig('new'))).toBe('valid');
+    expect(verifySignature(['new', 'old'], body, sig('other'))).toBe('mismatch');
+    expect(verifySignature(['new'], body, sig('old'))).toBe('mismatch');
+  });
+
+  test('the HMAC is over the bytes: a body that is not UTF-8 verifies over its bytes, not over a decoded text', () => {
+    const body = Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d]); // {"a":"<0xff>"}
+    const overBytes = `sha256=${createHmac('sha256', 's').update(body).digest('hex')}`;
+    const overText = `sha256=${createHmac('sha256', 's').update(body.toString('utf8')).digest('hex')}`;
+    expect(verifySignature(['s'], body, overBytes)).toBe('valid');
+    expect(verifySignature(['s'], body, overText)).toBe('mismatch');
+  });
+
+  test('an empty secret never verifies (anyone can compute its HMAC)', () => {
+    const body = bytes('{}');
+    expect(verifySignature([''], body, `sha256=${createHmac('sha256', '').update(body).digest('hex')}`)).toBe('mismatch');
   });
 
   test.each([
-    ['missing', undefined],
-    ['empty', ''],
-    ['sha1', 'sha1=0123456789abcdef0123456789abcdef01234567'],
-    ['short', 'sha256=abc'],
-    ['non-hex', `sha256=${'z'.repeat(64)}`],
-    ['uppercase hex', `sha256=${'A'.repeat(64)}`],
-    ['array', ['sha256=' + '0'.repeat(64)]],
-  ])('%s signature fails', async (_n, header) => {
-    expect(await verifySignature(['s'], 'body', header as string | undefined)).toBe(false);
+    ['missing', undefined, 'missing'],
+    ['empty', '', 'malformed'],
+    ['sha1', 'sha1=0123456789abcdef0123456789abcdef01234567', 'malformed'],
+    ['short', 'sha256=abc', 'malformed'],
+    ['non-hex', `sha256=${'z'.repeat(64)}`, 'malformed'],
+    ['uppercase hex', `sha256=${'A'.repeat(64)}`, 'malformed'],
+    ['array', ['sha256=' + '0'.repeat(64)], 'malformed'],
+    ['well-formed but wrong', `sha256=${'0'.repeat(64)}`, 'mismatch'],
+  ])('%s signature fails', (_n, header, want) => {
+    expect(verifySignature(['s'], bytes('body'), header as string | undefined)).toBe(want);
   });
 });
 
