@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { decide, type PolicyConfig } from '../domain/policy.js';
 import { PayloadError, SignatureError, StoreError } from '../domain/errors.js';
+import { toHttp, type HttpAnswer } from '../domain/http-errors.js';
 import type { BadSignatures } from './bad-signatures.js';
 import type { JobStore } from '../jobs/intake-record.js';
 import type { IntakeMetrics } from './metrics.js';
@@ -11,7 +12,7 @@ import { verifySignature } from './verify.js';
 /**
  * `POST /webhooks/github`: verify → parse → decide → record, then 202. Nothing here talks to
  * GitHub or a VM; the one I/O is a single Redis script (jobs/intake-record.ts), so the answer is fast and
- * means "stored". Errors map to HTTP in `replyError` and nowhere else.
+ * means "stored". Errors map to HTTP in domain/http-errors.ts, as everywhere in the control.
  */
 export interface IntakeDeps {
   webhookSecrets: readonly string[];
@@ -44,11 +45,7 @@ export async function intakeRoutes(app: FastifyInstance, deps: IntakeDeps): Prom
   });
 }
 
-interface Outcome {
-  status: number;
-  label: string;
-  body: Record<string, unknown>;
-}
+type Outcome = HttpAnswer;
 
 async function handle(headers: Record<string, string | string[] | undefined>, body: Buffer, deps: IntakeDeps): Promise<Outcome> {
   const header = headers['x-github-delivery'];
@@ -105,24 +102,14 @@ function parseJson(body: Buffer): unknown {
   }
 }
 
-function replyError(err: unknown, logger: Logger): Outcome {
-  if (err instanceof SignatureError) return { status: 401, label: 'bad-signature', body: { error: err.code, message: err.message } };
-  if (err instanceof PayloadError) {
-    return { status: 400, label: 'bad-payload', body: { error: err.code, field: err.field, message: err.message } };
-  }
-  if (err instanceof StoreError) {
-    logger.warn({ err: err.message }, 'webhook not stored: redis unavailable');
-    return {
-      status: 503,
-      label: 'unavailable',
-      body: { error: err.code, message: 'not stored: the queue is unavailable; GitHub can redeliver this delivery' },
-    };
-  }
-  logger.error({ err }, 'webhook failed');
-  return { status: 500, label: 'error', body: { error: 'internal', message: 'not stored' } };
+function replyError(err: unknown, logger: Logger): HttpAnswer {
+  const answer = toHttp(err);
+  if (answer.status === 503) logger.warn({ err: (err as Error).message }, 'webhook not stored: redis unavailable');
+  else if (answer.status >= 500) logger.error({ err }, 'webhook failed');
+  return answer;
 }
 
-function send(reply: FastifyReply, o: Outcome): FastifyReply {
-  if (o.status === 503) reply.header('retry-after', '5');
+function send(reply: FastifyReply, o: HttpAnswer): FastifyReply {
+  if (o.headers) void reply.headers(o.headers);
   return reply.code(o.status).send(o.body);
 }

@@ -44,10 +44,8 @@ export async function jitRoutes(app: FastifyInstance, deps: JitRouteDeps): Promi
       return reply.code(201).send(r);
     } catch (err) {
       mints.inc({ result: 'error', reason: '' });
-      if (err instanceof GitHubError) {
-        deps.logger.warn({ status: err.status, workflowJobId: q.workflowJobId }, 'github refused a mint call');
-        return reply.code(502).send({ error: 'github', status: err.status, message: 'GitHub did not answer as expected; try again' });
-      }
+      // The answer (502 for GitHub's failures) comes from domain/http-errors.ts, as for every route.
+      if (err instanceof GitHubError) deps.logger.warn({ status: err.status, workflowJobId: q.workflowJobId }, 'github refused a mint call');
       throw err;
     }
   });
