@@ -37,8 +37,8 @@ export interface RunJobDeps {
   /** The pools this host serves (their egress). */
   pools: readonly PoolConfig[];
   logger: Logger;
-  /** Called once the VM is up: the agent tracks it for heartbeats. */
-  onVm?: (vmId: string, running: boolean) => void;
+  /** Called once the VM is up (with its runner: the agent reports it) and once it is gone. */
+  onVm?: (vmId: string, running: boolean, runnerName?: string) => void;
 }
 
 /** The VM's name derives from the job attempt, so a retried job finds (and replaces) its VM. */
@@ -99,7 +99,7 @@ export async function runJob(deps: RunJobDeps, job: PoolJobData, slot: number, s
       },
       signal,
     );
-    deps.onVm?.(vmId, true);
+    deps.onVm?.(vmId, true, jit.runnerName);
     log.info({ runnerName: jit.runnerName, slot }, 'vm started');
     const exit: VmExit = await parts.driver.wait(vmId, signal);
     const vmMs = Date.now() - started;

@@ -48,7 +48,14 @@ export interface FleetOptions {
    * (and its forwarder with it) can still report its job's end, which the gate tests read.
    */
   simByName?: boolean;
+  /**
+   * The agent reaches the control through a proxy that answers these requests with these
+   * statuses first (netns-tool `faults`): a control that fails the way a real one can.
+   */
+  controlFaults?: { method: string; path: string; times: number; status: number }[];
 }
+
+const FAULTY_CONTROL_PORT = 8090;
 
 /**
  * The fleet's agent isolates its guests (nft table, DNS forwarder on each gateway asking the
@@ -160,9 +167,11 @@ async function start(o: FleetOptions, image: TestImage, dir: string, parts: Part
   const simUrl = `http://${INTERNET.sim}:${SIM_PORT}`;
   const simPublicUrl = o.simByName ? `http://sim.example:${SIM_PORT}` : simUrl;
   const controlUrl = `http://127.0.0.1:${CONTROL_PORT}`;
+  // What the agent is told: the control, or a proxy in front of it that fails first.
+  const agentControlUrl = o.controlFaults ? `http://127.0.0.1:${FAULTY_CONTROL_PORT}` : controlUrl;
   const stateDir = join(dir, 'state');
   const configFile = join(dir, 'hangar.yaml');
-  writeFileSync(configFile, fleetConfig({ ...o, prefix, dir, simUrl, redisUrl: redis.url, controlUrl, hostToken, imageDir: image.dir, stateDir }));
+  writeFileSync(configFile, fleetConfig({ ...o, prefix, dir, simUrl, redisUrl: redis.url, controlUrl: agentControlUrl, hostToken, imageDir: image.dir, stateDir }));
 
   await procs.start('sim', topology.netns.internet, /sim listening/, [
     'sim', '--host', INTERNET.sim, '--port', String(SIM_PORT), '--socket', sockets.sim, '--app-id', '1', '--public-url', simPublicUrl,
@@ -171,6 +180,9 @@ async function start(o: FleetOptions, image: TestImage, dir: string, parts: Part
     '--webhook-url', `http://${host.address}:${CONTROL_PORT}/webhooks/github`,
   ]);
   await startTool(topology, host.netns, 'bridge', [{ socket: sockets.control, host: '127.0.0.1', port: CONTROL_PORT }]);
+  if (o.controlFaults) {
+    await startTool(topology, host.netns, 'faults', [{ host: '127.0.0.1', port: FAULTY_CONTROL_PORT, to: { host: '127.0.0.1', port: CONTROL_PORT }, fail: o.controlFaults }]);
+  }
   const fleet: Fleet = {
     dir, image, simUrl, controlUrl, redisUrl: redis.url, prefix, configFile, stateDir, hostToken, agent: null, control: null, sockets,
     netns: { host: host.netns, lan: topology.netns.lan, internet: topology.netns.internet },

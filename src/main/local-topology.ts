@@ -198,7 +198,7 @@ async function serve(t: Topology, netns: string, specs: { host: string; port: nu
 }
 
 /** Runs netns-tool.js MODE SPECS inside `netns` and resolves once it prints `ready`. */
-export async function startTool(t: Topology, netns: string, mode: 'serve' | 'bridge' | 'dns', specs: unknown): Promise<void> {
+export async function startTool(t: Topology, netns: string, mode: 'serve' | 'bridge' | 'dns' | 'faults', specs: unknown): Promise<void> {
   const proc = t.spawn(netns, process.execPath, [NETNS_TOOL, mode, JSON.stringify(specs)]);
   let out = '';
   await new Promise<void>((resolve, reject) => {

@@ -13,11 +13,16 @@
  *   an authoritative UDP DNS server for those names (A, TTL 300), NXDOMAIN for the rest: the
  *   upstream the guests' forwarders ask.
  *
+ * - `faults [{ "host": "127.0.0.1", "port": 8090, "to": { "host": "127.0.0.1", "port": 8080 },
+ *   "fail": [{ "method": "POST", "path": "/api/v1/jit", "times": 1, "status": 502 }] }]`: an HTTP
+ *   proxy that answers the first `times` matching requests with `status` and passes everything
+ *   else through: a control that fails the way a real one can (a restart, a proxy in front of it).
+ *
  * Prints `ready` once everything listens; runs until SIGTERM. Not part of `hangar`'s CLI: it
  * is scaffolding for the demo and the tests, not something an operator runs.
  */
 import { rmSync } from 'node:fs';
-import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpServer, request } from 'node:http';
 import { createSocket, type Socket } from 'node:dgram';
 import { connect, createServer, type Server } from 'node:net';
 import { buildReply, parseQuery, QTYPE, RCODE } from '../net/dns-wire.js';
@@ -25,6 +30,26 @@ import { buildReply, parseQuery, QTYPE, RCODE } from '../net/dns-wire.js';
 interface Served { host: string; port: number; reply: string }
 interface Bridged { socket: string; host: string; port: number }
 interface Zone { host: string; port: number; names: Record<string, string> }
+interface Faulted { host: string; port: number; to: { host: string; port: number }; fail: { method: string; path: string; times: number; status: number }[] }
+
+function faultyProxy(f: Faulted): Server {
+  const left = f.fail.map((x) => x.times);
+  return createHttpServer((req, res) => {
+    const i = f.fail.findIndex((x, n) => x.method === req.method && x.path === req.url && left[n]! > 0);
+    if (i >= 0) {
+      left[i]!--;
+      req.resume();
+      process.stdout.write(`fault: ${f.fail[i]!.status} ${req.method} ${req.url}\n`);
+      return void res.writeHead(f.fail[i]!.status, { 'content-type': 'application/json' }).end('{"error":"injected"}');
+    }
+    const out = request({ host: f.to.host, port: f.to.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    out.on('error', () => res.destroy());
+    req.pipe(out);
+  }) as unknown as Server;
+}
 
 /** One question, one answer: the A record of a known name, else NXDOMAIN. */
 function dnsServer(z: Zone): Promise<Socket> {
@@ -91,11 +116,17 @@ async function main(): Promise<void> {
       servers.push(srv);
       await listen(srv, b.socket);
     }
+  } else if (mode === 'faults') {
+    for (const f of specs as Faulted[]) {
+      const srv = faultyProxy(f);
+      servers.push(srv);
+      await listen(srv, f.port, f.host);
+    }
   } else if (mode === 'dns') {
     const socks = await Promise.all((specs as Zone[]).map(dnsServer));
     process.once('SIGTERM', () => socks.forEach((x) => x.close()));
   } else {
-    process.stderr.write('usage: netns-tool.js serve|bridge|dns JSON\n');
+    process.stderr.write('usage: netns-tool.js serve|bridge|dns|faults JSON\n');
     process.exit(2);
   }
   process.stdout.write('ready\n');
