@@ -9,7 +9,10 @@ import { loadConfig, requireAgent } from '../config/load.js';
 import { ConfigError } from '../domain/errors.js';
 import { createHostNetwork } from '../net/host-network.js';
 import { createQemuMicrovmDriver, probeAccelerator } from '../vm/index.js';
+import type { Server } from 'node:http';
+import type { GuestNetwork } from '../agent/guest-network.js';
 import { serveAgentMetrics, startGuestNetwork } from './agent-network.js';
+import { compose, unit } from './units.js';
 import { createLogger } from './logger.js';
 import { onShutdown } from './shutdown.js';
 
@@ -39,32 +42,41 @@ export async function runAgent(configFile: string): Promise<void> {
     tasksMax: a.caps.tasksMax,
   });
   const net = createHostNetwork({ range: a.network.range });
-  // Isolation on: Hangar's table replaces the masquerade-only one (atomically, whatever a
-  // crashed run left); off: masquerade only, with a warning.
-  const guestNet = await startGuestNetwork(a, config.pools, configFile, logger);
-  if (!guestNet) await net.ensureEgress();
-  const metrics = await serveAgentMetrics(a.metricsListen, guestNet, logger);
   // Its pools' queues only: everything else the agent says goes through the control.
-  const connection = new Redis(config.redis.url, { maxRetriesPerRequest: null });
+  const connection = new Redis(config.redis.url, { maxRetriesPerRequest: null, lazyConnect: true });
   connection.on('error', (err: Error) => logger.debug({ err: err.message }, 'redis connection error'));
-  const agent = new Agent({
-    agent: a,
-    prefix: config.redis.prefix,
-    connection,
-    parts: { driver, caps, net, ...(guestNet ? { guestNet } : {}) },
-    pools: config.pools,
-    control: createControlClient(a.controlUrl, token),
-    image,
+  let guestNet: GuestNetwork | undefined;
+  let metrics: Server | undefined;
+  let agent: Agent | undefined;
+  // Started in order, stopped in reverse: a clean stop leaves nothing (kill -9: the next start replaces it).
+  const units = compose(
+    [
+      // Isolation on: Hangar's table replaces the masquerade-only one (atomically, whatever a
+      // crashed run left); off: masquerade only, with a warning.
+      unit('network', async () => {
+        guestNet = await startGuestNetwork(a, config.pools, configFile, logger);
+        if (!guestNet) await net.ensureEgress();
+      }, () => (guestNet ? guestNet.stop() : net.removeEgress())),
+      unit('metrics', async () => void (metrics = await serveAgentMetrics(a.metricsListen, guestNet, logger)), async () => void metrics?.close()),
+      unit('queues', () => connection.connect(), async () => connection.disconnect()),
+      unit('agent', async () => {
+        agent = new Agent({
+          agent: a,
+          prefix: config.redis.prefix,
+          connection,
+          parts: { driver, caps, net, ...(guestNet ? { guestNet } : {}) },
+          pools: config.pools,
+          control: createControlClient(a.controlUrl, token),
+          image,
+          logger,
+        });
+        await agent.start();
+      }, () => agent!.drain()),
+    ],
     logger,
-  });
-  await agent.start();
-  onShutdown(logger, async () => {
-    await agent.drain();
-    metrics.close();
-    // A clean stop leaves nothing: the table goes with the agent (kill -9: the next start replaces it).
-    await (guestNet ? guestNet.stop() : net.removeEgress());
-    connection.disconnect();
-  });
+  );
+  await units.start();
+  onShutdown(logger, () => units.stop());
 }
 
 function readToken(file: string): string {
