@@ -6,6 +6,7 @@ import { jobMoves } from '../../src/jobs/transition.js';
 import { keys } from '../../src/queue/keys.js';
 import { createSim, type Sim } from '../../src/sim/server.js';
 import { startTestControl, TEST_SECRET, type TestControl } from '../helpers/control.js';
+import { delivery, jobPayload } from '../helpers/payloads.js';
 import { dropPrefix, redisUrl, testPrefix } from '../helpers/redis.js';
 
 /**
@@ -66,6 +67,28 @@ afterAll(async () => {
   await sim?.close();
   await dropPrefix(redisUrl(), prefix);
   redis.disconnect();
+});
+
+const deliver = (payload: unknown) => {
+  const d = delivery(TEST_SECRET, payload);
+  return fetch(`${control.url}/webhooks/github`, { method: 'POST', headers: d.headers, body: d.body }).then((r) => r.status);
+};
+
+describe("the intake's first phase, and GitHub's moves", () => {
+  test.each([
+    ['accepted, first seen queued', [{ id: 61, action: 'queued' }], 'queued', 'accepted'],
+    ['refused at intake, with the reason', [{ id: 62, action: 'queued', repo: 'other/app' }], 'refused', 'repo-not-allowed'],
+    ['first seen in progress: never queued by Hangar', [{ id: 63, action: 'in_progress', runnerName: 'laptop' }], 'cancelled', 'first-seen-in_progress'],
+    ['completed before any runner took it', [{ id: 64, action: 'queued' }, { id: 64, action: 'completed', conclusion: 'cancelled', runnerName: null }], 'cancelled', 'completed-on-github'],
+  ] as const)('%s', async (_n, events, phase, why) => {
+    for (const e of events) expect(await deliver(jobPayload(e as Parameters<typeof jobPayload>[0]))).toBe(202);
+    const id = events[0]!.id;
+    const rec = await readJobRecord(redis, keys(prefix), id);
+    expect(rec).toMatchObject({ phase, phaseWhy: why, phaseBy: 'intake' });
+    const stream = await eventsOfJob(redis, keys(prefix), id);
+    expect(stream.filter((e) => e.type === 'decision')).toHaveLength(1);
+    expect(stream.filter((e) => e.type === 'github').map((e) => e.fields.state)).toEqual(events.map((e) => e.action));
+  });
 });
 
 describe('the atomic transition', () => {
