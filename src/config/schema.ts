@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { checkCapsFit } from '../caps/fit.js';
+import { checkCapsFit } from '../domain/caps-fit.js';
 import { parseCidr } from '../domain/cidr.js';
 import { checkAllowEntry } from './egress.js';
 import { checkAgentNetwork, parseDnsUpstream } from './network-checks.js';
