@@ -15,7 +15,7 @@ import { onShutdown } from './shutdown.js';
 
 /** `hangar agent --config FILE`: take jobs for this host's pools until SIGTERM, then drain. */
 export async function runAgent(configFile: string): Promise<void> {
-  const config = requireAgent(loadConfig(configFile), configFile);
+  const config = requireAgent(loadConfig(configFile));
   const a = config.agent;
   const logger = createLogger('hangar-agent', config.log.level).child({ host: a.host });
   const token = readToken(a.tokenFile);

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import type { EgressRecord } from '../agent/guest-network.js';
-import { loadConfig } from '../config/load.js';
+import { loadConfig, validateConfig } from '../config/load.js';
 import { HangarError } from '../domain/errors.js';
 import { keys } from '../queue/keys.js';
 
@@ -10,7 +10,7 @@ import { keys } from '../queue/keys.js';
  * DNS forwarder (nothing the guest said).
  */
 export async function egressShow(id: string, configFile: string, json: boolean): Promise<void> {
-  const config = loadConfig(configFile);
+  const config = validateConfig(loadConfig(configFile));
   const redis = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
     await redis.connect().catch((err: Error) => {

@@ -12,10 +12,9 @@ let image: TestImage;
 const agentYaml = (o: { slots?: number; memoryMiB?: number; memoryMaxMiB?: number; image?: string; accel?: string }) => `
 redis: {url: "redis://127.0.0.1:1"}
 pools: [{name: build, labels: [self-hosted, build]}]
+hosts: [{name: minipc, role: build, pools: [build], tokenSha256: ${'a'.repeat(64)}}]
 agent:
   host: minipc
-  role: build
-  pools: [build]
   slots: ${o.slots ?? 2}
   controlUrl: http://127.0.0.1:1
   tokenFile: ${dir}/token
@@ -40,7 +39,7 @@ describe('hangar agent refuses at start', () => {
   test('slots × VM memory above the slice MemoryMax', async () => {
     const r = await agent(agentYaml({ slots: 4, memoryMiB: 1024, memoryMaxMiB: 2048 }));
     expect(r.exitCode).toBe(1);
-    expect(r.stderr).toContain('agent.caps.memoryMaxMiB: 4 slots × (1024 MiB guest + 256 MiB overhead) = 5120 MiB is above the slice\'s MemoryMax of 2048 MiB');
+    expect(r.stderr).toMatch(/agent\.caps\.memoryMaxMiB \(line 12\): 4 slots × \(1024 MiB guest \+ 256 MiB overhead\) = 5120 MiB is above the slice's MemoryMax of 2048 MiB/);
   });
 
   test('an image that does not exist', async () => {
