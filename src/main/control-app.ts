@@ -14,7 +14,8 @@ import { jitRoutes } from '../jit/route.js';
 import { keys } from '../queue/keys.js';
 import { OutboxWorker } from '../queue/outbox-worker.js';
 import { PoolQueues } from '../queue/pool-queues.js';
-import { checkRedis } from '../queue/redis-readiness.js';
+import { checkRedis, redactRedisUrl } from '../queue/redis-readiness.js';
+import { StoreError } from '../domain/errors.js';
 
 /**
  * The control plane's parts wired together, without listening or signal handling, so the CLI
@@ -40,11 +41,13 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
   // No auto-pipelining: it keeps one batch in flight at a time, so under load every delivery waits
   // for the batch before it; plain writes measured ~10 % more deliveries/s (docs/benchmarks.md).
   const redis = new Redis(config.redis.url, { ...redisOpts, lazyConnect: true });
+  // Listened to before connecting: the first failure is the reason (ioredis rejects with "Connection is closed").
+  let firstError: Error | undefined;
+  redis.on('error', (err: Error) => void (firstError ??= err)); // reconnects on its own; failures surface per request
   await redis.connect().catch((err: Error) => {
     redis.disconnect();
-    throw new Error(`cannot reach Redis at redis.url: ${err.message}`);
+    throw new StoreError('store-unavailable', `cannot reach Redis at ${redactRedisUrl(config.redis.url)} (redis.url): ${(firstError ?? err).message}`);
   });
-  redis.on('error', () => undefined); // reconnects on its own; failures surface per request
   try {
     const readiness = await checkRedis(redis);
     for (const w of readiness.warnings) logger.warn({ redisVersion: readiness.version }, w);

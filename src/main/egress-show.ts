@@ -3,6 +3,7 @@ import type { EgressRecord } from '../agent/guest-network.js';
 import { loadConfig, validateConfig } from '../config/load.js';
 import { HangarError } from '../domain/errors.js';
 import { keys } from '../queue/keys.js';
+import { redactRedisUrl } from '../queue/redis-readiness.js';
 
 /**
  * `hangar egress WORKFLOW_JOB_ID --config FILE [--json]`: what a job's VM tried to reach and was
@@ -14,7 +15,7 @@ export async function egressShow(id: string, configFile: string, json: boolean):
   const redis = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
     await redis.connect().catch((err: Error) => {
-      throw new HangarError('store-unavailable', `cannot reach Redis at redis.url: ${err.message}`);
+      throw new HangarError('store-unavailable', `cannot reach Redis at ${redactRedisUrl(config.redis.url)} (redis.url): ${err.message}`);
     });
     const raw = await redis.hget(keys(config.redis.prefix).job(Number(id)), 'egress');
     if (!raw) throw new HangarError('not-found', `job ${id}: no egress log (unknown job, not run yet, or run with isolation off)`);

@@ -36,6 +36,14 @@ beforeAll(async () => {
 }, 300_000);
 
 describe('hangar agent refuses at start', () => {
+  test('not root: one plain line saying why and how, before anything is touched', async () => {
+    const file = join(dir, 'agent-not-root.yaml');
+    writeFileSync(file, agentYaml({}));
+    const r = await execa('node', ['dist/main/cli.js', 'agent', '--config', file], { reject: false, timeout: 60_000, uid: 65534, gid: 65534 });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toBe('hangar: hangar agent must run as root (it makes cgroups, taps and nftables rules): run it with sudo or from its systemd unit');
+  });
+
   test('slots × VM memory above the slice MemoryMax', async () => {
     const r = await agent(agentYaml({ slots: 4, memoryMiB: 1024, memoryMaxMiB: 2048 }));
     expect(r.exitCode).toBe(1);

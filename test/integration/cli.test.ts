@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -114,6 +114,35 @@ agent: {host: box, slots: 2, controlUrl: "http://10.0.0.2:8080", tokenFile: ${cf
     expect(bad.exitCode).toBe(1);
     expect(bad.stderr).toContain(`- agent.tokenFile (line 3): the token in ${cfg.dir}/box-token is not the one hosts.0.tokenSha256 is the sha256 of`);
     expect(bad.stderr).not.toContain(token);
+  });
+
+  test('host token: an existing file is never overwritten, and says so in one line', async () => {
+    const file = join(cfg.dir, 'existing-token');
+    writeFileSync(file, 'the-token-a-host-uses-today\n');
+    const r = await hangar(['host', 'token', file]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toBe(`hangar: ${file} already exists: hangar host token never overwrites one (a host may be using it); remove it first, or write the new token elsewhere`);
+    expect(readFileSync(file, 'utf8')).toBe('the-token-a-host-uses-today\n');
+    const fresh = await hangar(['host', 'token', join(cfg.dir, 'fresh-token')]);
+    expect(fresh.exitCode).toBe(0);
+    expect(fresh.stdout).toBe(`${createHash('sha256').update(readFileSync(join(cfg.dir, 'fresh-token'), 'utf8').trim()).digest('hex')}`);
+  });
+
+  test('control: Redis unreachable is one line naming the URL, never its password', async () => {
+    const down = writeTestConfig({ redisUrl: 'redis://:hunter2-redis-pass@127.0.0.1:1', prefix });
+    const r = await hangar(['control', '--config', down.file]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/^hangar: cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1 \(redis\.url\): .*ECONNREFUSED.*$/);
+    expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(`${r.stdout}${r.stderr}`).not.toContain('hunter2');
+  });
+
+  test('an unexpected error keeps its stack', async () => {
+    // A directory where the token file would go: not a mistake Hangar names, so it stays loud.
+    const r = await hangar(['host', 'token', join(cfg.dir, 'no-such-dir', 'token')]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('ENOENT');
+    expect(r.stderr).toMatch(/\n\s+at /);
   });
 
   test.each([

@@ -2,6 +2,7 @@ import { describe, expect, test } from 'vitest';
 import { closest, editDistance } from '../../src/config/did-you-mean.js';
 import { checkSections, parseConfig, requireAgent, requireControl } from '../../src/config/load.js';
 import { ConfigError, type ConfigProblem } from '../../src/domain/errors.js';
+import { redactRedisUrl } from '../../src/queue/redis-readiness.js';
 
 const SHA = 'a'.repeat(64);
 
@@ -139,4 +140,13 @@ describe('did you mean', () => {
     expect(closest('x', ['vm'])).toBeUndefined();
     expect(closest('timeout', ['timeoutMinutes'])).toBeUndefined();
   });
+});
+
+describe('redactRedisUrl', () => {
+  test.each([
+    ['redis://127.0.0.1:6379', 'redis://127.0.0.1:6379'],
+    ['redis://:hunter2@redis.lan:6379/0', 'redis://:***@redis.lan:6379/0'],
+    ['rediss://hangar:hunter2@redis.lan', 'rediss://hangar:***@redis.lan'],
+    ['redis://hunter2@redis.lan', 'redis://***@redis.lan'],
+  ])('%s', (url, want) => expect(redactRedisUrl(url)).toBe(want));
 });
