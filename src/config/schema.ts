@@ -112,7 +112,7 @@ export function withChecks<T extends z.ZodType>(schema: T, ...checks: ((input: u
       }
     },
     { when: () => true },
-  ) as unknown as T;
+  );
 }
 
 export const toPath = (dotted: string) => (dotted === '' ? [] : dotted.split('.').map((k) => (/^\d+$/.test(k) ? Number(k) : k)));
