@@ -19,10 +19,10 @@ const fromDist = (file) => import(pathToFileURL(join(dist, file)).href);
 
 async function startHangar() {
   const { pino } = await import('pino');
-  const { loadConfig } = await fromDist('config/load.js');
+  const { loadConfig, requireControl } = await fromDist('config/load.js');
   const { readControlSecrets } = await fromDist('config/secrets.js');
   const { buildControl } = await fromDist('main/control-app.js');
-  const config = loadConfig(configFile);
+  const config = requireControl(loadConfig(configFile));
   const control = await buildControl(config, readControlSecrets(config), pino({ level: 'silent' }));
   const url = await control.app.listen({ host: '127.0.0.1', port: 0 });
   return { url, close: () => control.close() };

@@ -111,8 +111,6 @@ hosts:
   - {name: benchbox, role: build, pools: [build], tokenSha256: ${tokenSha256(hostToken)}}
 agent:
   host: benchbox
-  role: build
-  pools: [build]
   slots: ${o.slots}
   controlUrl: http://127.0.0.1:${controlPort}
   tokenFile: ${o.dir}/host-token

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { vmMemoryMaxBytes } from '../caps/fit.js';
+import { vmMemoryMaxBytes } from '../domain/caps-fit.js';
 import type { AgentConfig } from '../config/schema.js';
 import type { PoolJobData } from '../queue/contracts.js';
 import type { VmExit } from '../vm/driver.js';

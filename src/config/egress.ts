@@ -10,6 +10,7 @@
  * - a preset, `github` (no dot): the hosts in egress-presets.ts.
  * Matched case-insensitively.
  */
+import { closest } from './did-you-mean.js';
 import { EGRESS_PRESET_NAMES, EGRESS_PRESETS } from './egress-presets.js';
 
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
@@ -61,26 +62,4 @@ export function expandAllowlist(entries: readonly string[]): string[] {
 /** Own keys only: an entry named "constructor" is not a preset. */
 function presetHosts(name: string): readonly string[] | undefined {
   return Object.hasOwn(EGRESS_PRESETS, name) ? EGRESS_PRESETS[name] : undefined;
-}
-
-/** The known name within two edits of `word`, if there is one. */
-function closest(word: string, known: readonly string[]): string | undefined {
-  let best: { name: string; d: number } | undefined;
-  for (const name of known) {
-    const d = editDistance(word, name);
-    if (d <= 2 && (!best || d < best.d)) best = { name, d };
-  }
-  return best?.name;
-}
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) {
-      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = row;
-  }
-  return prev[b.length]!;
 }

@@ -56,11 +56,11 @@ const cidrOrUndefined = (s: string) => {
 };
 
 /**
- * `agent.network` against itself and `agent.role`. Takes the agent section as zod saw it,
- * possibly with other keys invalid, so every problem is found in one pass: a key that does not
- * parse is skipped here (the schema names it).
+ * `agent.network` against itself and the host's role (from its hosts[] entry). Takes the agent
+ * section as zod saw it, possibly with other keys invalid, so every problem is found in one
+ * pass: a key that does not parse is skipped here (the schema names it).
  */
-export function checkAgentNetwork(agent: unknown): ConfigProblem[] {
+export function checkAgentNetwork(agent: unknown, role: unknown): ConfigProblem[] {
   const a = isRecord(agent) ? agent : {};
   const net = isRecord(a.network) ? a.network : {};
   const problems: ConfigProblem[] = [];
@@ -68,7 +68,7 @@ export function checkAgentNetwork(agent: unknown): ConfigProblem[] {
   const range = typeof net.range === 'string' ? cidrOrUndefined(net.range) : undefined;
   const rangeText = range && `${P}.range (${formatCidr(range)})`;
 
-  if (a.role === 'build' && Array.isArray(net.productionCidrs) && net.productionCidrs.length > 0) {
+  if (role === 'build' && Array.isArray(net.productionCidrs) && net.productionCidrs.length > 0) {
     problems.push({ path: `${P}.productionCidrs`, message: 'a build host never reaches production: productionCidrs is only for a host with role deploy' });
   }
   const prod = parsedEntries(net.productionCidrs, cidrOrUndefined);

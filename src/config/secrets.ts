@@ -1,6 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { ConfigError, type ConfigProblem } from '../domain/errors.js';
-import type { ControlConfig } from './schema.js';
+import type { ControlConfig } from './control-schema.js';
+import { hostEntry, isRecord } from './schema.js';
 
 /** The control's secrets, read from the files the config names. Never logged, never stored. */
 export interface ControlSecrets {
@@ -9,27 +11,72 @@ export interface ControlSecrets {
   appPrivateKey: string;
 }
 
+const SECRET_KEYS = ['webhookSecretFile', 'previousWebhookSecretFile', 'privateKeyFile'] as const;
+
 /** Reads every secret file; one ConfigError names each key whose file is unusable (not its content). */
 export function readControlSecrets(config: ControlConfig): ControlSecrets {
-  const problems: ConfigProblem[] = [];
-  const read = (path: string, key: string): string => {
-    try {
-      const value = readFileSync(path, 'utf8').trim();
-      if (value === '') problems.push({ path: key, message: `file ${path} is empty` });
-      return value;
-    } catch (err) {
-      problems.push({ path: key, message: `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}` });
-      return '';
-    }
-  };
-  const current = read(config.github.webhookSecretFile, 'github.webhookSecretFile');
-  const previous = config.github.previousWebhookSecretFile
-    ? read(config.github.previousWebhookSecretFile, 'github.previousWebhookSecretFile')
-    : undefined;
-  const appPrivateKey = read(config.github.privateKeyFile, 'github.privateKeyFile');
-  if (appPrivateKey && !appPrivateKey.includes('PRIVATE KEY-----')) {
-    problems.push({ path: 'github.privateKeyFile', message: 'is not a PEM private key' });
-  }
+  const { values, problems } = readSecretFiles(config.github);
   if (problems.length > 0) throw new ConfigError('secrets', problems);
-  return { webhookSecrets: previous ? [current, previous] : [current], appPrivateKey };
+  const previous = values.previousWebhookSecretFile;
+  return { webhookSecrets: previous ? [values.webhookSecretFile!, previous] : [values.webhookSecretFile!], appPrivateKey: values.privateKeyFile! };
+}
+
+/**
+ * The control's secret files as `hangar config check` sees them: read from the `github`
+ * section as written, so a file with other mistakes still hears about these.
+ */
+export function checkSecretFiles(input: Record<string, unknown>): ConfigProblem[] {
+  return isRecord(input.github) ? readSecretFiles(input.github).problems : [];
+}
+
+function readSecretFiles(github: Record<string, unknown>): { values: Partial<Record<(typeof SECRET_KEYS)[number], string>>; problems: ConfigProblem[] } {
+  const values: Partial<Record<(typeof SECRET_KEYS)[number], string>> = {};
+  const problems: ConfigProblem[] = [];
+  for (const key of SECRET_KEYS) {
+    const file = github[key];
+    if (typeof file !== 'string' || file === '') continue;
+    const path = `github.${key}`;
+    const r = readFile(file);
+    if (!r.ok) problems.push({ path, message: r.message });
+    else if (r.text === '') problems.push({ path, message: `file ${file} is empty` });
+    else if (key === 'privateKeyFile' && !r.text.includes('PRIVATE KEY-----')) problems.push({ path, message: `${file} is not a PEM private key` });
+    else values[key] = r.text;
+  }
+  return { values, problems };
+}
+
+/**
+ * The agent's files: its token (readable, a token, and the one its hosts[] entry's tokenSha256
+ * is of, or the control would refuse it) and its image folder. Never says what the token is.
+ */
+export function checkAgentFiles(input: Record<string, unknown>): ConfigProblem[] {
+  const a = isRecord(input.agent) ? input.agent : {};
+  const problems: ConfigProblem[] = [];
+  if (typeof a.tokenFile === 'string' && a.tokenFile !== '') {
+    const r = readFile(a.tokenFile);
+    const entry = hostEntry(input, a.host);
+    const want = entry?.[0].tokenSha256;
+    if (!r.ok) problems.push({ path: 'agent.tokenFile', message: r.message });
+    else if (r.text.length < 16) problems.push({ path: 'agent.tokenFile', message: `${a.tokenFile} holds no token (at least 16 characters)` });
+    else if (typeof want === 'string' && /^[0-9a-f]{64}$/.test(want) && createHash('sha256').update(r.text).digest('hex') !== want) {
+      problems.push({ path: 'agent.tokenFile', message: `the token in ${a.tokenFile} is not the one hosts.${entry![1]}.tokenSha256 is the sha256 of: the control would refuse this host` });
+    }
+  }
+  const image = isRecord(a.vm) ? a.vm.image : undefined;
+  if (typeof image === 'string' && image !== '') {
+    try {
+      accessSync(image, constants.R_OK);
+    } catch (err) {
+      problems.push({ path: 'agent.vm.image', message: `cannot read ${image}: ${(err as NodeJS.ErrnoException).code ?? 'error'}` });
+    }
+  }
+  return problems;
+}
+
+function readFile(file: string): { ok: true; text: string } | { ok: false; message: string } {
+  try {
+    return { ok: true, text: readFileSync(file, 'utf8').trim() };
+  } catch (err) {
+    return { ok: false, message: `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}` };
+  }
 }

@@ -16,13 +16,15 @@ export interface ConfigProblem {
   /** Dotted path of the offending key, e.g. `pools.1.labels`; empty for the whole file. */
   path: string;
   message: string;
+  /** The line of the file it is on, when the file has the key (or a part of its path). */
+  line?: number;
 }
 
-/** A config file that cannot be used. Lists every problem at once, each with its path. */
+/** A config file that cannot be used. Lists every problem at once, each with its path (and line). */
 export class ConfigError extends HangarError {
   readonly problems: ConfigProblem[];
   constructor(source: string, problems: ConfigProblem[]) {
-    const lines = problems.map((p) => `  - ${p.path || '(file)'}: ${p.message}`);
+    const lines = problems.map((p) => `  - ${p.path || '(file)'}${p.line === undefined ? '' : ` (line ${p.line})`}: ${p.message}`);
     super('config-invalid', `${source}: ${problems.length} problem(s)\n${lines.join('\n')}`);
     this.problems = problems;
   }

@@ -6,7 +6,7 @@ import { createControlClient } from '../agent/control-client.js';
 import { resolveImage } from '../agent/image.js';
 import { createCaps } from '../caps/create-caps.js';
 import { loadConfig, requireAgent } from '../config/load.js';
-import { ConfigError } from '../domain/errors.js';
+import { ConfigError, HangarError } from '../domain/errors.js';
 import { createHostNetwork } from '../net/host-network.js';
 import { createQemuMicrovmDriver, probeAccelerator } from '../vm/index.js';
 import type { Server } from 'node:http';
@@ -18,7 +18,10 @@ import { onShutdown } from './shutdown.js';
 
 /** `hangar agent --config FILE`: take jobs for this host's pools until SIGTERM, then drain. */
 export async function runAgent(configFile: string): Promise<void> {
-  const config = requireAgent(loadConfig(configFile), configFile);
+  if (process.getuid?.() !== 0) {
+    throw new HangarError('not-root', 'hangar agent must run as root (it makes cgroups, taps and nftables rules): run it with sudo or from its systemd unit');
+  }
+  const config = requireAgent(loadConfig(configFile));
   const a = config.agent;
   const logger = createLogger('hangar-agent', config.log.level).child({ host: a.host });
   const token = readToken(a.tokenFile);

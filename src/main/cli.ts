@@ -107,6 +107,8 @@ program
   .description('a whole installation on this machine (Redis, a local GitHub, control, agent, microVMs) running a nightly batch')
   .action(async (opts: { keep?: boolean; jobs: number }) => (await import('./demo.js')).runDemo(opts));
 
+// A mistake an operator can fix (HangarError: a config's problems, not root, Redis away, a token
+// file that exists) is said plainly, without a stack; anything else is a bug and stays loud.
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof HangarError) {
     process.stderr.write(`hangar: ${err.message}\n`);

@@ -1,32 +1,24 @@
-import { accessSync, constants } from 'node:fs';
-import { loadConfig, requireControl } from '../config/load.js';
-import { readControlSecrets } from '../config/secrets.js';
-import { ConfigError, type ConfigProblem } from '../domain/errors.js';
+import { checkSections, configError, isAgentFile, isControlFile, loadConfig } from '../config/load.js';
+import { checkAgentFiles, checkSecretFiles } from '../config/secrets.js';
 
 /**
- * `hangar config check FILE`: exit 0 and a summary, or exit 1 and every problem. Checks the
- * sections this file has: the control's (with its secret files) and the agent's.
+ * `hangar config check FILE`: exit 0 and a summary, or exit 1 and every problem in one pass:
+ * YAML, each section against the schema of the process that reads it, and the files the
+ * sections name (the control's secrets, the agent's token and image).
  */
 export async function configCheck(file: string): Promise<void> {
-  const config = loadConfig(file);
+  const doc = loadConfig(file);
+  const { control, agent, problems } = checkSections(doc);
+  if (isControlFile(doc)) problems.push(...checkSecretFiles(doc.input));
+  if (isAgentFile(doc)) problems.push(...checkAgentFiles(doc.input));
+  if (!isControlFile(doc) && !isAgentFile(doc)) {
+    problems.push({ path: '', message: 'neither a control (github, policy) nor an agent section' });
+  }
+  if (problems.length > 0) throw configError(doc, problems);
   const roles: string[] = [];
-  if (config.github || config.policy) {
-    readControlSecrets(requireControl(config, file));
-    roles.push('control');
-  }
-  if (config.agent) {
-    const problems: ConfigProblem[] = [];
-    for (const [path, value] of [['agent.tokenFile', config.agent.tokenFile], ['agent.vm.image', config.agent.vm.image]] as const) {
-      try {
-        accessSync(value, constants.R_OK);
-      } catch (err) {
-        problems.push({ path, message: `cannot read ${value}: ${(err as NodeJS.ErrnoException).code ?? 'error'}` });
-      }
-    }
-    if (problems.length) throw new ConfigError(file, problems);
-    roles.push(`agent ${config.agent.host} (${config.agent.role}, ${config.agent.slots} slots)`);
-  }
-  if (roles.length === 0) throw new ConfigError(file, [{ path: '', message: 'neither a control (github, policy) nor an agent section' }]);
-  const pools = config.pools.map((p) => `${p.name}${p.deploy ? ' (deploy)' : ''}`).join(', ');
-  process.stdout.write(`${file}: ok: ${roles.join(', ')}; ${config.pools.length} pool(s): ${pools}\n`);
+  if (control) roles.push('control');
+  if (agent) roles.push(`agent ${agent.agent.host} (${agent.agent.role}, ${agent.agent.slots} slots)`);
+  const pools = (control ?? agent)!.pools;
+  const names = pools.map((p) => `${p.name}${p.deploy ? ' (deploy)' : ''}`).join(', ');
+  process.stdout.write(`${file}: ok: ${roles.join(', ')}; ${pools.length} pool(s): ${names}\n`);
 }

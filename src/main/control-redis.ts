@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { ControlConfig } from '../config/schema.js';
 import { StoreError } from '../domain/errors.js';
 import { PoolQueues } from '../queue/pool-queues.js';
-import { checkRedis } from '../queue/redis-readiness.js';
+import { checkRedis, redactRedisUrl } from '../queue/redis-readiness.js';
 import { unit, type Unit } from './units.js';
 
 /**
@@ -23,16 +23,16 @@ const FAIL_FAST = {
   lazyConnect: true,
 } as const;
 
-/** `redis://user:secret@host` → `redis://user:***@host`: a URL fit for a message. */
-export const redactUrl = (url: string): string => url.replace(/^(rediss?:\/\/[^:@/]*):[^@/]*@/, '$1:***@');
-
 export function controlRedis(config: ControlConfig, logger: Logger): ControlRedis {
   // No auto-pipelining: it keeps one batch in flight at a time, so under load every delivery waits
   // for the batch before it; plain writes measured ~10 % more deliveries/s (docs/benchmarks.md).
   const redis = new Redis(config.redis.url, FAIL_FAST);
   const queueConn = new Redis(config.redis.url, { ...FAIL_FAST, commandTimeout: undefined });
-  // They reconnect on their own; failures surface per request.
-  for (const c of [redis, queueConn]) c.on('error', () => undefined);
+  // They reconnect on their own; failures surface per request. Listened to before connecting:
+  // the first failure is the reason (ioredis rejects with "Connection is closed").
+  let firstError: Error | undefined;
+  redis.on('error', (err: Error) => void (firstError ??= err));
+  queueConn.on('error', () => undefined);
   // Queue reads for /metrics and callers; the relay that writes the queues has a thread of its own.
   const queues = new PoolQueues(queueConn, config.redis.prefix, config.pools.map((p) => p.name), (err) =>
     logger.debug({ err: err.message }, 'queue connection error'),
@@ -45,7 +45,7 @@ export function controlRedis(config: ControlConfig, logger: Logger): ControlRedi
     async () => {
       try {
         await redis.connect().catch((err: Error) => {
-          throw new StoreError('store-unavailable', `cannot reach Redis at redis.url (${redactUrl(config.redis.url)}): ${err.message}`);
+          throw new StoreError('store-unavailable', `cannot reach Redis at ${redactRedisUrl(config.redis.url)} (redis.url): ${(firstError ?? err).message}`);
         });
         const readiness = await checkRedis(redis);
         for (const w of readiness.warnings) logger.warn({ redisVersion: readiness.version }, w);

@@ -6,7 +6,7 @@ import { onShutdown } from './shutdown.js';
 
 /** `hangar control --config FILE`: listen until SIGTERM/SIGINT, then drain and exit. */
 export async function runControl(configFile: string): Promise<void> {
-  const config = requireControl(loadConfig(configFile), configFile);
+  const config = requireControl(loadConfig(configFile));
   const secrets = readControlSecrets(config);
   const logger = createLogger('hangar-control', config.log.level);
   const control = await buildControl(config, secrets, logger);

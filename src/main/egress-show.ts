@@ -1,9 +1,10 @@
 import { Redis } from 'ioredis';
 import type { EgressRecord } from '../agent/guest-network.js';
-import { loadConfig } from '../config/load.js';
+import { loadConfig, validateConfig } from '../config/load.js';
 import { HangarError } from '../domain/errors.js';
 import { readJobRecord } from '../jobs/record.js';
 import { keys } from '../queue/keys.js';
+import { redactRedisUrl } from '../queue/redis-readiness.js';
 
 /**
  * `hangar egress WORKFLOW_JOB_ID --config FILE [--json]`: what a job's VM tried to reach and was
@@ -11,11 +12,11 @@ import { keys } from '../queue/keys.js';
  * DNS forwarder (nothing the guest said).
  */
 export async function egressShow(id: string, configFile: string, json: boolean): Promise<void> {
-  const config = loadConfig(configFile);
+  const config = validateConfig(loadConfig(configFile));
   const redis = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
     await redis.connect().catch((err: Error) => {
-      throw new HangarError('store-unavailable', `cannot reach Redis at redis.url: ${err.message}`);
+      throw new HangarError('store-unavailable', `cannot reach Redis at ${redactRedisUrl(config.redis.url)} (redis.url): ${err.message}`);
     });
     const record = /^\d+$/.test(id) ? await readJobRecord(redis, keys(config.redis.prefix), Number(id)) : null;
     if (!record?.egress) throw new HangarError('not-found', `job ${id}: no egress log (unknown job, not run yet, or run with isolation off)`);

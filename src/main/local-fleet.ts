@@ -303,8 +303,6 @@ hosts:
 ${(c.extraHosts ?? []).map((h) => `  - {name: ${h.name}, role: ${h.role}, pools: [${h.pools.join(', ')}], tokenSha256: ${tokenSha256(h.token)}}`).join('\n')}
 agent:
   host: minipc
-  role: ${role}
-  pools: [${pools}]
   slots: ${c.slots ?? 2}
   controlUrl: ${c.controlUrl}
   tokenFile: ${c.dir}/host-token

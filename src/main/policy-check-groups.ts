@@ -13,7 +13,7 @@ import { createLogger } from './logger.js';
  * the pool. Exit 0 with or without warnings (they are advice); 2 when GitHub could not be read.
  */
 export async function policyCheckGroups(configFile: string, json: boolean): Promise<void> {
-  const config = requireControl(loadConfig(configFile), configFile);
+  const config = requireControl(loadConfig(configFile));
   const secrets = readControlSecrets(config);
   const github = createGitHubClient({
     apiUrl: config.github.apiUrl,

@@ -6,7 +6,7 @@ import { parseWorkflowJob } from '../intake/parse.js';
 
 /** `hangar policy explain PAYLOAD --config FILE [--json]`. */
 export async function policyExplain(payloadFile: string, configFile: string, json: boolean): Promise<void> {
-  const config = requireControl(loadConfig(configFile), configFile);
+  const config = requireControl(loadConfig(configFile));
   let payload: unknown;
   try {
     payload = JSON.parse(readFileSync(payloadFile, 'utf8'));

@@ -38,3 +38,10 @@ export async function checkRedis(redis: Redis): Promise<RedisReadiness> {
   }
   return { version: field('redis_version'), aof, rdb, warnings };
 }
+
+/** A Redis URL fit for a message: any password (`redis://:secret@host`, `redis://user:secret@host`) replaced. */
+export function redactRedisUrl(url: string): string {
+  return url.replace(/^(rediss?:\/\/)([^@/]*)@/, (_m, scheme: string, userinfo: string) =>
+    userinfo.includes(':') ? `${scheme}${userinfo.slice(0, userinfo.indexOf(':'))}:***@` : `${scheme}***@`,
+  );
+}

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { checkCapsFit } from '../../src/caps/fit.js';
+import { checkCapsFit } from '../../src/domain/caps-fit.js';
 import { CapsError, createCaps } from '../../src/caps/create-caps.js';
 
 const MiB = 1024 * 1024;

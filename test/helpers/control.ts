@@ -61,7 +61,7 @@ log: {level: ${o.logLevel ?? 'warn'}}
 ${o.extraYaml ?? ''}`;
   const file = join(dir, 'hangar.yaml');
   writeFileSync(file, yaml);
-  return { file, dir, config: requireControl(parseConfig(yaml, file), file) };
+  return { file, dir, config: requireControl(parseConfig(yaml, file)) };
 }
 
 export interface TestControl extends Control {

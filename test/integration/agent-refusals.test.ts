@@ -12,10 +12,9 @@ let image: TestImage;
 const agentYaml = (o: { slots?: number; memoryMiB?: number; memoryMaxMiB?: number; image?: string; accel?: string }) => `
 redis: {url: "redis://127.0.0.1:1"}
 pools: [{name: build, labels: [self-hosted, build]}]
+hosts: [{name: minipc, role: build, pools: [build], tokenSha256: ${'a'.repeat(64)}}]
 agent:
   host: minipc
-  role: build
-  pools: [build]
   slots: ${o.slots ?? 2}
   controlUrl: http://127.0.0.1:1
   tokenFile: ${dir}/token
@@ -37,10 +36,18 @@ beforeAll(async () => {
 }, 300_000);
 
 describe('hangar agent refuses at start', () => {
+  test('not root: one plain line saying why and how, before anything is touched', async () => {
+    const file = join(dir, 'agent-not-root.yaml');
+    writeFileSync(file, agentYaml({}));
+    const r = await execa('node', ['dist/main/cli.js', 'agent', '--config', file], { reject: false, timeout: 60_000, uid: 65534, gid: 65534 });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toBe('hangar: hangar agent must run as root (it makes cgroups, taps and nftables rules): run it with sudo or from its systemd unit');
+  });
+
   test('slots × VM memory above the slice MemoryMax', async () => {
     const r = await agent(agentYaml({ slots: 4, memoryMiB: 1024, memoryMaxMiB: 2048 }));
     expect(r.exitCode).toBe(1);
-    expect(r.stderr).toContain('agent.caps.memoryMaxMiB: 4 slots × (1024 MiB guest + 256 MiB overhead) = 5120 MiB is above the slice\'s MemoryMax of 2048 MiB');
+    expect(r.stderr).toMatch(/agent\.caps\.memoryMaxMiB \(line 12\): 4 slots × \(1024 MiB guest \+ 256 MiB overhead\) = 5120 MiB is above the slice's MemoryMax of 2048 MiB/);
   });
 
   test('an image that does not exist', async () => {

@@ -1,4 +1,5 @@
-import { writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -31,8 +32,9 @@ describe('hangar CLI', () => {
     writeFileSync(bad, 'github: {appId: -1, privateKeyFile: k}\npools: [{name: X, labels: [a]}]\nredis: {port: 1}\n');
     const r = await hangar(['config', 'check', bad]);
     expect(r.exitCode).toBe(1);
-    for (const path of ['github.appId', 'github.webhookSecretFile', 'policy', 'pools.0.name', 'pools.0.labels', 'redis.port']) {
-      expect(r.stderr).toContain(`- ${path}:`);
+    // A key that is missing is placed on the line of its section, when the file has that.
+    for (const at of ['github.appId (line 1)', 'github.webhookSecretFile (line 1)', 'policy', 'pools.0.name (line 2)', 'pools.0.labels (line 2)', 'redis.port (line 3)']) {
+      expect(r.stderr).toContain(`- ${at}: `);
     }
   });
 
@@ -41,8 +43,106 @@ describe('hangar CLI', () => {
     writeFileSync(bad, `github: {appId: 1, privateKeyFile: ${cfg.dir}/nope.pem, webhookSecretFile: ${cfg.dir}/nope}\npolicy: {repositories: [a/*]}\npools: [{name: b, labels: [self-hosted]}]\n`);
     const r = await hangar(['config', 'check', bad]);
     expect(r.exitCode).toBe(1);
-    expect(r.stderr).toContain('github.webhookSecretFile: cannot read');
-    expect(r.stderr).toContain('github.privateKeyFile: cannot read');
+    expect(r.stderr).toContain('github.webhookSecretFile (line 1): cannot read');
+    expect(r.stderr).toContain('github.privateKeyFile (line 1): cannot read');
+  });
+
+  test('config check: seven mistakes, all seven in one run, each with its path and line', async () => {
+    const token = 'a-host-token-that-is-long-enough';
+    writeFileSync(join(cfg.dir, 'token'), token);
+    mkdirSync(join(cfg.dir, 'image'), { recursive: true });
+    const file = join(cfg.dir, 'seven.yaml');
+    writeFileSync(file, `github:
+  appId: 1
+  privateKeyFile: ${cfg.dir}/app.pem
+  webhookSecretFile: ${cfg.dir}/no-such-secret
+policy: {repositories: [acme/*]}
+redis: {url: "redis://127.0.0.1:6379", prefx: ci}
+pools:
+  - {name: build, labels: [self-hosted, build]}
+  - {name: deploy, labels: [self-hosted, deploy], deploy: {repositories: [acme/site], branches: [main]}}
+hosts:
+  - {name: minipc, role: build, pools: [biuld, deploy], tokenSha256: ${createHash('sha256').update(token).digest('hex')}}
+agent:
+  host: minipc
+  role: build
+  slots: two
+  controlUrl: http://127.0.0.1:8080
+  tokenFile: ${cfg.dir}/token
+  vm: {image: ${cfg.dir}/image}
+  caps: {cpuQuotaPercent: 100, memoryMaxMiB: 8192}
+log: {level: info
+`);
+    const r = await hangar(['config', 'check', file]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stdout).toBe('');
+    const lines = r.stderr.trimEnd().split('\n');
+    expect(lines[0]).toBe(`hangar: ${file}: 7 problem(s)`);
+    expect(lines.slice(1)).toEqual([
+      // Bad YAML (the unclosed flow map at the end): what parsed before it is still checked.
+      '  - (file): YAML BAD_INDENT at line 21, column 1: Flow map in block collection must be sufficiently indented and end with a }',
+      // A missing secret file, though the file has other mistakes.
+      `  - github.webhookSecretFile (line 4): cannot read ${cfg.dir}/no-such-secret: ENOENT`,
+      // A typo'd key.
+      '  - redis.prefx (line 6): unknown key "prefx" (did you mean "prefix"?)',
+      // An unknown pool, and a deploy pool on a build host.
+      '  - hosts.0.pools.0 (line 11): no pool named "biuld" (did you mean "build"?)',
+      '  - hosts.0.pools.1 (line 11): "deploy" is a deploy pool: only a host with role deploy may serve it',
+      // A key of the old layout: the host is described once, in hosts[].
+      '  - agent.role (line 14): moved to hosts[] entry "minipc" (hosts.0): a host is described once',
+      // A wrong type.
+      '  - agent.slots (line 15): Invalid input: expected number, received string',
+    ]);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  test('config check: a build box\'s own file (pools, its hosts[] entry, agent) is an agent\'s; a token that is not its entry\'s is named', async () => {
+    const token = 'another-host-token-long-enough';
+    writeFileSync(join(cfg.dir, 'box-token'), `${token}\n`);
+    mkdirSync(join(cfg.dir, 'image'), { recursive: true });
+    const yaml = (sha: string) => `pools: [{name: build, labels: [self-hosted, build]}]
+hosts: [{name: box, role: build, pools: [build], tokenSha256: ${sha}}]
+agent: {host: box, slots: 2, controlUrl: "http://10.0.0.2:8080", tokenFile: ${cfg.dir}/box-token, vm: {image: ${cfg.dir}/image}, caps: {cpuQuotaPercent: 100, memoryMaxMiB: 8192}}
+`;
+    const file = join(cfg.dir, 'box.yaml');
+    writeFileSync(file, yaml(createHash('sha256').update(token).digest('hex')));
+    const ok = await hangar(['config', 'check', file]);
+    expect(ok.stderr).toBe('');
+    expect(ok.stdout).toBe(`${file}: ok: agent box (build, 2 slots); 1 pool(s): build`);
+    writeFileSync(file, yaml('b'.repeat(64)));
+    const bad = await hangar(['config', 'check', file]);
+    expect(bad.exitCode).toBe(1);
+    expect(bad.stderr).toContain(`- agent.tokenFile (line 3): the token in ${cfg.dir}/box-token is not the one hosts.0.tokenSha256 is the sha256 of`);
+    expect(bad.stderr).not.toContain(token);
+  });
+
+  test('host token: an existing file is never overwritten, and says so in one line', async () => {
+    const file = join(cfg.dir, 'existing-token');
+    writeFileSync(file, 'the-token-a-host-uses-today\n');
+    const r = await hangar(['host', 'token', file]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toBe(`hangar: ${file} already exists: hangar host token never overwrites one (a host may be using it); remove it first, or write the new token elsewhere`);
+    expect(readFileSync(file, 'utf8')).toBe('the-token-a-host-uses-today\n');
+    const fresh = await hangar(['host', 'token', join(cfg.dir, 'fresh-token')]);
+    expect(fresh.exitCode).toBe(0);
+    expect(fresh.stdout).toBe(`${createHash('sha256').update(readFileSync(join(cfg.dir, 'fresh-token'), 'utf8').trim()).digest('hex')}`);
+  });
+
+  test('control: Redis unreachable is one line naming the URL, never its password', async () => {
+    const down = writeTestConfig({ redisUrl: 'redis://:hunter2-redis-pass@127.0.0.1:1', prefix });
+    const r = await hangar(['control', '--config', down.file]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/^hangar: cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1 \(redis\.url\): .*ECONNREFUSED.*$/);
+    expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(`${r.stdout}${r.stderr}`).not.toContain('hunter2');
+  });
+
+  test('an unexpected error keeps its stack', async () => {
+    // A directory where the token file would go: not a mistake Hangar names, so it stays loud.
+    const r = await hangar(['host', 'token', join(cfg.dir, 'no-such-dir', 'token')]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('ENOENT');
+    expect(r.stderr).toMatch(/\n\s+at /);
   });
 
   test.each([

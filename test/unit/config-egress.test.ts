@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { stringify } from 'yaml';
-import { parseConfig } from '../../src/config/load.js';
+import { parseConfig, validateConfig } from '../../src/config/load.js';
 import { checkAllowEntry, expandAllowlist } from '../../src/config/egress.js';
 import { EGRESS_PRESETS } from '../../src/config/egress-presets.js';
 import { checkAgentNetwork, checkRangeAgainstHost, parseDnsUpstream, type UpstreamParse } from '../../src/config/network-checks.js';
@@ -11,11 +11,10 @@ const POOLS = [
   { name: 'deploy', labels: ['self-hosted', 'deploy'], deploy: { repositories: ['acme/site'], branches: ['main'] } },
 ];
 
-/** A valid agent section on a host of `role`, with `network` as given. */
+/** A valid agent section on a host of `role` (its hosts[] entry), with `network` as given. */
 const agent = (network: object = {}, role: 'build' | 'deploy' = 'deploy') => ({
   host: 'minipc',
   role,
-  pools: role === 'deploy' ? ['build', 'deploy'] : ['build'],
   slots: 2,
   controlUrl: 'http://127.0.0.1:8080',
   tokenFile: '/etc/hangar/host-token',
@@ -24,14 +23,20 @@ const agent = (network: object = {}, role: 'build' | 'deploy' = 'deploy') => ({
   network,
 });
 
-const yaml = (o: { pools?: object[]; agent?: object }) => stringify({ pools: o.pools ?? POOLS, ...(o.agent ? { agent: o.agent } : {}) });
-const parse = (o: { pools?: object[]; agent?: object }) => parseConfig(yaml(o), 'test.yaml');
-const problemsOf = (o: { pools?: object[]; agent?: object }): ConfigProblem[] => {
+/** The file: the pools, and with an agent its host's entry (role and pools) and its section. */
+const yaml = (o: { pools?: object[]; agent?: ReturnType<typeof agent> }) => {
+  if (!o.agent) return stringify({ pools: o.pools ?? POOLS });
+  const { role, ...section } = o.agent;
+  const entry = { name: section.host, role, pools: role === 'deploy' ? ['build', 'deploy'] : ['build'], tokenSha256: 'a'.repeat(64) };
+  return stringify({ pools: o.pools ?? POOLS, hosts: [entry], agent: section });
+};
+const parse = (o: { pools?: object[]; agent?: ReturnType<typeof agent> }) => validateConfig(parseConfig(yaml(o), 'test.yaml'));
+const problemsOf = (o: { pools?: object[]; agent?: ReturnType<typeof agent> }): ConfigProblem[] => {
   try {
     parse(o);
   } catch (err) {
     expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).problems;
+    return (err as ConfigError).problems.map(({ path, message }) => ({ path, message }));
   }
   throw new Error('expected a ConfigError');
 };
@@ -116,7 +121,7 @@ describe('pools[].egress', () => {
       { path: 'pools.1.egress.allow.3', message: '"a.*.b": a wildcard is one leading "*." only, as in *.pkg.github.com' },
     ]],
     ['empty allowlist', { mode: 'allowlist', allow: [] }, [{ path: 'pools.1.egress.allow', message: 'an empty allowlist lets nothing out, not even GitHub: list names or presets, or use mode internet' }]],
-    ['allow is only for allowlist mode', { mode: 'internet', allow: ['github'] }, [{ path: 'pools.1.egress.allow', message: 'unknown key' }]],
+    ['allow is only for allowlist mode', { mode: 'internet', allow: ['github'] }, [{ path: 'pools.1.egress.allow', message: 'unknown key "allow"' }]],
   ])('%s', (_name, egress, want) => expect(problemsOf({ pools: withEgress(egress) })).toEqual(want));
 
   test('a mode that does not exist, or an allowlist without its list, is named', () => {
@@ -198,10 +203,10 @@ describe('checkAgentNetwork reads only what parsed', () => {
   test.each<[string, unknown]>([
     ['no agent', undefined],
     ['not an object', 'agent'],
-    ['network not an object', { role: 'deploy', network: 7 }],
-    ['entries of the wrong type', { role: 'deploy', network: { range: 5, productionCidrs: [1, null], dns: { upstreams: [{}] } } }],
-    ['an invalid range checks nothing against it', { role: 'deploy', network: { range: 'x', productionCidrs: ['10.213.0.0/24'], dns: { upstreams: ['10.213.0.1'] } } }],
-  ])('%s: no problem of its own', (_name, input) => expect(checkAgentNetwork(input)).toEqual([]));
+    ['network not an object', { network: 7 }],
+    ['entries of the wrong type', { network: { range: 5, productionCidrs: [1, null], dns: { upstreams: [{}] } } }],
+    ['an invalid range checks nothing against it', { network: { range: 'x', productionCidrs: ['10.213.0.0/24'], dns: { upstreams: ['10.213.0.1'] } } }],
+  ])('%s: no problem of its own', (_name, input) => expect(checkAgentNetwork(input, 'deploy')).toEqual([]));
 });
 
 describe('checkRangeAgainstHost', () => {

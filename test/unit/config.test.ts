@@ -2,36 +2,39 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { loadConfig, parseConfig, requireControl } from '../../src/config/load.js';
+import { loadConfig, parseConfig, requireAgent, requireControl, validateConfig } from '../../src/config/load.js';
 import { readControlSecrets } from '../../src/config/secrets.js';
 import { ConfigError } from '../../src/domain/errors.js';
 
 const problemsOf = (text: string, env: NodeJS.ProcessEnv = {}) => {
   try {
-    parseConfig(text, 'test.yaml', env);
+    validateConfig(parseConfig(text, 'test.yaml', env));
   } catch (err) {
     expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).problems;
+    return (err as ConfigError).problems.map(({ path, message }) => ({ path, message }));
   }
   throw new Error('expected a ConfigError');
 };
 
 describe('config', () => {
   test('the annotated example is valid', () => {
-    const cfg = loadConfig('examples/hangar.yaml', {});
+    const cfg = validateConfig(loadConfig('examples/hangar.yaml', {}));
     expect(cfg.pools.map((p) => p.name)).toEqual(['build', 'deploy']);
     expect(cfg.redis.prefix).toBe('hangar');
-    expect(cfg.control.port).toBe(8080);
+    expect(cfg.control?.port).toBe(8080);
     expect(cfg.pools.map((p) => p.egress.mode)).toEqual(['allowlist', 'internet']);
     expect(cfg.agent?.network.productionCidrs).toEqual(['10.20.0.0/16']);
+    // The host is described once: the agent's role and pools are its hosts[] entry's.
+    expect(cfg.agent).toMatchObject({ host: 'cloudbox', role: 'deploy', pools: ['build', 'deploy'] });
+    expect(cfg.hosts.map((h) => h.name)).toEqual(['minipc', 'cloudbox']);
   });
 
   test('defaults fill what is left out', () => {
-    const cfg = parseConfig(
+    const cfg = requireControl(parseConfig(
       'github: {appId: 1, privateKeyFile: k, webhookSecretFile: s}\npolicy: {repositories: [a/*]}\npools: [{name: b, labels: [self-hosted]}]',
       't',
-    );
-    expect(cfg.github?.apiUrl).toBe('https://api.github.com');
+    ));
+    expect(cfg.github.apiUrl).toBe('https://api.github.com');
     expect(cfg.redis.url).toBe('redis://127.0.0.1:6379');
     expect(cfg.control.deliveryTtlHours).toBe(72);
     expect(cfg.pools[0]!.runnerGroupId).toBe(1);
@@ -66,10 +69,12 @@ typo: 1
         'pools.0.labels',
         'pools.1.deploy.repositories',
         'pools.2.colour',
+        // Checks between keys run even while others are invalid: the duplicate is named too.
+        'pools.2.name',
         'typo',
       ].sort(),
     );
-    expect(problems.find((p) => p.path === 'github.secret')!.message).toBe('unknown key');
+    expect(problems.find((p) => p.path === 'github.secret')!.message).toBe('unknown key "secret"');
   });
 
   test('duplicate pool names are named', () => {
@@ -85,7 +90,7 @@ typo: 1
   });
 
   test('environment overrides', () => {
-    const cfg = loadConfig('examples/hangar.yaml', { HANGAR_REDIS_URL: 'redis://10.0.0.1:7000', HANGAR_CONTROL_PORT: '9999' });
+    const cfg = requireControl(loadConfig('examples/hangar.yaml', { HANGAR_REDIS_URL: 'redis://10.0.0.1:7000', HANGAR_CONTROL_PORT: '9999' }));
     expect(cfg.redis.url).toBe('redis://10.0.0.1:7000');
     expect(cfg.control.port).toBe(9999);
   });
@@ -94,13 +99,13 @@ typo: 1
     const dir = mkdtempSync(join(tmpdir(), 'hangar-cfg-'));
     writeFileSync(join(dir, 'secret'), 'hunter2-very-secret\n');
     writeFileSync(join(dir, 'key'), 'not a pem hunter3');
-    const cfg = parseConfig(
+    const cfg = requireControl(parseConfig(
       `github: {appId: 1, privateKeyFile: ${dir}/key, webhookSecretFile: ${dir}/secret, previousWebhookSecretFile: ${dir}/missing}\npolicy: {repositories: [a/*]}\npools: [{name: b, labels: [self-hosted]}]`,
       't',
-    );
+    ));
     let err: ConfigError | undefined;
     try {
-      readControlSecrets(requireControl(cfg, 't'));
+      readControlSecrets(cfg);
     } catch (e) {
       err = e as ConfigError;
     }

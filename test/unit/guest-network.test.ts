@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { allowSetName, isolationHost } from '../../src/agent/guest-network.js';
-import { parseConfig } from '../../src/config/load.js';
+import { parseConfig, requireAgent } from '../../src/config/load.js';
 import { ALLOW_SET } from '../../src/net/isolation.js';
 
 describe('the agent\'s isolation host from its config', () => {
@@ -20,23 +20,23 @@ describe('the agent\'s isolation host from its config', () => {
   });
 
   test('range, ports, role, production CIDRs, and an allow set for each allowlist pool the host serves', () => {
-    const cfg = parseConfig(`
+    const cfg = requireAgent(parseConfig(`
 pools:
   - {name: build, labels: [self-hosted, build]}
   - {name: locked, labels: [self-hosted, locked], egress: {mode: allowlist, allow: [github, registry.npmjs.org]}}
   - {name: deploy, labels: [self-hosted, deploy], deploy: {repositories: [acme/site], branches: [main]}, egress: {mode: allowlist, allow: [github]}}
+hosts:
+  - {name: cloud, role: deploy, pools: [build, locked], tokenSha256: ${'a'.repeat(64)}}
 agent:
   host: cloud
-  role: deploy
-  pools: [build, locked]
   slots: 1
   controlUrl: http://127.0.0.1:1
   tokenFile: /nonexistent
   vm: {image: /nonexistent}
   caps: {cpuQuotaPercent: 100, memoryMaxMiB: 4096}
   network: {range: 10.99.0.0/16, metadataPort: 8170, productionCidrs: [10.20.0.0/16]}
-`, 'test.yaml');
-    expect(isolationHost(cfg.agent!, cfg.pools, 53)).toEqual({
+`, 'test.yaml'));
+    expect(isolationHost(cfg.agent, cfg.pools, 53)).toEqual({
       range: '10.99.0.0/16', metadataPort: 8170, dnsPort: 53, role: 'deploy', productionCidrs: ['10.20.0.0/16'],
       // Only pools this host serves: `deploy` is not one of them.
       allowSets: ['allow_locked'],
