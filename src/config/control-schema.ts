@@ -45,6 +45,17 @@ const control = z
     bodyLimitBytes: z.number().int().min(1024).max(26_214_400).default(1_048_576),
     /** How long a delivery id is remembered for dedupe. GitHub redelivers for 3 days. */
     deliveryTtlHours: z.number().int().min(72).default(72),
+    /**
+     * Tries per job, and the first pause between them (it doubles): a transient failure (the
+     * control unreachable, a VM whose runner never started a job) gets another go; a fatal one
+     * fails at once.
+     */
+    retries: z
+      .strictObject({
+        attempts: z.number().int().min(1).max(20).default(5),
+        backoffSeconds: z.number().min(0.1).max(600).default(2),
+      })
+      .prefault({}),
   })
   .prefault({});
 

@@ -42,7 +42,10 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
     throttle: { writeSpacingMs: config.github.writeSpacingMs },
   });
   const relay = new OutboxWorker(
-    { redisUrl: config.redis.url, prefix: config.redis.prefix, pools: config.pools.map((p) => p.name), level: logger.level },
+    {
+      redisUrl: config.redis.url, prefix: config.redis.prefix, pools: config.pools.map((p) => p.name), level: logger.level,
+      retries: { attempts: config.control.retries.attempts, backoffMs: Math.round(config.control.retries.backoffSeconds * 1000) },
+    },
     logger.child({ unit: 'outbox' }),
     () => store.calls,
   );

@@ -53,6 +53,8 @@ export interface FleetOptions {
    * statuses first (netns-tool `faults`): a control that fails the way a real one can.
    */
   controlFaults?: { method: string; path: string; times: number; status: number }[];
+  /** `control.retries`: tries per job and the first pause (default 5 and 2 s). */
+  retries?: { attempts: number; backoffSeconds: number };
 }
 
 const FAULTY_CONTROL_PORT = 8090;
@@ -291,7 +293,7 @@ function fleetConfig(c: ConfigInput): string {
   return `
 github: {apiUrl: "${c.simUrl}", appId: 1, privateKeyFile: ${c.dir}/app.pem, webhookSecretFile: ${c.dir}/${WEBHOOK_SECRET_FILE}, writeSpacingMs: 0}
 redis: {url: "${c.redisUrl}", prefix: ${c.prefix}}
-control: {host: 0.0.0.0, port: ${CONTROL_PORT}}
+control: {host: 0.0.0.0, port: ${CONTROL_PORT}${c.retries ? `, retries: {attempts: ${c.retries.attempts}, backoffSeconds: ${c.retries.backoffSeconds}}` : ''}}
 policy: {repositories: ["acme/*"], cancelRefusedRuns: ${c.cancelRefusedRuns ?? true}}
 pools:
   - {name: build, labels: [self-hosted, linux, x64, build]}

@@ -39,7 +39,7 @@ const queueConn = quiet(new Redis(data.redisUrl, { maxRetriesPerRequest: 1, retr
 const blocking = quiet(new Redis(data.redisUrl, { maxRetriesPerRequest: null, retryStrategy }));
 // A plain connection for the relay's own commands: BullMQ's carries its scripts into every multi().
 const relayConn = quiet(new Redis(data.redisUrl, { maxRetriesPerRequest: 1, retryStrategy }));
-const queues = new PoolQueues(queueConn, data.prefix, data.pools, (err) => logger.debug({ err: err.message }, 'queue connection error'));
+const queues = new PoolQueues(queueConn, data.prefix, data.pools, (err) => logger.debug({ err: err.message }, 'queue connection error'), data.retries);
 // The main thread says how busy the intake is (outbox-worker.ts).
 let intakeBusy = false;
 const relay = new OutboxRelay({

@@ -4,6 +4,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
+import type { JobRetries } from './pool-queues.js';
 
 /**
  * Runs the outbox relay (outbox.ts) in a worker thread of the control and restarts it if it
@@ -19,6 +20,8 @@ export interface RelayThreadData {
   consumer?: string;
   claimIdleMs?: number;
   keepSeconds?: number;
+  /** Tries and backoff of each queue entry (config `control.retries`). */
+  retries?: JobRetries;
   /** How much lower than the main thread the relay thread runs (nice increment; default RELAY_NICE). */
   nice?: number;
 }

@@ -3,9 +3,12 @@ import type { Redis } from 'ioredis';
 import { POOL_JOB_NAME, type PoolJobData } from './contracts.js';
 import { queueJobId, queueName } from './keys.js';
 
-/** Tries per job, and the first pause between them (doubling): 2, 4, 8, 16 s. */
-export const JOB_ATTEMPTS = 5;
-export const JOB_BACKOFF_MS = 2_000;
+/** Tries per job, and the first pause between them (doubling): 2, 4, 8, 16 s (config `control.retries`). */
+export interface JobRetries {
+  attempts: number;
+  backoffMs: number;
+}
+export const DEFAULT_RETRIES: JobRetries = { attempts: 5, backoffMs: 2_000 };
 
 /** Jobs per BullMQ addBulk (one MULTI); each job takes Redis about 50 µs. */
 const BULK_CHUNK = 25;
@@ -14,7 +17,13 @@ const BULK_CHUNK = 25;
 export class PoolQueues {
   private readonly queues = new Map<string, Queue>();
 
-  constructor(connection: Redis, prefix: string, pools: readonly string[], onError: (err: Error) => void = () => undefined) {
+  constructor(
+    connection: Redis,
+    prefix: string,
+    pools: readonly string[],
+    onError: (err: Error) => void = () => undefined,
+    private readonly retries: JobRetries = DEFAULT_RETRIES,
+  ) {
     for (const pool of pools) {
       const q = new Queue(queueName(pool), { connection, prefix });
       // Connection errors surface on each call; without a listener they would only be printed.
@@ -55,8 +64,8 @@ export class PoolQueues {
               jobId: queueJobId(data.workflowJobId),
               // A transient failure (the control unreachable, a VM whose runner never started a
               // job) is tried again after a pause; a fatal one fails at once (agent.ts).
-              attempts: JOB_ATTEMPTS,
-              backoff: { type: 'exponential', delay: JOB_BACKOFF_MS },
+              attempts: this.retries.attempts,
+              backoff: { type: 'exponential', delay: this.retries.backoffMs },
               // Keep finished entries for a while: their ids stop a late re-add from running a job twice.
               removeOnComplete: { age: 3 * 24 * 3600 },
               removeOnFail: { age: 7 * 24 * 3600 },
