@@ -113,6 +113,8 @@ export class Agent {
       if (outcome.kind === 'refused-at-start') {
         throw new UnrecoverableError(`job ${data.workflowJobId}: its runner's job ${outcome.workflowJobId ?? '(unknown)'} was refused at start: ${outcome.reason}`);
       }
+      // Its VM ended without its runner running a job: not run, never "completed".
+      if (outcome.kind === 'not-run') throw new Error(`job ${data.workflowJobId}: its VM ended without running it: ${outcome.reason}`);
       return outcome;
     } finally {
       this.slots.release(slot);
@@ -132,6 +134,9 @@ export class Agent {
     // The job's egress log (from the host's own table and forwarder, never the guest's word).
     if (o.kind !== 'skipped' && o.egress) fields.egress = JSON.stringify(o.egress);
     if (o.kind === 'ran') fields.vmExitCode = o.exitCode ?? -1;
+    if (o.kind === 'not-run') fields.agentReason = o.reason;
+    // A failed VM's console tail (bounded, secrets cut out by run-job).
+    if ('consoleTail' in o && o.consoleTail) fields.consoleTail = o.consoleTail;
     await this.d.redis.hset(this.k.job(data.workflowJobId), fields);
   }
 
