@@ -32,6 +32,7 @@ export interface AgentDeps {
 }
 
 const MAX_REMINTS = 32;
+const VM_UP_WAIT_MS = 3_000;
 
 const handedAnotherJob = (o: JobOutcome, data: PoolJobData): boolean =>
   o.kind === 'refused-at-start' && o.workflowJobId !== null && o.workflowJobId !== data.workflowJobId;
@@ -116,7 +117,8 @@ export class Agent {
   private async runRounds(data: PoolJobData, slot: number): Promise<JobOutcome> {
     const deps = {
       parts: this.d.parts, control: this.d.control, image: this.d.image, agent: this.d.agent, pools: this.d.pools, logger: this.d.logger,
-      onVm: (id: string, on: boolean, runnerName?: string) => this.track(id, on, data, runnerName),
+      onVm: (id: string, on: boolean) => this.track(id, on, data),
+      onVmUp: (id: string, runnerName: string) => this.reportUp(data, id, runnerName),
     };
     let outcome = await runJob(deps, data, slot);
     for (let again = 0; again < MAX_REMINTS && handedAnotherJob(outcome, data); again++) {
@@ -160,13 +162,18 @@ export class Agent {
     await this.d.control.report(workflowJobId, report).catch((err: Error) => this.d.logger.warn({ vmId, err: err.message }, 'the control did not take the report of a lost VM'));
   }
 
-  private track(vmId: string, running: boolean, data: PoolJobData, runnerName?: string): void {
-    if (!running) return void this.vms.delete(vmId);
-    this.vms.set(vmId, data.workflowJobId);
-    if (runnerName) {
-      void this.d.control.report(data.workflowJobId, { kind: 'vm-up', vmId, runnerName })
-        .catch((err: Error) => this.d.logger.warn({ workflowJobId: data.workflowJobId, err: err.message }, 'the control did not take the vm-up report'));
-    }
+  private track(vmId: string, running: boolean, data: PoolJobData): void {
+    if (running) this.vms.set(vmId, data.workflowJobId);
+    else this.vms.delete(vmId);
+  }
+
+  /** The guest waits for its config on this: at most VM_UP_WAIT_MS, the report goes on behind. */
+  private async reportUp(data: PoolJobData, vmId: string, runnerName: string): Promise<void> {
+    const sent = this.d.control.report(data.workflowJobId, { kind: 'vm-up', vmId, runnerName })
+      .catch((err: Error) => this.d.logger.warn({ workflowJobId: data.workflowJobId, err: err.message }, 'the control did not take the vm-up report'));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([sent, new Promise((res) => (timer = setTimeout(res, VM_UP_WAIT_MS)))]);
+    clearTimeout(timer);
   }
 
   /** How the VM ended, to the control (its phase moves there). Skipped: no VM ran. */
@@ -180,6 +187,9 @@ export class Agent {
       vmMs: o.vmMs,
       ...(o.kind === 'ran' ? { exitCode: o.exitCode } : {}),
       ...(o.kind === 'refused-at-start' ? { reason: o.reason, startedJob: o.workflowJobId } : {}),
+      ...(o.kind === 'not-run' ? { reason: o.reason } : {}),
+      // A failed VM's console tail (bounded, secrets cut out by run-job).
+      ...('consoleTail' in o && o.consoleTail ? { consoleTail: o.consoleTail } : {}),
       ...(o.egress ? { egress: o.egress } : {}),
     };
     await this.d.control.report(data.workflowJobId, report).catch((err: Error) =>
@@ -229,5 +239,8 @@ function settle(outcome: JobOutcome, timeoutMinutes: number): JobOutcome {
       throw new UnrecoverableError(`its runner's job ${outcome.workflowJobId ?? '(unknown)'} was refused at start: ${outcome.reason}`);
     case 'lost':
       throw new Error(`its VM ${outcome.vmId} was lost`);
+    // Its VM ended without its runner running a job: transient (tried again), never "completed".
+    case 'not-run':
+      throw new Error(`its VM ended without running it: ${outcome.reason}`);
   }
 }

@@ -1,14 +1,17 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
+import type { JitHandover } from './jit-handover.js';
 
 /**
  * A VM's metadata endpoint: one small HTTP server per VM, on that VM's gateway address, the one
- * host service a guest may reach besides DNS. Today it answers one question, the job-start gate
- * ("may the job I was given run here?"), once. Everything a guest sends is hostile: the server
- * knows which VM asks from the addresses of the connection (its gateway, its guest address — a
- * request that arrives any other way is refused), never from what the request claims; bodies,
- * connections and requests are bounded; no answer carries a secret.
+ * host service a guest may reach besides DNS. It answers two questions, each once: the guest's
+ * JIT config (`GET /v1/jit`, held until the mint settles: see jit-handover.ts) and the job-start
+ * gate (`POST /v1/job-started`: "may the job I was given run here?"). Everything a guest sends
+ * is hostile: the server knows which VM asks from the addresses of the connection (its gateway,
+ * its guest address — a request that arrives any other way is refused), never from what the
+ * request claims; bodies, connections and requests are bounded; no answer but the VM's own JIT
+ * config carries a secret, and that one is never logged.
  */
 export interface GateHints {
   repository?: string;
@@ -26,6 +29,10 @@ export interface MetadataEndpointOptions {
   logger: Logger;
   /** Asks the control; must settle (a refusal on any failure). */
   gate(hints: GateHints): Promise<GateReply>;
+  /** The VM's JIT config on its way (none: `GET /v1/jit` answers 404). */
+  jit?: JitHandover;
+  /** How long a `GET /v1/jit` is held for the mint to settle (default: the mint's own 60 s, and a little). */
+  jitWaitMs?: number;
 }
 
 export interface MetadataEndpoint {
@@ -37,6 +44,7 @@ export interface MetadataEndpoint {
 }
 
 const BODY_LIMIT = 4096;
+const JIT_WAIT_MS = 65_000;
 /** A runner asks once; a guest that keeps asking is flooding. */
 const REQUEST_LIMIT = 32;
 const REPO = /^[A-Za-z0-9_.-]{1,100}\/[A-Za-z0-9_.-]{1,100}$/;
@@ -64,6 +72,7 @@ export async function openMetadataEndpoint(o: MetadataEndpointOptions): Promise<
       warn({ from, to }, 'metadata: request from an address that is not this VM; refused');
       return send(res, 403, 'deny not-this-vm\n');
     }
+    if (req.method === 'GET' && req.url === '/v1/jit') return void answerJit(o, req, res);
     if (req.method !== 'POST' || req.url !== '/v1/job-started') return send(res, 404, 'not found\n');
     readBody(req, BODY_LIMIT).then(
       async (body) => {
@@ -108,6 +117,24 @@ export async function openMetadataEndpoint(o: MetadataEndpointOptions): Promise<
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/**
+ * The guest's JIT config, as GitHub encoded it (text/plain). 404 with a reason when none is
+ * coming, 410 once it was handed over, 503 when the mint has not settled within the hold.
+ */
+async function answerJit(o: MetadataEndpointOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (!o.jit) return send(res, 404, 'no-jit none\n');
+  const hungUp = new AbortController();
+  const onClose = () => hungUp.abort();
+  req.socket.once('close', onClose);
+  if (req.socket.destroyed) onClose();
+  const got = await o.jit.take(o.jitWaitMs ?? JIT_WAIT_MS, hungUp.signal);
+  req.socket.off('close', onClose);
+  if (got.kind === 'config') return send(res, 200, got.config);
+  if (got.kind === 'withheld') return send(res, 404, `no-jit ${got.reason}\n`);
+  if (got.kind === 'gone') return send(res, 410, 'gone: this VM has had its JIT config\n');
+  send(res, 503, 'not-ready\n');
 }
 
 /** `KEY=value` lines from the hook; only the keys Hangar uses, only values of their shape. */

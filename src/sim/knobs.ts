@@ -18,6 +18,11 @@ export const KnobsSchema = z.object({
   retryAfterSeconds: z.number().int().min(0).max(3600),
   /** 403 is what GitHub sends for a secondary rate limit most of the time; 429 happens too. */
   rateLimitStatus: z.union([z.literal(403), z.literal(429)]),
+  /**
+   * How long generate-jitconfig takes to answer. GitHub's takes a few hundred ms; the sim's
+   * none, which would hide the cost of a mint (bench/pickup sets it).
+   */
+  jitLatencyMs: z.number().int().min(0).max(60_000),
   /** Lifetime of installation tokens (GitHub: one hour), shorter to test refresh. */
   tokenTtlSeconds: z.number().int().min(1).max(3600),
   seed: z.number().int(),
@@ -34,6 +39,7 @@ export const DEFAULT_KNOBS: Knobs = {
   rateLimitShare: 0,
   retryAfterSeconds: 60,
   rateLimitStatus: 403,
+  jitLatencyMs: 0,
   tokenTtlSeconds: 3600,
   seed: 1,
 };

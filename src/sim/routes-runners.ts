@@ -71,6 +71,8 @@ export function runnerRoutes(scope: FastifyInstance, ctx: SimContext): void {
     scope.post(`${base}/generate-jitconfig`, auth, async (req, reply) => {
       const w = where(req, ctx);
       const body = parseJitBody(req.body);
+      const { jitLatencyMs } = ctx.knobs.get();
+      if (jitLatencyMs > 0) await new Promise((r) => setTimeout(r, jitLatencyMs));
       const runner = ctx.store.createRunner({
         scope: w.scope, ...(w.scope === 'repo' ? { repo: ctx.store.repo(w.at)! } : { org: w.at }),
         name: body.name, labels: body.labels, groupId: body.runner_group_id, workFolder: body.work_folder,

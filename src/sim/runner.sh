@@ -2,7 +2,8 @@
 # Hangar sim runner, busybox-compatible POSIX sh (src/sim/runner.ts is the same in Node).
 #
 #   runner.sh CONFIG_FILE    CONFIG_FILE holds the encoded JIT config (base64 of KEY=value lines);
-#                            "-" reads it from stdin. Never pass the config on a command line.
+#                            "-" reads it from stdin (the guest's /init pipes it in). Never pass
+#                            the config on a command line.
 #
 # Polls the sim for its one job, runs the script it is given with sh in a scratch directory,
 # posts the exit code and the output (last MiB), and exits with the job's exit code.
@@ -22,6 +23,7 @@ if [ "$src" = "-" ]; then base64 -d > "$dir/config"; else base64 -d < "$src" > "
 HANGAR_SIM_URL= RUNNER_ID= RUNNER_NAME= RUNNER_TOKEN=
 . "$dir/config"
 rm -f "$dir/config"
+exec < /dev/null   # the job gets no stdin (it held the config)
 [ -n "$HANGAR_SIM_URL" ] && [ -n "$RUNNER_TOKEN" ] || { echo "runner.sh: not a sim JIT config" >&2; exit 1; }
 
 # The token goes in a header only, never in argv of a long-lived process or in a log.

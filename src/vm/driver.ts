@@ -20,7 +20,11 @@ export interface VmSpec {
   cmdline?: string;
   memoryMiB: number;
   vcpus: number;
-  /** Files handed to the guest through fw_cfg (`opt/hangar/<name>`), e.g. the JIT config. Mode 0600, removed on destroy. */
+  /**
+   * Files handed to the guest through fw_cfg (`opt/hangar/<name>`), e.g. its network settings.
+   * Mode 0600, removed on destroy. Never job data: the agent hands a booted VM its JIT config
+   * through the VM's metadata endpoint, so a VM can boot before its job is known.
+   */
   guestFiles?: Record<string, Buffer | string>;
   /** A tap device the agent made; none: no network. */
   network?: { tap: string; mac: string };

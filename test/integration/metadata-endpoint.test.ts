@@ -1,6 +1,7 @@
 import { request } from 'node:http';
 import { pino } from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
+import { JitHandover } from '../../src/agent/jit-handover.js';
 import { openMetadataEndpoint, parseHints, type GateHints, type GateReply, type MetadataEndpoint } from '../../src/agent/metadata.js';
 import { freePort } from '../../src/main/local-redis.js';
 
@@ -15,11 +16,11 @@ afterEach(async () => {
   ep = undefined;
 });
 
-async function open(gate = async (_h: GateHints): Promise<GateReply> => ({ decision: 'allow', workflowJobId: 7 })) {
+async function open(gate = async (_h: GateHints): Promise<GateReply> => ({ decision: 'allow', workflowJobId: 7 }), jit?: JitHandover, jitWaitMs?: number) {
   const port = await freePort();
   const asked: GateHints[] = [];
   ep = await openMetadataEndpoint({
-    hostIp: '127.0.0.1', guestIp: '127.0.0.2', port, logger: pino({ level: 'silent' }),
+    hostIp: '127.0.0.1', guestIp: '127.0.0.2', port, logger: pino({ level: 'silent' }), jit, jitWaitMs,
     gate: async (h) => {
       asked.push(h);
       return gate(h);
@@ -36,7 +37,9 @@ function send(port: number, o: { from?: string; method?: string; path?: string; 
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b }));
     });
     req.on('error', reject);
-    req.end(o.body ?? 'repository=acme/app\nrun_id=12\nrun_attempt=1\n');
+    // A GET goes without a body (Node's client would send one unframed: a broken request).
+    if (o.method === 'GET') req.end();
+    else req.end(o.body ?? 'repository=acme/app\nrun_id=12\nrun_attempt=1\n');
   });
 }
 
@@ -89,6 +92,73 @@ describe('metadata endpoint', () => {
     for (let i = 0; i < 40; i++) results.push(await send(port, { path: '/flood' }).then((r) => r.status, () => 0));
     expect(results.filter((s) => s === 404).length).toBeLessThanOrEqual(32);
     expect(results.filter((s) => s === 0).length).toBeGreaterThanOrEqual(8);
+  });
+
+  test('the JIT config: held until minted, answered once to the VM itself, then 410 Gone', async () => {
+    const jit = new JitHandover();
+    const { port } = await open(undefined, jit);
+    const config = Buffer.from(`{"secret":"${'x'.repeat(40)}"}`).toString('base64');
+    // Another address never gets it, and does not count as the guest's ask.
+    const other = await send(port, { from: '127.0.0.3', method: 'GET', path: '/v1/jit' });
+    expect(other.status).toBe(403);
+    expect(jit.askedAt).toBeNull();
+    // The guest asks before the mint settled: its request is held, not answered.
+    const held = send(port, { method: 'GET', path: '/v1/jit' });
+    await expect.poll(() => jit.askedAt).not.toBeNull();
+    let answered = false;
+    void held.then(() => (answered = true));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(answered).toBe(false);
+    jit.offer(config);
+    expect(await held).toEqual({ status: 200, body: config });
+    expect(jit.handedAt).not.toBeNull();
+    await jit.taken;
+    // One answer, then gone: the guest itself asking again gets nothing.
+    const again = await send(port, { method: 'GET', path: '/v1/jit' });
+    expect(again.status).toBe(410);
+    expect(again.body).not.toContain(config);
+    // A later offer (a second mint) does not bring it back.
+    jit.offer('c2Vjb25k');
+    expect((await send(port, { method: 'GET', path: '/v1/jit' })).status).toBe(410);
+  });
+
+  test('a refused or busy mint: the held request gets 404 with the reason, never a config', async () => {
+    const jit = new JitHandover();
+    const { port } = await open(undefined, jit);
+    const held = send(port, { method: 'GET', path: '/v1/jit' });
+    await expect.poll(() => jit.askedAt).not.toBeNull();
+    jit.withhold('job-not-queued');
+    expect(await held).toEqual({ status: 404, body: 'no-jit job-not-queued\n' });
+    jit.offer('bGF0ZQ==');
+    expect((await send(port, { method: 'GET', path: '/v1/jit' })).status).toBe(404);
+    expect(jit.handedAt).toBeNull();
+  });
+
+  test('a mint that does not settle within the hold: 503, and the config is still there for the next ask', async () => {
+    const jit = new JitHandover();
+    const { port } = await open(undefined, jit, 200);
+    expect(await send(port, { method: 'GET', path: '/v1/jit' })).toEqual({ status: 503, body: 'not-ready\n' });
+    expect(jit.handedAt).toBeNull();
+    jit.offer('bWludGVk');
+    expect(await send(port, { method: 'GET', path: '/v1/jit' })).toEqual({ status: 200, body: 'bWludGVk' });
+  });
+
+  test('a guest that hangs up while held does not use up its one answer', async () => {
+    const jit = new JitHandover();
+    const { port } = await open(undefined, jit);
+    const req = request({ host: '127.0.0.1', port, localAddress: '127.0.0.2', method: 'GET', path: '/v1/jit' });
+    req.on('error', () => undefined);
+    req.end();
+    await expect.poll(() => jit.askedAt).not.toBeNull();
+    req.destroy();
+    await new Promise((r) => setTimeout(r, 50));
+    jit.offer('c3RpbGwtdGhlcmU=');
+    expect(await send(port, { method: 'GET', path: '/v1/jit' })).toEqual({ status: 200, body: 'c3RpbGwtdGhlcmU=' });
+  });
+
+  test('an endpoint without a handover answers 404 to GET /v1/jit', async () => {
+    const { port } = await open();
+    expect(await send(port, { method: 'GET', path: '/v1/jit' })).toEqual({ status: 404, body: 'no-jit none\n' });
   });
 
   test('junk hints are dropped, not passed on', () => {

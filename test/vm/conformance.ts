@@ -104,7 +104,7 @@ export function driverConformance(name: string, makeDriver: (stateDir: string) =
       await writeFile(base, Buffer.concat([Buffer.from('HANGAR-BASE-DISK'), Buffer.alloc(1024 * 1024 - 16)]));
       const before = await readFile(base);
       const s = spec({ cmd: 'echo overwritten > /dev/vda; sync; sleep 600', rootDisk: base });
-      s.guestFiles = { ...s.guestFiles, jit: 'c2VjcmV0' };
+      s.guestFiles = { ...s.guestFiles, secret: 'c2VjcmV0' };
       const h = await driver.create(s);
       await waitForConsole(h.consoleLog, 'HANGAR-RUNNER-START');
       expect((await walkFiles(stateDir)).length).toBeGreaterThan(0);
@@ -161,11 +161,11 @@ export function driverConformance(name: string, makeDriver: (stateDir: string) =
       expect(await processesWith(stateDir)).toEqual([]);
     }, VM_TEST_MS);
 
-    test('guest files never show in any process\'s argv or environment; the jit file is 0600 and gone after destroy', async () => {
+    test('guest files never show in any process\'s argv or environment; a secret one is 0600 and gone after destroy', async () => {
       await setup();
-      const secret = `hangar-jit-${randomUUID()}`;
+      const secret = `hangar-secret-${randomUUID()}`;
       const s = spec({ cmd: 'sleep 600' });
-      s.guestFiles = { ...s.guestFiles, jit: Buffer.from(secret).toString('base64'), plain: secret };
+      s.guestFiles = { ...s.guestFiles, secret: Buffer.from(secret).toString('base64'), plain: secret };
       const h = await driver.create(s);
       await waitForConsole(h.consoleLog, 'HANGAR-RUNNER-START');
       expect(await processesExposing(secret)).toEqual([]);

@@ -5,13 +5,16 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { JitHandover } from '../../src/agent/jit-handover.js';
+import { openMetadataEndpoint } from '../../src/agent/metadata.js';
 import { createQemuMicrovmDriver } from '../../src/vm/qemu-microvm/driver.js';
 import { ensureTestImage, type TestImage } from './ensure-image.js';
 import { processesWith } from './helpers.js';
 
 /**
- * The test image's /init with a JIT config: runner.sh (src/sim/runner.sh) in the guest polls a
+ * The test image's /init with a JIT config, fetched from the agent's metadata endpoint: runner.sh (src/sim/runner.sh) in the guest polls a
  * stand-in for the sim's runner protocol on the host side of a tap, runs the job, reports.
  * A stand-in, not `hangar sim`: this checks the image, not the sim.
  */
@@ -55,11 +58,17 @@ describe('test image: the sim runner inside the guest', () => {
       `HANGAR_SIM_URL=http://10.213.78.1:${port}\nRUNNER_ID=1\nRUNNER_NAME=guest-1\nRUNNER_TOKEN=${token}\n`,
     ).toString('base64');
     const stateDir = join(root, 'state');
+    const handover = new JitHandover();
+    handover.offer(jit);
+    const meta = await openMetadataEndpoint({
+      hostIp: '10.213.78.1', guestIp: '10.213.78.2', port: 8169, logger: pino({ level: 'silent' }), jit: handover,
+      gate: async () => ({ decision: 'deny', reason: 'not-asked-here', message: '', workflowJobId: null }),
+    });
     const d = createQemuMicrovmDriver({ stateDir, accel: 'tcg' });
     const h = await d.create({
       id: 'runner-1', kernel: image.kernel, initrd: image.initrd, memoryMiB: 256, vcpus: 1, timeoutMs: 60_000,
       network: { tap, mac: '52:54:00:aa:bb:01' },
-      guestFiles: { jit, net: 'IP=10.213.78.2/30\nGW=10.213.78.1\n' },
+      guestFiles: { net: 'IP=10.213.78.2/30\nGW=10.213.78.1\nMETA=http://10.213.78.1:8169\n' },
     });
     try {
       expect((await d.wait(h.id)).kind).toBe('exited');
@@ -71,8 +80,10 @@ describe('test image: the sim runner inside the guest', () => {
       expect(results).toHaveLength(1);
       expect(results[0]!.url).toBe('/_runner/jobs/7/result?exit=3');
       expect(results[0]!.body).toContain('hello-from-the-job\nx86_64\n');
+      expect(handover.handedAt).not.toBeNull();
     } finally {
       await d.destroy(h.id);
+      await meta.close();
     }
     expect(await processesWith(stateDir)).toEqual([]);
   }, 90_000);

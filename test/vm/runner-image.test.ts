@@ -64,8 +64,9 @@ echo "FAKE-RUNNER-GOT-CONFIG $(printf '%s' "$cfg" | sha256sum | cut -d' ' -f1)"
 pat=$(mktemp); printf '%s' "$cfg" > "$pat"
 echo "FAKE-RUNNER-ARGV-HITS $(grep -lsF -f "$pat" /proc/[0-9]*/cmdline | wc -l)"
 rm -f "$pat"
-F=/sys/firmware/qemu_fw_cfg/by_name/opt/hangar/jit/raw
-if [ -r "$F" ]; then echo "FAKE-RUNNER-FWCFG readable"; else echo "FAKE-RUNNER-FWCFG unreadable"; fi
+# The config came from the metadata endpoint, once: no fw_cfg file of it, and asking again is refused.
+if [ -e /sys/firmware/qemu_fw_cfg/by_name/opt/hangar/jit ]; then echo "FAKE-RUNNER-FWCFG-JIT present"; else echo "FAKE-RUNNER-FWCFG-JIT absent"; fi
+echo "FAKE-RUNNER-REFETCH $(curl -s -o /dev/null -w '%{http_code}' -m 10 "$HANGAR_METADATA_URL/v1/jit")"
 nic=$(ip -4 -o addr show scope global | awk '{print $2; exit}')
 echo "FAKE-RUNNER-NET $(ip -4 -o addr show scope global | awk '{print $4}') mtu=$(cat /sys/class/net/$nic/mtu 2>/dev/null)"
 gw=$(ip route show default | awk '{print $3}')
@@ -183,7 +184,7 @@ describe.skipIf(problem !== null).sequential('hangar image build runner', () => 
     expect(await exists(join(work, 'never'))).toBe(false);
   });
 
-  test('boots: systemd runs the runner once with the JIT config, never in argv or on the console, then powers off', async () => {
+  test('boots: systemd runs the runner once with the JIT config fetched after boot, never in argv or on the console, then powers off', async () => {
     const tap = `hgr${randomUUID().slice(0, 8)}`;
     const stateDir = join(work, 'state');
     const img = join(imageDir, 'rootfs.img');
@@ -200,9 +201,12 @@ describe.skipIf(problem !== null).sequential('hangar image build runner', () => 
       await execa('ip', ['tuntap', 'add', 'dev', tap, 'mode', 'tap']);
       await execa('ip', ['addr', 'add', `${HOST_IP}/30`, 'dev', tap]);
       await execa('ip', ['link', 'set', tap, 'up']);
-      // The host side stands in for the agent's metadata endpoint too (the hook's question).
+      // The host side stands in for the agent's metadata endpoint too: the JIT config (once,
+      // then 410 Gone, as the agent's) and the hook's question.
       let gateBody = '';
+      let jitAsks = 0;
       server = createServer((req, res) => {
+        if (req.method === 'GET' && req.url === '/v1/jit') return void (jitAsks++ === 0 ? res.writeHead(200).end(jit) : res.writeHead(410).end('gone\n'));
         if (req.method === 'POST' && req.url === '/v1/job-started') {
           req.on('data', (c) => (gateBody += c));
           req.on('end', () => res.writeHead(200).end('allow\n'));
@@ -217,7 +221,7 @@ describe.skipIf(problem !== null).sequential('hangar image build runner', () => 
         id: 'runner-image-1', kernel: join(imageDir, 'vmlinux'), initrd: join(imageDir, 'initramfs.cpio'), rootDisk: img,
         memoryMiB: 1024, vcpus: 1, timeoutMs: 240_000,
         network: { tap, mac: '52:54:00:aa:bb:79' },
-        guestFiles: { jit, net: `IP=${GUEST_IP}/30 GW=${HOST_IP} DNS=${HOST_IP},192.0.2.53 MTU=1400 META=http://${HOST_IP}:${HTTP_PORT}\n` },
+        guestFiles: { net: `IP=${GUEST_IP}/30 GW=${HOST_IP} DNS=${HOST_IP},192.0.2.53 MTU=1400 META=http://${HOST_IP}:${HTTP_PORT}\n` },
       });
       let startMs = 0;
       const watch = (async () => {
@@ -241,7 +245,9 @@ describe.skipIf(problem !== null).sequential('hangar image build runner', () => 
       expect(text).toContain('FAKE-RUNNER-USER runner 1001 /home/runner/actions-runner\n');
       expect(text).toContain('FAKE-RUNNER-ARGC 0\n');
       expect(text).toContain('FAKE-RUNNER-ARGV-HITS 0\n');
-      expect(text).toContain('FAKE-RUNNER-FWCFG unreadable\n');
+      expect(text).toContain('FAKE-RUNNER-FWCFG-JIT absent\n');
+      expect(text).toContain('FAKE-RUNNER-REFETCH 410\n');
+      expect(jitAsks).toBe(2);
       expect(text).toContain(`FAKE-RUNNER-NET ${GUEST_IP}/30 mtu=1400\n`);
       expect(text).toContain(`FAKE-RUNNER-GW ${HOST_IP}\n`);
       expect(text).toContain(`FAKE-RUNNER-DNS ${HOST_IP},192.0.2.53\n`);

@@ -11,18 +11,18 @@ import { sleep } from './helpers.js';
 describe('qemu command line', () => {
   const spec = {
     id: 'wj-1-1', kernel: '/img/vmlinux', initrd: '/img/initramfs.cpio', rootDisk: '/img/root.raw', memoryMiB: 512,
-    vcpus: 2, timeoutMs: 1000, guestFiles: { jit: 'SECRET-VALUE' }, network: { tap: 'tap0', mac: '52:54:00:00:00:01' },
+    vcpus: 2, timeoutMs: 1000, guestFiles: { secret: 'SECRET-VALUE' }, network: { tap: 'tap0', mac: '52:54:00:00:00:01' },
   };
   const args = buildQemuArgs({
     spec, paths: vmPaths('/state/a,b/wj-1-1'), accel: 'tcg', tscKhz: 2400000, sandbox: true, runAs: 'hangar-vm',
-    guestFiles: [['jit', '/state/a,b/wj-1-1/guest/jit']],
+    guestFiles: [['secret', '/state/a,b/wj-1-1/guest/secret']],
   });
   const joined = args.join(' ');
 
   test('guest files go by path, never by value', () => {
     expect(joined).not.toContain('SECRET-VALUE');
     expect(joined).not.toContain('string=');
-    expect(args).toContain('name=opt/hangar/jit,file=/state/a,,b/wj-1-1/guest/jit');
+    expect(args).toContain('name=opt/hangar/secret,file=/state/a,,b/wj-1-1/guest/secret');
   });
 
   test('microvm under TCG with the clock, console, disk, net, sandbox and runas settings', () => {

@@ -4,8 +4,10 @@
 # The host hands files in through fw_cfg (never the kernel command line, which any guest
 # process can read in /proc/cmdline, and never argv on the host):
 #   opt/hangar/net  KEY=value words: IP=10.0.0.2/30 GW=10.0.0.1 DNS=10.0.0.1[,…] MTU=1500
-#   opt/hangar/jit  the runner's JIT config (base64); a secret: only runner.sh reads it
+#                   META=http://10.0.0.1:8169 (the agent's metadata endpoint)
 #   opt/hangar/cmd  a shell script to run instead of the runner (tests: sleep, fork bomb, …)
+# The runner's JIT config is no file: once the network is up it is fetched from $META/v1/jit
+# (fetch_jit, guest-net.sh), kept in a shell variable and piped to runner.sh (exit 78: none).
 # Markers on the console, one per line, for the agent and the benchmark:
 #   HANGAR-GUEST-INIT, HANGAR-RUNNER-START, HANGAR-RUNNER-EXIT <code>
 echo HANGAR-GUEST-INIT
@@ -23,7 +25,7 @@ done
 
 F=/sys/firmware/qemu_fw_cfg/by_name/opt/hangar
 
-# setup_net: the first NIC from opt/hangar/net (guest-net.sh, shared by both images).
+# setup_net: the first NIC from opt/hangar/net; fetch_jit (guest-net.sh, shared by both images).
 TAG=hangar-init
 . /hangar/net.sh
 
@@ -35,15 +37,17 @@ if [ -r "$F/cmd/raw" ]; then
   echo HANGAR-RUNNER-START
   sh "$F/cmd/raw" < /dev/null
   rc=$?
-elif [ -r "$F/jit/raw" ]; then
+elif fetch_jit; then
   echo HANGAR-RUNNER-START
-  # runner.sh reads the config from this path itself: the secret never passes through argv,
-  # the environment or this console. The job-started hook is the gate, as on a real runner.
-  ACTIONS_RUNNER_HOOK_JOB_STARTED=/hangar/job-started.sh HANGAR_METADATA_URL=${META:-} \
-    /hangar/runner.sh "$F/jit/raw" < /dev/null
+  # runner.sh reads the config from its stdin (printf is a builtin: no process has it in argv),
+  # never from argv, the environment or this console. The job-started hook is the gate, as on
+  # a real runner.
+  printf '%s\n' "$JIT" | ACTIONS_RUNNER_HOOK_JOB_STARTED=/hangar/job-started.sh HANGAR_METADATA_URL=${META:-} \
+    /hangar/runner.sh -
   rc=$?
+  JIT=''
 else
-  echo "hangar-init: no opt/hangar/jit or opt/hangar/cmd" >&2
+  echo "hangar-init: no opt/hangar/cmd and no JIT config from the metadata endpoint" >&2
   rc=78
 fi
 echo "HANGAR-RUNNER-EXIT $rc"

@@ -4,7 +4,9 @@
 # The host hands files in through fw_cfg (never the kernel command line, which every guest
 # process can read in /proc/cmdline). The sysfs files are mode 0400, root's:
 #   opt/hangar/net  KEY=value words: IP=10.0.0.2/30 GW=10.0.0.1 DNS=10.0.0.1[,…] MTU=1500
-#   opt/hangar/jit  the runner's JIT config (base64, from GitHub's generate-jitconfig); a secret
+#                   META=http://10.0.0.1:8169 (the agent's metadata endpoint)
+# The runner's JIT config (base64, from GitHub's generate-jitconfig; a secret) is no file: once
+# the network is up it is fetched from $META/v1/jit (fetch_jit, net.sh), which answers once.
 # Markers on the console, one per line, for the agent:
 #   HANGAR-RUNNER-START, HANGAR-RUNNER-EXIT <code>
 # Exit codes of its own: 75 the network could not be configured, 78 there is no JIT config.
@@ -19,7 +21,7 @@ RUNNER_DIR=/home/runner/actions-runner
 # The initramfs loaded it; load it here too, in case this root is booted some other way.
 [ -d "$F" ] || modprobe qemu_fw_cfg 2>/dev/null || true
 
-# setup_net: the first NIC from opt/hangar/net (guest-net.sh, shared by both images).
+# setup_net: the first NIC from opt/hangar/net; fetch_jit (guest-net.sh, shared by both images).
 TAG=hangar-runner
 . /usr/local/lib/hangar/net.sh
 
@@ -27,8 +29,8 @@ ip link set lo up
 rc=0
 if [ -r "$F/net/raw" ] && ! setup_net; then
   rc=75
-elif [ ! -r "$F/jit/raw" ]; then
-  echo "hangar-runner: no opt/hangar/jit: nothing to run" >&2
+elif ! fetch_jit; then
+  echo "hangar-runner: no JIT config from the metadata endpoint: nothing to run" >&2
   rc=78
 else
   cd "$RUNNER_DIR" || exit 1
@@ -37,14 +39,15 @@ else
   # --jitconfig argument (ACTIONS_RUNNER_INPUT_<ARG>, actions/runner CommandSettings) and then
   # removes from the environment it hands to jobs. Never on a command line: argv is readable
   # by every user in /proc/<pid>/cmdline; /proc/<pid>/environ only by the process's own user
-  # and root. Only this root shell reads the fw_cfg file; no copy is written to disk by us.
+  # and root. Only this root shell holds it (a variable); no copy is written to disk by us.
   # ACTIONS_RUNNER_HOOK_JOB_STARTED: the runner runs Hangar's gate before the job's first step
   # (GitHub's runner hooks); HANGAR_METADATA_URL is where the gate asks (from opt/hangar/net).
-  ACTIONS_RUNNER_INPUT_JITCONFIG=$(cat "$F/jit/raw") \
+  ACTIONS_RUNNER_INPUT_JITCONFIG=$JIT \
   ACTIONS_RUNNER_HOOK_JOB_STARTED=/usr/local/lib/hangar/job-started.sh HANGAR_METADATA_URL=${META:-} \
   HOME=/home/runner USER=$RUNNER_USER LOGNAME=$RUNNER_USER SHELL=/bin/bash \
     setpriv --reuid="$RUNNER_USER" --regid="$RUNNER_USER" --init-groups ./run.sh < /dev/null
   rc=$?
+  JIT=''
 fi
 echo "HANGAR-RUNNER-EXIT $rc"
 sync
