@@ -7,13 +7,17 @@
 //
 // Layout, all real processes on this host:
 //   redis-server      startLocalRedis(): AOF on, appendfsync everysec, noeviction
-//   hangar sim        GitHub, on 10.213.255.254 (added to lo), sends the signed webhooks
+//   hangar sim        GitHub, on 10.213.255.254 (added to lo), sends the signed webhooks;
+//                     its generate-jitconfig answers after --jit-latency-ms (GitHub's takes a few hundred)
 //   hangar control    intake, outbox relay, JIT minting
 //   hangar agent      2 slots (--slots), QEMU microVMs under TCG, 256 MiB (--memory), 1 vCPU
 //   this process      posts runs to the sim, watches each VM's console.log (poll, 5 ms), boots
 //                     the bare QEMU, samples memory, reports
 // Jobs go one at a time (the next is posted once the previous VM is gone), alternating with
 // the bare boots (H B B H H B …), so both see the same machine and neither queues.
+// The agent mints the runner and boots the VM side by side: per job the bench prints the mint,
+// the boot (job start → the guest asks for its JIT config) and the pickup from the job's start,
+// which should be about max(mint, boot), not mint + boot.
 import { closeSync, existsSync, fstatSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -43,6 +47,8 @@ const USAGE = `usage: node bench/pickup.mjs [options]   (npm run bench:pickup --
   --slots N         agent slots (default 2; jobs still go one at a time)
   --memory MIB      guest memory (default 256)
   --vcpus N         guest vCPUs (default 1)
+  --jit-latency-ms MS  the sim's generate-jitconfig answers after this long (default 300; GitHub's
+                    takes a few hundred ms, the sim's none, which would hide the mint's cost)
   --poll-ms MS      console.log poll interval (default 5)
   --max-load L      wait for the 1-min load average to fall below L before starting (default 1.0)
   --quiet-wait S    how long to wait for that, and for other Hangar processes to end (default 300)
@@ -61,6 +67,7 @@ const { values: opt } = parseArgs({
     slots: { type: 'string', default: '2' },
     memory: { type: 'string', default: '256' },
     vcpus: { type: 'string', default: '1' },
+    'jit-latency-ms': { type: 'string', default: '300' },
     'poll-ms': { type: 'string', default: '5' },
     'max-load': { type: 'string', default: '1.0' },
     'quiet-wait': { type: 'string', default: '300' },
@@ -90,6 +97,7 @@ const cfg = {
   slots: num('slots', 1),
   memoryMiB: num('memory', 64),
   vcpus: num('vcpus', 1),
+  jitLatencyMs: num('jit-latency-ms', 0),
   pollMs: num('poll-ms', 1),
   maxLoad: num('max-load', 0),
   quietWaitS: num('quiet-wait', 0),
@@ -356,6 +364,7 @@ try {
     slots: cfg.slots, memoryMiB: cfg.memoryMiB, vcpus: cfg.vcpus, timeoutMinutes: 3,
   });
   log(`fleet up: sim ${st.fleet.simUrl}, control ${st.fleet.controlUrl}, agent pid ${st.fleet.agentPid}`);
+  await st.fleet.api('PUT', '/_sim/knobs', { jitLatencyMs: cfg.jitLatencyMs });
   st.bare = await createBare({ root, dir, image, memoryMiB: cfg.memoryMiB, vcpus: cfg.vcpus });
   st.sampler = setInterval(sampleMemory, 100);
 
@@ -402,8 +411,20 @@ try {
   // Log timestamps: the driver's 'vm started' (QEMU wrote its pid file) per VM.
   const agentLog = logLines(st.fleet.log('agent'));
   const pidfileAt = new Map();
+  // The agent's 'jit config handed to the guest': from its job start (startedAt), when the mint
+  // settled, QEMU was asked for, the guest asked for its config, and got it (ms after startedAt).
+  const handed = new Map();
   for (const l of agentLog) {
     if (l.msg === 'vm started' && l.driver === 'qemu-microvm') pidfileAt.set(l.vmId, Date.parse(l.time));
+    if (l.msg === 'jit config handed to the guest') handed.set(l.vmId, l);
+  }
+  for (const h of H) {
+    const j = handed.get(h.vmId);
+    if (!j) { failures.push(`job ${h.id}: no 'jit config handed to the guest' in the agent's log`); continue; }
+    Object.assign(h, {
+      jobStartedAt: j.startedAt, mintMs: j.mintMs, createMs: j.createMs, bootMs: j.askedMs, handedMs: j.handedMs,
+      startPickupMs: h.tRunnerStart - j.startedAt,
+    });
   }
 
   // The gate at job start comes after HANGAR-RUNNER-START (the runner has to be handed its job
@@ -436,18 +457,30 @@ try {
     ['post → webhook stored (sim sends, intake verifies + stores; not in pickup)', seg((h) => h.t0 - h.tPost)],
     ['webhook stored → enqueued (outbox relay → BullMQ add)', seg((h) => h.tEnqueued - h.t0)],
     ['enqueued → taken by a worker (BullMQ fetch)', seg((h) => h.tProcessed - h.tEnqueued)],
-    ['taken → runner minted (agent → control; control → GitHub x3 + JIT)', seg((h) => h.mintedAt - h.tProcessed)],
-    ['minted → VM cgroup made (JIT reply to the agent, leftover check)', seg((h) => h.tCgroup - h.mintedAt)],
+    ['taken → VM cgroup made (leftover check; the mint starts beside it)', seg((h) => h.tCgroup - h.tProcessed)],
     ['VM cgroup made → tap made (rest of the cgroup, `ip tuntap add`)', seg((h) => h.tTap - h.tCgroup)],
-    ['tap made → VM folder (tap up + addressed: 3 more `ip` runs)', seg((h) => h.tDir - h.tTap)],
+    ['tap made → VM folder (tap up + addressed, metadata endpoint opened)', seg((h) => h.tDir - h.tTap)],
     ['VM folder → qemu spawn (guest files, image check)', seg((h) => h.startedAt - h.tDir)],
     ['qemu spawn → pid file (driver \'vm started\')', seg((h) => (pidfileAt.get(h.vmId) ?? NaN) - h.startedAt)],
     ['qemu spawn → HANGAR-GUEST-INIT (kernel boot)', seg((h) => h.tGuestInit - h.startedAt)],
-    ['HANGAR-GUEST-INIT → HANGAR-RUNNER-START (/init)', seg((h) => h.tRunnerStart - h.tGuestInit)],
+    ['HANGAR-GUEST-INIT → guest asks for its JIT config (/init: modules, NIC)', seg((h) => h.jobStartedAt + h.bootMs - h.tGuestInit)],
+    ['guest asks → config handed (the wait for the mint: 0 if it came first)', seg((h) => h.handedMs - h.bootMs)],
+    ['config handed → HANGAR-RUNNER-START', seg((h) => h.tRunnerStart - (h.jobStartedAt + h.handedMs))],
     ['total: webhook stored → HANGAR-RUNNER-START', hs],
     ['  of which before qemu spawn', seg((h) => h.startedAt - h.t0)],
     ['  of which qemu spawn → HANGAR-RUNNER-START', seg((h) => h.tRunnerStart - h.startedAt)],
   ];
+  // Mint and boot side by side, both from the agent's job start.
+  const side = [
+    [`mint: job start → runner minted (control, GitHub; sim JIT latency ${cfg.jitLatencyMs} ms)`, seg((h) => h.mintMs)],
+    ['boot: job start → the guest asks for its JIT config', seg((h) => h.bootMs)],
+    ['  of which VM create → the guest asks', seg((h) => h.bootMs - h.createMs)],
+    ['pickup: job start → HANGAR-RUNNER-START', seg((h) => h.startPickupMs)],
+  ];
+  const ratios = {
+    sum: summary(H.map((h) => h.startPickupMs / (h.mintMs + h.bootMs))),
+    max: summary(H.map((h) => h.startPickupMs / Math.max(h.mintMs, h.bootMs))),
+  };
   const gate = [
     ['gate: job handed to the runner → the hook has its answer (job start → first step)', seg((h) => (gateAt.get(h.id) ?? NaN) - (assignedAt.get(h.id) ?? NaN))],
     ['  of which the control deciding (GitHub: the attempt\'s jobs, the run, the repository)', seg((h) => decideMs.get(h.id) ?? NaN)],
@@ -488,6 +521,17 @@ try {
   for (const [name, s] of breakdown) out.push(row(name, s));
   for (const [name, s] of bareBreak) out.push(row(name, s));
   out.push('');
+  out.push('  mint and boot side by side, from the agent\'s job start (overlapping: pickup ≈ max(mint, boot); in turn: mint + boot):');
+  for (const [name, s] of side) out.push(row(name, s));
+  const r2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : '-');
+  out.push(`  pickup / (mint + boot): p50 ${r2(ratios.sum.p50)}, min ${r2(ratios.sum.min)}, max ${r2(ratios.sum.max)};  ` +
+    `pickup / max(mint, boot): p50 ${r2(ratios.max.p50)}, min ${r2(ratios.max.min)}, max ${r2(ratios.max.max)}`);
+  out.push('  per job (ms):   mint   boot pickup  pickup/(mint+boot)  pickup/max');
+  for (const h of H) {
+    out.push(`    ${pad(h.id, 10)} ${lpad(ms(h.mintMs), 6)} ${lpad(ms(h.bootMs), 6)} ${lpad(ms(h.startPickupMs), 6)}  ` +
+      `${lpad(r2(h.startPickupMs / (h.mintMs + h.bootMs)), 18)}  ${lpad(r2(h.startPickupMs / Math.max(h.mintMs, h.bootMs)), 10)}`);
+  }
+  out.push('');
   out.push('  the gate at job start (after the pickup: the runner must be handed its job first):');
   for (const [name, s] of gate) out.push(row(name, s));
   out.push('');
@@ -502,7 +546,7 @@ try {
   if (opt.json) {
     writeFileSync(opt.json, JSON.stringify({
       machine: m, config: cfg, loadAtStart, loadAtEnd, loads, hangar: hs, bare: bs, overheadPct: { p50: over50, p90: over90 }, pairedOverheadPct: paired, preSpawn, pass,
-      breakdown: Object.fromEntries(breakdown), bareBreakdown: Object.fromEntries(bareBreak), gate: Object.fromEntries(gate),
+      breakdown: Object.fromEntries(breakdown), sideBySide: Object.fromEntries(side), ratios, bareBreakdown: Object.fromEntries(bareBreak), gate: Object.fromEntries(gate),
       agentRssMax: mem.agentRssMax, perVm, sliceThrottled, cpu, failures, jobs: H.map((h) => ({ ...h, pidfileAt: pidfileAt.get(h.vmId) ?? null })), bareBoots: B,
       bareArgs: st.bare.args,
     }, null, 2));
