@@ -44,7 +44,7 @@ describe('failures, classified', () => {
     expect(j.conclusion).toBe('success');
     expect(j.output).toContain('RAN-AFTER-502');
     // The agent saw the 502, called it transient, and the queue tried again.
-    expect(fleet.logs()).toMatch(/"attempt":1,"attempts":5,"err":"control answered 502[^"]*","msg":"job will be tried again"/);
+    expect(fleet.logs()).toMatch(/"attempt":1,"attempts":2,"err":"control answered 502[^"]*","msg":"job will be tried again"/);
     const q = queue('build');
     try {
       await expect.poll(async () => (await q.getJob(queueJobId(id!)))?.getState(), { timeout: 30_000 }).toBe('completed');
