@@ -34,8 +34,9 @@ export default defineConfig({
       { extends: true, test: { name: 'unit', include: UNIT } },
       // The run's one redis-server (each test its own key prefix).
       { extends: true, test: { name: 'integration', include: ['test/**/*.test.ts'], exclude: [...UNIT, ...SYSTEM, ...E2E], globalSetup: ['test/helpers/global-setup.ts'] } },
-      { extends: true, test: { name: 'system', include: SYSTEM } },
-      { extends: true, test: { name: 'e2e', include: E2E } },
+      // The test image built (or found in the cache) and KVM probed, once per run (kept for e2e).
+      { extends: true, test: { name: 'system', include: SYSTEM, globalSetup: ['test/helpers/accel-probe.ts'] } },
+      { extends: true, test: { name: 'e2e', include: E2E, globalSetup: ['test/helpers/accel-probe.ts'] } },
     ],
   },
 });
