@@ -1,18 +1,77 @@
 #!/usr/bin/env bash
-# The test command (`npm test`): set up what is missing, build, run every test.
+# The test command (`npm test`): set up what is missing, build, run every lane (test/vitest.config.ts),
+# print the time of each, and end with one plain line, "N passed, N failed", that any CI can read.
+# `npm test -- ARGS` (a file, -t NAME…) runs one vitest run over all lanes with ARGS, files one at a time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash test/setup.sh
-npm run --silent build
-# The tests are TypeScript too: type-check them (vitest only strips types).
-npx tsc -p test/tsconfig.json
-results=$(mktemp)
-trap 'rm -f "$results"' EXIT
-set +e
-npx vitest run --config test/vitest.config.ts --reporter=default --reporter=json --outputFile="$results" "$@"
-rc=$?
-set -e
-# One plain closing line ("N passed, N failed") that any CI can read.
-node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed` + (r.numPendingTests ? `, ${r.numPendingTests} skipped` : ""));' "$results" || true
-exit $rc
+run=$(mktemp -d "${TMPDIR:-/tmp}/hangar-test-run.XXXXXX")
+trap 'rm -rf "$run"' EXIT
+# The lanes' shared scratch: the run's one KVM probe is kept here (test/helpers/accel-probe.ts).
+export HANGAR_TEST_RUN_DIR=$run
+times=()
+timed() { # NAME COMMAND…: runs it, records its wall time
+  local name=$1 start=$SECONDS
+  shift
+  "$@"
+  times+=("$name $((SECONDS - start))s")
+}
+
+timed setup bash test/setup.sh
+# The build and the tests' type-check (vitest only strips types) are two tsc runs: one per core.
+build_and_check() {
+  npm run --silent build & local b=$!
+  npx tsc -p test/tsconfig.json & local c=$!
+  local rc=0
+  wait $b || rc=1
+  wait $c || rc=1
+  return $rc
+}
+timed build+typecheck build_and_check
+
+vitest=(npx vitest run --config test/vitest.config.ts --reporter=default)
+lane() { # NAME [VITEST ARGS…]: one vitest run; its JSON report, exit code and time go to $run/NAME.*
+  local name=$1 start=$SECONDS rc=0
+  shift
+  "${vitest[@]}" --reporter=json --outputFile="$run/$name.json" "$@" || rc=$?
+  echo "$rc" > "$run/$name.rc"
+  echo "$((SECONDS - start))" > "$run/$name.secs"
+}
+
+if [ $# -gt 0 ]; then
+  lane all "$@"
+  lanes=(all)
+else
+  # unit and integration: files in parallel (each test its own Redis prefix, ports of its own),
+  # and beside the VM lanes: integration mostly waits (retries, rate limits, Redis restarts).
+  # Their output is printed once they are done, so the VM lanes' output stays readable.
+  ( lane unit --project unit --fileParallelism --maxWorkers=2
+    lane integration --project integration --fileParallelism --maxWorkers=4 ) > "$run/beside.log" 2>&1 &
+  beside=$!
+  # system and e2e: root, VMs, one agent per machine: one file at a time, one lane after the other.
+  lane system --project system
+  lane e2e --project e2e
+  wait $beside || true
+  cat "$run/beside.log"
+  lanes=(unit integration system e2e)
+fi
+
+for l in "${lanes[@]}"; do times+=("$l $(cat "$run/$l.secs")s"); done
+times+=("total ${SECONDS}s")
+[ ${#lanes[@]} -gt 1 ] && beside_note=' (unit, then integration, ran beside system, then e2e)' || beside_note=''
+printf 'time per lane:'; printf ' %s |' "${times[@]}" | sed 's/ |$//'; echo "$beside_note"
+node -e '
+  const fs = require("fs");
+  const [dir, ...lanes] = process.argv.slice(1);
+  let passed = 0, failed = 0, skipped = 0, broken = [];
+  for (const l of lanes) {
+    const rc = Number(fs.readFileSync(`${dir}/${l}.rc`, "utf8"));
+    let r = null;
+    try { r = JSON.parse(fs.readFileSync(`${dir}/${l}.json`, "utf8")); } catch {}
+    if (r) { passed += r.numPassedTests; failed += r.numFailedTests; skipped += r.numPendingTests; }
+    // A lane that failed with no failed test: a file that did not load, a setup that threw, an unhandled error.
+    if (rc !== 0 && (!r || r.numFailedTests === 0)) broken.push(l);
+  }
+  if (broken.length) console.log(`lanes that failed outside their tests (see above): ${broken.join(", ")}`);
+  console.log(`${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""));
+' "$run" "${lanes[@]}"
+for l in "${lanes[@]}"; do [ "$(cat "$run/$l.rc")" = 0 ] || exit 1; done

@@ -55,6 +55,8 @@ export interface FleetOptions {
   controlFaults?: { method: string; path: string; times: number; status: number }[];
   /** `control.retries`: tries per job and the first pause (default 5 and 2 s). */
   retries?: { attempts: number; backoffSeconds: number };
+  /** The agent's `vm.accel`: tcg (the default) unless the caller knows KVM boots guests here (the tests probe once per run). */
+  accel?: 'kvm' | 'tcg';
 }
 
 const FAULTY_CONTROL_PORT = 8090;
@@ -310,7 +312,7 @@ agent:
   tokenFile: ${c.dir}/host-token
   stateDir: ${c.stateDir}
   network: {dns: {upstreams: ["${INTERNET.dns}"]}${prod}}
-  vm: {accel: tcg, image: ${c.imageDir}, memoryMiB: ${c.memoryMiB ?? 256}, vcpus: 1, timeoutMinutes: ${c.timeoutMinutes ?? 5}, runAs: ${VM_USER}}
+  vm: {accel: ${c.accel ?? 'tcg'}, image: ${c.imageDir}, memoryMiB: ${c.memoryMiB ?? 256}, vcpus: 1, timeoutMinutes: ${c.timeoutMinutes ?? 5}, runAs: ${VM_USER}}
   caps: {cpuQuotaPercent: 180, memoryMaxMiB: 2048, overheadMiB: 256}
 log: {level: info}
 `;

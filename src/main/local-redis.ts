@@ -53,8 +53,19 @@ export async function freePort(): Promise<number> {
 
 export async function startLocalRedis(opts: LocalRedisOptions = {}): Promise<LocalRedis> {
   if (opts.netns && !opts.socket) throw new TypeError('a redis-server in a network namespace is reached through its socket: give socket too');
-  // freePort() looks at the machine's loopback; a namespace of our own has every port free.
-  const port = opts.port ?? (opts.netns ? 6379 : await freePort());
+  // A namespace of our own has every port free; freePort() looks at the machine's loopback.
+  if (opts.port !== undefined || opts.netns) return startOn(opts.port ?? 6379, opts);
+  // freePort() lets the port go before redis-server binds it: another process may take it first.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOn(await freePort(), opts);
+    } catch (err) {
+      if (attempt >= 3) throw err;
+    }
+  }
+}
+
+async function startOn(port: number, opts: LocalRedisOptions): Promise<LocalRedis> {
   const ownDir = !opts.dir;
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'hangar-redis-'));
   mkdirSync(dir, { recursive: true });
@@ -80,7 +91,12 @@ export async function startLocalRedis(opts: LocalRedisOptions = {}): Promise<Loc
     proc.kill(signal);
     await proc;
   };
-  await launch();
+  try {
+    await launch();
+  } catch (err) {
+    if (ownDir) rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
@@ -99,6 +115,8 @@ export async function startLocalRedis(opts: LocalRedisOptions = {}): Promise<Loc
   };
 }
 
+const serverPid = (info: string): number | undefined => Number(/^process_id:(\d+)/m.exec(info)?.[1]) || undefined;
+
 async function waitReady(where: { path: string } | { port: number; host: string }, proc: ResultPromise): Promise<void> {
   const { Redis } = await import('ioredis');
   const deadline = Date.now() + 15_000;
@@ -112,8 +130,10 @@ async function waitReady(where: { path: string } | { port: number; host: string 
     try {
       await client.connect();
       const pong = await client.ping();
-      // AOF loading answers LOADING errors until done; PING succeeds only when ready.
-      if (pong === 'PONG') return;
+      // AOF loading answers LOADING errors until done; PING succeeds only when ready. And the
+      // server answering must be ours: a port freed by kill() can be taken by another process's
+      // redis-server before ours is back (tests run side by side), and a PONG from it is not ours.
+      if (pong === 'PONG' && serverPid(await client.info('server')) === proc.pid) return;
     } catch {
       // not up yet
     } finally {

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { execa } from 'execa';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startFleet, type Fleet } from '../helpers/fleet.js';
@@ -112,8 +113,14 @@ wget -q -O - http://${a.publicWeb}/ && echo`,
     }, 300_000);
 
     test('another guest and the LAN cannot connect in', async () => {
+      // The listener listens until every probe has been made: then this test serves PROBES-DONE
+      // on the internet, which it asks for each second (at most 120 s), rather than a fixed 40 s.
+      const a = fleet.addresses;
+      const listen = `${PROBES}\necho "LISTENING $ME"; nc -l -p 9000 >/dev/null 2>&1 & NC=$!
+i=0; until nc -w 2 ${a.publicWeb} 8000 </dev/null 2>/dev/null | grep -q PROBES-DONE || [ $i -ge 120 ]; do sleep 1; i=$((i + 1)); done
+if kill -0 $NC 2>/dev/null; then kill $NC; echo NOBODY-CAME; else echo CONNECTED-IN; fi`;
       const [listener, prober] = await h.run('acme/app', [
-        { name: 'listen', labels: ['self-hosted', 'build'], steps: [`${PROBES}\necho "LISTENING $ME"; timeout 40 nc -l -p 9000 && echo CONNECTED-IN || echo NOBODY-CAME`] },
+        { name: 'listen', labels: ['self-hosted', 'build'], steps: [listen] },
         { name: 'probe-guest', labels: ['self-hosted', 'build'], steps: [`${PROBES}\nsleep 10; for ip in 10.213.0.2 10.213.0.6; do [ "$ip" = "$ME" ] || tcp $ip 9000; done`] },
       ]);
       // From the LAN, with a route to the VM range through the host: still nothing gets in.
@@ -125,11 +132,19 @@ wget -q -O - http://${a.publicWeb}/ && echo`,
         const r = await fleet.exec(fleet.netns.lan, 'node', [join(process.cwd(), 'test/helpers/netns-node.mjs'), 'probe', JSON.stringify([{ kind: 'tcp', host: ip, port: 9000, timeoutMs: 3000 }])], { reject: false });
         lanProbe += r.stdout;
       }
-      const [l, p] = await h.done([listener!, prober!]);
-      expect(l!.output).toContain('NOBODY-CAME');
-      expect(p!.output).toMatch(/^SHUT 10\.213\.0\.\d:9000$/m);
-      expect(p!.output).not.toMatch(/^OPEN 10\.213/m);
-      expect(lanProbe).not.toContain('"open"');
+      await h.done([prober!]);
+      const probesDone = execa('nsenter', [`--net=/run/netns/${fleet.netns.internet}`, process.execPath, join(process.cwd(), 'test/helpers/netns-node.mjs'),
+        'serve', JSON.stringify([{ proto: 'tcp', host: a.publicWeb, port: 8000, reply: 'PROBES-DONE' }])], { reject: false });
+      try {
+        const [l, p] = await h.done([listener!, prober!]);
+        expect(l!.output).toContain('NOBODY-CAME');
+        expect(p!.output).toMatch(/^SHUT 10\.213\.0\.\d:9000$/m);
+        expect(p!.output).not.toMatch(/^OPEN 10\.213/m);
+        expect(lanProbe).not.toContain('"open"');
+      } finally {
+        probesDone.kill();
+        await probesDone;
+      }
     }, 300_000);
 
     if (role === 'build') {

@@ -14,13 +14,12 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 let dir: string;
 
 beforeAll(async () => {
-  // tsc emits even when someone else's file has a type error; what matters here is dist/.
-  await execa('npm', ['run', 'build'], { cwd: root, reject: false });
+  // Built once by test/run.sh before any lane, not here.
   for (const f of ['dist/main/cli.js', 'dist/main/sim.js', 'dist/sim/server.js']) {
-    if (!existsSync(join(root, f))) throw new Error(`npm run build did not produce ${f}`);
+    if (!existsSync(join(root, f))) throw new Error(`dist/ has no ${f}: run npm run build (npm test does)`);
   }
   dir = await mkdtemp(join(tmpdir(), 'hangar-sim-cli-'));
-}, 120_000);
+});
 afterAll(async () => rm(dir, { recursive: true, force: true }));
 
 async function readyLine(child: ResultPromise): Promise<{ msg: string; url: string }> {
