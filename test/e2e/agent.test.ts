@@ -128,10 +128,14 @@ describe('agent end to end', () => {
         limit = u.memoryMaxBytes ?? 0;
       });
     }, 200);
+    let sleeper: number | undefined;
     try {
       const [b] = await finished([beside!], 120_000);
       expect(b!.conclusion).toBe('success');
       expect(b!.output).toContain('BESIDE-OK');
+      // In the slot beside the bomb now: a job that never ends by itself. The 30 s time cap kills
+      // its VM and the job is reported failed (its cap runs out while the bomb's does: one wait, not two).
+      [sleeper] = await run('acme/app', [{ name: 'sleeper', labels: ['self-hosted', 'large'], steps: ['sleep 600'] }]);
       // How the bomb ends is up to its guest: its kernel may refuse forks until the time cap kills
       // the VM, or run out of memory and kill the step, the runner or init first. Either way the
       // VM ends, the agent records it, and the job never succeeds.
@@ -145,10 +149,8 @@ describe('agent end to end', () => {
     expect(peak).toBeLessThanOrEqual(limit);
 
     // A guest that allocates far past its RAM: its own kernel stops it; the job fails, the host does not notice.
-    // Beside it, a job that never ends by itself: the 30 s time cap kills its VM and the job is reported failed.
-    const [hog, sleeper] = await run('acme/app', [
+    const [hog] = await run('acme/app', [
       { name: 'memory hog', labels: ['self-hosted', 'build'], steps: ['x=$(head -c 300m /dev/zero | tr "\\0" a); echo HOG-SURVIVED ${#x}'] },
-      { name: 'sleeper', labels: ['self-hosted', 'large'], steps: ['sleep 600'] },
     ]);
     // The hog's VM ends (its guest kernel kills or panics; or the time cap) and the agent records it.
     await expect.poll(() => redis.hget(keys(prefix).job(hog!), 'vmOutcome'), { timeout: 90_000 }).not.toBeNull();
