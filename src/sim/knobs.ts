@@ -23,6 +23,12 @@ export const KnobsSchema = z.object({
    * none, which would hide the cost of a mint (bench/pickup sets it).
    */
   jitLatencyMs: z.number().int().min(0).max(60_000),
+  /**
+   * How long a runner polls before it is handed a job (GitHub's assignment takes a moment, not
+   * always the same). 0: at its first poll. Tests set it to hold the job start back a few
+   * seconds, e.g. to stop the agent in between.
+   */
+  assignAfterMs: z.number().int().min(0).max(600_000),
   /** Lifetime of installation tokens (GitHub: one hour), shorter to test refresh. */
   tokenTtlSeconds: z.number().int().min(1).max(3600),
   seed: z.number().int(),
@@ -40,6 +46,7 @@ export const DEFAULT_KNOBS: Knobs = {
   retryAfterSeconds: 60,
   rateLimitStatus: 403,
   jitLatencyMs: 0,
+  assignAfterMs: 0,
   tokenTtlSeconds: 3600,
   seed: 1,
 };

@@ -29,9 +29,13 @@ export function runnerProtocolRoutes(scope: FastifyInstance, ctx: SimContext): v
   scope.removeAllContentTypeParsers();
   scope.addContentTypeParser('*', { parseAs: 'string', bodyLimit: OUTPUT_LIMIT }, (_req, body, done) => done(null, body));
 
+  // When each runner first asked for a job (the assignAfterMs knob counts from there).
+  const firstPoll = new Map<number, number>();
   scope.get('/_runner/job', async (req, reply) => {
     const runner = runnerOf(req, ctx, reply);
     if (!runner) return reply;
+    if (!firstPoll.has(runner.id)) firstPoll.set(runner.id, Date.now());
+    if (Date.now() - firstPoll.get(runner.id)! < ctx.knobs.get().assignAfterMs) return reply.code(204).send();
     const claim = ctx.store.claim(runner);
     if (claim.kind === 'spent') return reply.code(410).send({ message: 'this runner already took its one job' });
     if (claim.kind === 'none') return reply.code(204).send();
