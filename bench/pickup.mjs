@@ -318,11 +318,12 @@ async function hangarJob(label) {
   const w = await watchVm(vmId, Date.now() + 180_000);
   const q = procMem(readNumber(join(vmMem.dir, 'qemu.pid')) ?? 0);
   const hwmAtMarker = q?.hwm ?? NaN;
-  // The job runs `true`, the runner reports, the guest powers off, the agent removes the VM.
+  // The job runs `true`, the runner reports, the guest powers off, the agent reports the VM's end
+  // (the control writes vmOutcome) and removes the VM.
   const key = `${PREFIX}:job:${id}`;
   const until = Date.now() + 120_000;
   let outcome = null;
-  while (Date.now() < until && !(outcome = await st.client.hget(key, 'agentOutcome'))) await sleep(50);
+  while (Date.now() < until && !(outcome = await st.client.hget(key, 'vmOutcome'))) await sleep(50);
   while (Date.now() < until && existsSync(vmMem.dir)) await sleep(20);
   mem.current = null;
   mem.perVm.set(vmId, vmMem);
