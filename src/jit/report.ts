@@ -51,7 +51,10 @@ export const CONSOLE_TAIL_MAX = 8192;
 export async function reportJob(deps: ReportDeps, host: KnownHost, workflowJobId: number, r: JobReport): Promise<ReportResult> {
   const record = await readJobRecord(deps.redis, deps.keys, workflowJobId);
   if (!record) return { kind: 'unknown-job' };
-  if (record.host !== host.name) return { kind: 'not-yours', host: record.host };
+  // Giving up on a job no host has minted for yet (the control failed every try) is for any host
+  // that serves its pool: else the job would read "queued" after Hangar stopped trying.
+  const unminted = r.kind === 'failed' && record.host === null && record.pool !== null && host.pools.includes(record.pool);
+  if (record.host !== host.name && !unminted) return { kind: 'not-yours', host: record.host };
   const jobs = jobMoves(deps.redis, deps.keys);
   const by = `host:${host.name}`;
   const log = deps.logger.child({ host: host.name, workflowJobId });

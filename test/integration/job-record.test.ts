@@ -172,6 +172,16 @@ describe("agents report through the control", () => {
     expect((await readJobRecord(redis, keys(prefix), id))?.phase).toBe('minted');
   });
 
+  test('giving up on a job no host minted for (the control failed every try): any host serving its pool may say so', async () => {
+    const id = await queuedJob();
+    const failed = await call(OTHER_TOKEN, 'POST', `/api/v1/jobs/${id}/report`, { kind: 'failed', reason: 'gave up after 5 attempts: control answered 502', attempts: 5 });
+    expect(failed).toEqual({ status: 200, body: { phase: 'failed' } });
+    expect(await readJobRecord(redis, keys(prefix), id)).toMatchObject({ phase: 'failed', phaseBy: 'host:other' });
+    // Only "failed", and only before a mint: nothing else can be said of another host's job.
+    const id2 = await queuedJob();
+    expect((await call(OTHER_TOKEN, 'POST', `/api/v1/jobs/${id2}/report`, { kind: 'vm-up', vmId: 'x', runnerName: 'y' })).status).toBe(403);
+  });
+
   test('heartbeats: the host is the one its token names; a drained host removes its own', async () => {
     const beat = { slots: 2, busy: 1, vms: [{ vmId: 'wj-1-1', workflowJobId: 1 }], draining: false };
     expect((await call(BUILD_TOKEN, 'PUT', '/api/v1/hosts/self/heartbeat', beat)).status).toBe(204);
