@@ -11,7 +11,7 @@ import type { Keys } from '../queue/keys.js';
  * - `move`: a phase transition (`from`, `to`, `why`);
  * - `github`: GitHub's state of the job moved (`state`, `runnerName`), from its webhooks;
  * - `note`: something worth keeping that moves no phase (`what`, `why`): a refused mint of a job
- *   Hangar has no record of, a run cancelled, an illegal move that was refused.
+ *   Hangar has no record of, a run cancelled, an illegal move that was refused (transition.ts `note`).
  */
 export const EVENTS_MAXLEN = 10_000;
 
@@ -24,17 +24,6 @@ export interface JobEvent {
   type: EventType;
   by: string;
   fields: Record<string, string>;
-}
-
-/** Appends one event outside a transition (notes about jobs with no record, or about no job). */
-export async function appendEvent(
-  redis: Redis,
-  k: Keys,
-  e: { workflowJobId: number | null; type: EventType; by: string; fields: Record<string, string | number> },
-  now = Date.now(),
-): Promise<void> {
-  const flat = Object.entries(e.fields).flatMap(([f, v]) => [f, String(v)]);
-  await redis.xadd(k.events, 'MAXLEN', '~', String(EVENTS_MAXLEN), '*', 'workflowJobId', e.workflowJobId === null ? '' : String(e.workflowJobId), 'at', String(now), 'type', e.type, 'by', e.by, ...flat);
 }
 
 /** Events after `after` (a stream id; `-` from the start), oldest first. */

@@ -77,13 +77,6 @@ export async function readJobRecord(redis: Redis, k: Keys, workflowJobId: number
   return toRecord(workflowJobId, await redis.hgetall(k.job(workflowJobId)));
 }
 
-/** Records of the jobs updated most recently (GitHub's side), newest first. */
-export async function recentJobRecords(redis: Redis, k: Keys, limit = 100): Promise<JobRecord[]> {
-  const ids = await redis.zrevrange(k.jobIndex, 0, limit - 1);
-  const records = await Promise.all(ids.map((id) => readJobRecord(redis, k, Number(id))));
-  return records.filter((r): r is JobRecord => r !== null);
-}
-
 /** Removes index entries of jobs whose last event is older than `keepSeconds` (their records have expired). */
 export async function trimJobIndex(redis: Redis, k: Keys, keepSeconds = 14 * 24 * 3600, now = Date.now()): Promise<number> {
   return redis.zremrangebyscore(k.jobIndex, '-inf', now - keepSeconds * 1000);
