@@ -50,6 +50,12 @@ const control = z
      * control unreachable, a VM whose runner never started a job) gets another go; a fatal one
      * fails at once.
      */
+    /**
+     * Names this Hangar's runners (a label `hangar-id-<id>` on each), so the reconciler deletes
+     * only runners it made, never another installation's sharing the organization. Default:
+     * derived from the App id and the Redis prefix (installationIdOf, below).
+     */
+    installationId: z.string().regex(/^[a-z0-9]{1,16}$/, 'lowercase letters and digits, at most 16').optional(),
     retries: z
       .strictObject({
         attempts: z.number().int().min(1).max(20).default(5),
@@ -59,10 +65,48 @@ const control = z
   })
   .prefault({});
 
-const controlShape = { github, policy, control, ...sharedShape };
+/**
+ * How verified jobs arrive. `push`: GitHub posts webhooks to the public listener. `pull`: the box
+ * GitHub cannot reach (carrier-grade NAT, no inbound port) has no webhook receiver at all; the
+ * reconciler reads the App's deliveries every `pullIntervalSeconds` and that is the intake.
+ */
+const intake = z
+  .strictObject({
+    mode: z.enum(['push', 'pull']).default('push'),
+    pullIntervalSeconds: z.number().min(1).max(300).default(5),
+  })
+  .prefault({});
+
+/**
+ * The reconciler (src/reconcile/): one leader at a time across control replicas, a few loops
+ * that converge Redis and GitHub on their own. Intervals are each loop's cadence.
+ */
+const reconcile = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    /** A dead leader's lock lapses after this; another replica leads within it. */
+    leaderTtlSeconds: z.number().int().min(2).max(300).default(15),
+    /** Lost deliveries (push mode; pull mode uses intake.pullIntervalSeconds). */
+    deliveriesIntervalSeconds: z.number().min(1).max(3600).default(60),
+    /** How far back the first pass looks for deliveries (GitHub keeps them 3 days). */
+    deliveriesLookbackMinutes: z.number().int().min(1).max(4320).default(60),
+    /** Queued runs no delivery announced. */
+    queuedRunsIntervalSeconds: z.number().min(1).max(3600).default(120),
+    /** Orphaned runners, idle VMs, stuck jobs, hosts gone quiet. */
+    runnersIntervalSeconds: z.number().min(1).max(3600).default(60),
+    /** A runner this young may still be booting its VM: never an orphan. */
+    runnerGraceSeconds: z.number().int().min(1).max(3600).default(120),
+    /** A VM whose runner has taken no job this long is destroyed, its runner deleted. */
+    idleVmSeconds: z.number().int().min(5).max(86_400).default(600),
+    /** A job queued this long is flagged stuck, with why. */
+    stuckAfterSeconds: z.number().int().min(5).max(86_400).default(900),
+  })
+  .prefault({});
+
+const controlShape = { github, policy, control, intake, reconcile, ...sharedShape };
 
 /** The control's own sections: a file with any of them is (also) a control's. */
-export const CONTROL_ONLY_SECTIONS = ['github', 'policy', 'control'] as const;
+export const CONTROL_ONLY_SECTIONS = ['github', 'policy', 'control', 'intake', 'reconcile'] as const;
 export const CONTROL_SECTIONS = Object.keys(controlShape);
 
 export const controlSchema = withChecks(z.strictObject(controlShape), checkPoolsAndHosts);

@@ -87,4 +87,22 @@ export function runnerName(host: string, workflowJobId: number, runAttempt: numb
   return `hangar-${host}-${workflowJobId}-${runAttempt}`;
 }
 
+/** What a Hangar runner's name says: the host that minted it, and the job attempt it was minted for. */
+export function parseRunnerName(name: string): { host: string; workflowJobId: number; runAttempt: number } | null {
+  const m = /^hangar-([a-z0-9][a-z0-9-]*)-(\d+)-(\d+)$/.exec(name);
+  return m ? { host: m[1]!, workflowJobId: Number(m[2]), runAttempt: Number(m[3]) } : null;
+}
+
+/** The label on every runner one Hangar installation mints (config/installation-id.ts). */
+export const installationLabel = (installationId: string): string => `hangar-id-${installationId}`;
+
+/**
+ * Is this runner one this installation made: a Hangar name and this installation's label. A
+ * runner of another installation, or one an operator registered by hand, is never Hangar's to touch.
+ */
+export function isOurRunner(runner: { name: string; labels: readonly string[] }, installationId: string): boolean {
+  const label = installationLabel(installationId).toLowerCase();
+  return parseRunnerName(runner.name) !== null && runner.labels.some((l) => l.toLowerCase() === label);
+}
+
 const refuse = (reason: MintRefusal): MintDecision => ({ kind: 'refuse', reason });

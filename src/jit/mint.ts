@@ -1,7 +1,8 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { ControlConfig } from '../config/schema.js';
-import { checkGitHub, checkRequest, runnerName, type MintDecision, type MintRefusal } from '../domain/mint-policy.js';
+import { installationIdOf } from '../config/installation-id.js';
+import { checkGitHub, checkRequest, installationLabel, runnerName, type MintDecision, type MintRefusal } from '../domain/mint-policy.js';
 import type { GitHubClient, RunnerScope } from '../github/index.js';
 import { RunnerBusyError, RunnerNameTakenError } from '../github/index.js';
 import { readJobRecord } from '../jobs/record.js';
@@ -74,7 +75,7 @@ export async function mintRunner(deps: MintDeps, host: KnownHost, poolName: stri
     const own = swept.find((s) => s.runId === record.runId);
     if (own) return refused(deps, log, host, workflowJobId, { kind: 'refuse', reason: 'cancelled' }, 'cancelled', true);
   }
-  const mint = () => deps.github.mintJitConfig({ ...scope, name, labels: pool.labels, runnerGroupId: pool.runnerGroupId });
+  const mint = () => deps.github.mintJitConfig({ ...scope, name, labels: [...pool.labels, installationLabel(installationIdOf(deps.config))], runnerGroupId: pool.runnerGroupId });
   let jit;
   try {
     jit = await mint();

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { movesInto, type JobPhase } from '../domain/job-phase.js';
 import type { Keys } from '../queue/keys.js';
+import type { Fence } from '../reconcile/leader.js';
 import { EVENTS_MAXLEN } from './events.js';
 
 /**
@@ -14,7 +15,9 @@ export type TransitionResult =
   | { ok: false; reason: 'illegal'; from: JobPhase | null }
   | { ok: false; reason: 'no-record' }
   /** `onlyIf` did not hold: someone else moved the job since (e.g. a newer runner was minted). */
-  | { ok: false; reason: 'stale'; from: JobPhase | null };
+  | { ok: false; reason: 'stale'; from: JobPhase | null }
+  /** The move was made for a reconcile leader that no longer leads (reconcile/leader.ts). */
+  | { ok: false; reason: 'fenced' };
 
 export interface Move {
   to: JobPhase;
@@ -28,13 +31,16 @@ export interface Move {
   remove?: readonly string[];
   /** Only if the record's field equals this value (compare and set), e.g. the runner that was minted. */
   onlyIf?: { field: string; equals: string };
+  /** Only while this reconcile leader still leads (its fencing token); else refused as `fenced`. */
+  fence?: Fence;
 }
 
 const NOTE = `
 local jobId, now, by, what, why = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-if #ARGV > 5 and KEYS[1] ~= '' and redis.call('EXISTS', KEYS[1]) == 1 then
+if KEYS[3] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[6] then return 0 end
+if #ARGV > 6 and KEYS[1] ~= '' and redis.call('EXISTS', KEYS[1]) == 1 then
   local fields = {}
-  for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+  for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
   redis.call('HSET', KEYS[1], unpack(fields))
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', '${EVENTS_MAXLEN}', '*', 'workflowJobId', jobId, 'at', now,
@@ -45,16 +51,17 @@ return 1
 const SCRIPT = `
 local to, allowed, now, by, why, jobId = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local nset, ndel, condField, condValue = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9], ARGV[10]
+if KEYS[3] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[11] then return {'fenced', ''} end
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'no-record', ''} end
 local from = redis.call('HGET', KEYS[1], 'phase') or ''
 if not string.find(',' .. allowed .. ',', ',' .. from .. ',', 1, true) then return {'illegal', from} end
 if condField ~= '' and redis.call('HGET', KEYS[1], condField) ~= condValue then return {'stale', from} end
 local fields = {'phase', to, 'phaseAt', now, 'phaseBy', by, 'phaseWhy', why, 'at:' .. to, now}
-for i = 11, 10 + 2 * nset do fields[#fields + 1] = ARGV[i] end
+for i = 12, 11 + 2 * nset do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(fields))
 if ndel > 0 then
   local del = {}
-  for i = 11 + 2 * nset, 10 + 2 * nset + ndel do del[#del + 1] = ARGV[i] end
+  for i = 12 + 2 * nset, 11 + 2 * nset + ndel do del[#del + 1] = ARGV[i] end
   redis.call('HDEL', KEYS[1], unpack(del))
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', '${EVENTS_MAXLEN}', '*', 'workflowJobId', jobId, 'at', now,
@@ -70,8 +77,8 @@ export class JobTransitions {
     private readonly redis: Redis,
     private readonly k: Keys,
   ) {
-    redis.defineCommand('hangarJobMove', { numberOfKeys: 2, lua: SCRIPT });
-    redis.defineCommand('hangarJobNote', { numberOfKeys: 2, lua: NOTE });
+    redis.defineCommand('hangarJobMove', { numberOfKeys: 3, lua: SCRIPT });
+    redis.defineCommand('hangarJobNote', { numberOfKeys: 3, lua: NOTE });
     const commands = redis as unknown as Record<string, (...a: (string | number)[]) => Promise<never>>;
     this.run = commands.hangarJobMove!.bind(redis);
     this.runNote = commands.hangarJobNote!.bind(redis);
@@ -82,12 +89,13 @@ export class JobTransitions {
     const set = Object.entries(m.fields ?? {}).flatMap(([f, v]) => [f, String(v)]);
     const del = m.remove ?? [];
     const [status, from] = await this.run(
-      this.k.job(workflowJobId), this.k.events,
+      this.k.job(workflowJobId), this.k.events, m.fence?.key ?? '',
       m.to, movesInto(m.to).join(','), now, m.by, m.why, workflowJobId,
-      set.length / 2, del.length, m.onlyIf?.field ?? '', m.onlyIf?.equals ?? '',
+      set.length / 2, del.length, m.onlyIf?.field ?? '', m.onlyIf?.equals ?? '', m.fence?.value ?? '',
       ...set, ...del,
     );
     if (status === 'ok') return { ok: true, from: from as JobPhase };
+    if (status === 'fenced') return { ok: false, reason: 'fenced' };
     if (status === 'no-record') return { ok: false, reason: 'no-record' };
     const was = from === '' ? null : (from as JobPhase);
     return status === 'stale' ? { ok: false, reason: 'stale', from: was } : { ok: false, reason: 'illegal', from: was };
@@ -100,7 +108,7 @@ export class JobTransitions {
    */
   async moveOrNote(workflowJobId: number, m: Move, now = Date.now()): Promise<TransitionResult> {
     const r = await this.move(workflowJobId, m, now);
-    if (!r.ok && r.reason !== 'no-record') await this.note(workflowJobId, { by: m.by, what: `refused-move:${m.to}`, why: `${m.why}: ${describeRefusal(r, m.to)}` }, now);
+    if (!r.ok && r.reason !== 'no-record' && r.reason !== 'fenced') await this.note(workflowJobId, { by: m.by, what: `refused-move:${m.to}`, why: `${m.why}: ${describeRefusal(r, m.to)}` }, now);
     return r;
   }
 
@@ -108,16 +116,18 @@ export class JobTransitions {
    * Writes fields of a job that move no phase (a run cancelled, the details of a VM's end) and
    * one `note` event, at once. Without a record only the event is written.
    */
-  async note(workflowJobId: number | null, n: { by: string; what: string; why?: string; fields?: Record<string, string | number> }, now = Date.now()): Promise<void> {
+  async note(workflowJobId: number | null, n: { by: string; what: string; why?: string; fields?: Record<string, string | number>; fence?: Fence }, now = Date.now()): Promise<boolean> {
     const set = Object.entries(n.fields ?? {}).flatMap(([f, v]) => [f, String(v)]);
     const key = workflowJobId === null ? '' : this.k.job(workflowJobId);
-    await this.runNote(key, this.k.events, workflowJobId ?? '', now, n.by, n.what, n.why ?? '', ...set);
+    const r = await this.runNote(key, this.k.events, n.fence?.key ?? '', workflowJobId ?? '', now, n.by, n.what, n.why ?? '', n.fence?.value ?? '', ...set);
+    return r === 1;
   }
 }
 
 /** One line for a log or an error: why a move was refused. */
 export function describeRefusal(r: Exclude<TransitionResult, { ok: true }>, to: JobPhase): string {
   if (r.reason === 'no-record') return `no record of the job (to ${to})`;
+  if (r.reason === 'fenced') return `this replica no longer leads reconcile (to ${to})`;
   if (r.reason === 'stale') return `the job moved on since (it is ${r.from ?? '(none)'}; to ${to} refused)`;
   return `cannot move from ${r.from ?? '(none)'} to ${to}`;
 }

@@ -10,6 +10,8 @@ import { JobStore } from '../jobs/intake-record.js';
 import { keys } from '../queue/keys.js';
 import { OutboxWorker } from '../queue/outbox-worker.js';
 import type { PoolQueues } from '../queue/pool-queues.js';
+import { createLoops, loopDeps } from '../reconcile/loops.js';
+import { Reconciler } from '../reconcile/reconciler.js';
 import { controlHttp } from './control-http.js';
 import { controlRedis } from './control-redis.js';
 import { compose, unit, type Unit } from './units.js';
@@ -17,8 +19,8 @@ import { compose, unit, type Unit } from './units.js';
 /**
  * The control plane's units composed, without listening or signal handling, so the CLI and
  * in-process tests build exactly the same thing: Redis, the outbox relay, the run vetter (while
- * `policy.cancelRefusedRuns`), the HTTP side. Started in that order, stopped in reverse; the
- * reconciler and the dashboard will be units of their own here.
+ * `policy.cancelRefusedRuns`), the HTTP side, the reconciler (src/reconcile/). Started in that
+ * order, stopped in reverse; the dashboard will be a unit of its own here.
  */
 export interface Control {
   app: FastifyInstance;
@@ -26,6 +28,8 @@ export interface Control {
   queues: PoolQueues;
   registry: Registry;
   github: GitHubClient;
+  /** Null when `reconcile.enabled` is false (and the intake pushes). */
+  reconciler: Reconciler | null;
   close(): Promise<void>;
 }
 
@@ -53,13 +57,21 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
     ? new RunVetter({ config, github, redisUrl: config.redis.url, redis, keys: k, logger: logger.child({ unit: 'vetter' }) })
     : null;
   const http = controlHttp({ config, secrets, logger, redis, keys: k, queues, store, github });
+  const reconciler = config.reconcile.enabled || config.intake.mode === 'pull'
+    ? new Reconciler({
+        redis, lockKey: k.leader, tokenKey: k.leaderToken, leaderTtlMs: config.reconcile.leaderTtlSeconds * 1000,
+        loops: createLoops(loopDeps({ config, redis, keys: k, github, store, logger: logger.child({ unit: 'reconcile' }) })),
+        logger, registry: http.registry,
+      })
+    : null;
   const units: Unit[] = [
     conns,
     unit('outbox', () => relay.start(), () => relay.stop()),
     ...(vetter ? [unit('vetter', () => vetter.start(), () => vetter.stop())] : []),
     http,
+    ...(reconciler ? [reconciler] : []),
   ];
   const control = compose(units, logger);
   await control.start();
-  return { app: http.app, redis, queues, registry: http.registry, github, close: () => control.stop() };
+  return { app: http.app, redis, queues, registry: http.registry, github, reconciler, close: () => control.stop() };
 }

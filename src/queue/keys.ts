@@ -19,6 +19,13 @@ export interface Keys {
   host(name: string): string;
   /** Where the run vetter has read the events stream up to (gate/run-vetter.ts). */
   vetCursor: string;
+  /** The reconcile leader lock (`<token>|<replica>`) and the fencing token counter (reconcile/leader.ts). */
+  leader: string;
+  leaderToken: string;
+  /** A reconcile loop's own state between passes (a cursor), so the next leader carries on. */
+  reconcileState(loop: string): string;
+  /** The rate budget every GitHub call draws from, shared by all control replicas. */
+  rateBudget: string;
 }
 
 export function keys(prefix: string): Keys {
@@ -32,6 +39,10 @@ export function keys(prefix: string): Keys {
     mintClaim: (id, attempt) => `${prefix}:mint:${id}:${attempt}`,
     vetCursor: `${prefix}:vet:cursor`,
     host: (name) => `${prefix}:host:${name}`,
+    leader: `${prefix}:reconcile:leader`,
+    leaderToken: `${prefix}:reconcile:token`,
+    reconcileState: (loop) => `${prefix}:reconcile:state:${loop}`,
+    rateBudget: `${prefix}:github:budget`,
   };
 }
 

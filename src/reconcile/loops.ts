@@ -1,0 +1,31 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { ControlConfig } from '../config/schema.js';
+import { installationIdOf } from '../config/installation-id.js';
+import type { GitHubClient } from '../github/index.js';
+import type { JobStore } from '../jobs/intake-record.js';
+import type { Keys } from '../queue/keys.js';
+import type { AnyLoop } from './loop.js';
+
+/** What every loop may use: the control's own connections and client, nothing of the agents'. */
+export interface LoopDeps {
+  config: ControlConfig;
+  redis: Redis;
+  keys: Keys;
+  github: GitHubClient;
+  /** The intake's record path: a pulled delivery or a found queued job goes in exactly like a webhook. */
+  store: JobStore;
+  logger: Logger;
+  installationId: string;
+}
+
+export function loopDeps(d: Omit<LoopDeps, 'installationId'>): LoopDeps {
+  return { ...d, installationId: installationIdOf(d.config) };
+}
+
+/** The control's reconcile loops, in the order a `--once` pass runs them. */
+export function createLoops(d: LoopDeps): AnyLoop[] {
+  const loops: AnyLoop[] = [];
+  void d;
+  return loops;
+}
