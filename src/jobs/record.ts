@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { isJobPhase, type JobPhase } from '../domain/job-phase.js';
+import { FINAL_PHASES, isJobPhase, type JobPhase } from '../domain/job-phase.js';
 import type { WorkflowJobEvent } from '../domain/workflow-job.js';
 import type { Decision } from '../domain/policy.js';
 import type { Keys } from '../queue/keys.js';
@@ -52,6 +52,8 @@ export interface JobRecord extends StaticFields {
   /** The runner GitHub gave the job (its webhooks say), and the one Hangar minted for it (they can differ). */
   runnerName: string | null;
   mintedRunner: string | null;
+  /** When its latest runner was minted (ms). */
+  mintedAt: number | null;
   spentRunner: string | null;
   /** The host that minted its runner. */
   host: string | null;
@@ -100,6 +102,7 @@ export function toRecord(workflowJobId: number, h: Record<string, string>): JobR
     phaseWhy: str(h.phaseWhy),
     runnerName: str(h.runnerName),
     mintedRunner: str(h.mintedRunner),
+    mintedAt: num(h.mintedAt),
     spentRunner: str(h.spentRunner),
     host: str(h.host),
     conclusion: str(h.conclusion),
@@ -115,4 +118,25 @@ export function toRecord(workflowJobId: number, h: Record<string, string>): JobR
     createdAt: Number(h.createdAt),
     updatedAt: Number(h.updatedAt),
   };
+}
+
+/**
+ * Records of jobs Hangar may still act on (a phase that is not final), among those GitHub moved in
+ * the last `withinMs`: what reconcile's loops look at. Read in pipelined batches.
+ */
+export async function openJobRecords(redis: Redis, k: Keys, withinMs: number, now = Date.now()): Promise<JobRecord[]> {
+  const ids = (await redis.zrangebyscore(k.jobIndex, now - withinMs, '+inf')).map(Number);
+  const out: JobRecord[] = [];
+  for (let i = 0; i < ids.length; i += 500) {
+    const batch = ids.slice(i, i + 500);
+    const pipe = redis.pipeline();
+    for (const id of batch) pipe.hgetall(k.job(id));
+    const rows = (await pipe.exec()) ?? [];
+    rows.forEach(([err, h], j) => {
+      if (err) throw err;
+      const r = toRecord(batch[j]!, h as Record<string, string>);
+      if (r?.phase && !FINAL_PHASES.includes(r.phase)) out.push(r);
+    });
+  }
+  return out;
 }

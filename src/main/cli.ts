@@ -50,6 +50,22 @@ program
   .action(async (id: string, opts: { config: string; json?: boolean }) => (await import('./egress-show.js')).egressShow(id, opts.config, Boolean(opts.json)));
 
 program
+  .command('reconcile')
+  .requiredOption('-c, --config <file>', 'the control\'s config file')
+  .option('--once', 'one pass of every loop, then exit (the running control reconciles on its own)')
+  .option('--dry-run', 'print the plan only: take no lock, change nothing')
+  .option('--json', 'print the passes as JSON')
+  .description('converge Redis and GitHub: lost deliveries, queued runs no delivery announced, orphaned runners, idle VMs, stuck jobs, hosts gone quiet')
+  .action(async (opts: { config: string; once?: boolean; dryRun?: boolean; json?: boolean }) => {
+    if (!opts.once) {
+      process.stderr.write('hangar: reconcile needs --once (the control runs reconcile continuously on its own)\n');
+      process.exitCode = 2;
+      return;
+    }
+    await (await import('./reconcile-once.js')).reconcileOnce(opts.config, { dryRun: Boolean(opts.dryRun), json: Boolean(opts.json) });
+  });
+
+program
   .command('control')
   .requiredOption('-c, --config <file>', 'the config file')
   .description('run the control plane: webhooks, policy, queue, metrics')

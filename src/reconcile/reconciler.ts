@@ -76,15 +76,18 @@ export class Reconciler implements Unit {
   }
 
   /**
-   * One pass of every loop, now, for `hangar reconcile --once`. With `dryRun` nothing is applied:
-   * the plans are only described. Takes the lock like any pass (a dry run too: its observation
-   * must not race a leader's apply); answers `null` when another replica leads.
+   * One pass of every loop, now, for `hangar reconcile --once`. With `dryRun` nothing is applied
+   * and no lock is taken (it only reads): the plans are described. Otherwise it takes the lock like
+   * any pass, and answers `null` when another replica leads.
    */
   async runOnce(opts: { dryRun: boolean }): Promise<PassReport[] | null> {
-    const fence = await this.lock.acquire();
+    const leadingBefore = this.lock.fence !== null;
+    const fence = opts.dryRun ? { key: this.o.lockKey, value: '(dry run)', token: 0 } : await this.lock.acquire();
     if (!fence) return null;
     const out: PassReport[] = [];
     for (const loop of this.o.loops) out.push(await this.pass(loop, fence, opts.dryRun));
+    // A one-off pass (the CLI) hands the lock straight back; a running reconciler keeps leading.
+    if (!opts.dryRun && !leadingBefore && !this.running) await this.lock.release();
     return out;
   }
 

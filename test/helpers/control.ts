@@ -29,6 +29,13 @@ export interface TestControlOptions {
   cancelRefusedRuns?: boolean;
   /** The control's root logger (default: silent), for tests that read its lines. */
   logger?: Logger;
+  /**
+   * The `reconcile` section as a YAML flow mapping (default `{enabled: false}`: a test that is not
+   * about reconcile gets no loops acting behind its back, e.g. on hosts that send no heartbeat).
+   */
+  reconcile?: string;
+  /** The `intake` section as a YAML flow mapping (default: push). */
+  intake?: string;
 }
 
 /** Writes a config and its secret files to a temp dir; returns the path and the parsed config. */
@@ -58,6 +65,8 @@ pools:
 ${(o.pools ?? []).map((p) => `  - ${p}`).join('\n')}
 ${hosts.length ? `hosts:\n${hosts.join('\n')}` : ''}
 log: {level: ${o.logLevel ?? 'warn'}}
+reconcile: ${o.reconcile ?? '{enabled: false}'}
+${o.intake ? `intake: ${o.intake}` : ''}
 ${o.extraYaml ?? ''}`;
   const file = join(dir, 'hangar.yaml');
   writeFileSync(file, yaml);
