@@ -103,7 +103,10 @@ export class Reconciler implements Unit {
       this.m?.leader.set(0);
       this.log.warn({ err: (err as Error).message }, 'reconcile lock not renewed');
     }
-    if (this.running) this.leaseTimer = setTimeout(() => void this.renew(), Math.max(200, Math.floor(this.o.leaderTtlMs / 3)));
+    // The leader renews at a third of the lock's life; a follower asks twice as often, so a dead
+    // leader is replaced at most a sixth of a TTL after its lock lapses.
+    const every = this.lock.fence ? this.o.leaderTtlMs / 3 : this.o.leaderTtlMs / 6;
+    if (this.running) this.leaseTimer = setTimeout(() => void this.renew(), Math.max(200, Math.floor(every)));
   }
 
   private schedule(loop: AnyLoop, delayMs: number): void {
