@@ -95,8 +95,8 @@ export class Reconciler implements Unit {
     try {
       const was = this.lock.fence;
       const fence = await this.lock.acquire();
-      if (fence && fence.value !== was?.value) this.log.info({ token: fence.token }, 'leading reconcile');
-      if (!fence && was) this.log.warn({ token: was.token }, 'no longer leading reconcile');
+      if (fence && fence.value !== was?.value) this.log.info({ fencingToken: fence.token }, 'leading reconcile');
+      if (!fence && was) this.log.warn({ fencingToken: was.token }, 'no longer leading reconcile');
       this.m?.leader.set(fence ? 1 : 0);
       if (fence) this.m?.token.set(fence.token);
     } catch (err) {
