@@ -57,7 +57,17 @@ export interface FleetOptions {
   retries?: { attempts: number; backoffSeconds: number };
   /** The agent's `vm.accel`: tcg (the default) unless the caller knows KVM boots guests here (the tests probe once per run). */
   accel?: 'kvm' | 'tcg';
+  /** The control's `reconcile` section, a YAML flow mapping (default: RECONCILE_DEFAULTS, short enough for a demo). */
+  reconcile?: string;
+  /** `intake.mode`: pull is a box GitHub cannot reach; give `webhookUrl` an address nothing answers on. */
+  intake?: { mode: 'push' | 'pull'; pullIntervalSeconds?: number };
+  /** Where the sim sends webhooks (default: the control's intake on the build host's LAN address). */
+  webhookUrl?: string;
 }
+
+/** Reconcile's cadence in a local fleet: the same loops as production, every few seconds. */
+export const RECONCILE_DEFAULTS =
+  '{leaderTtlSeconds: 10, deliveriesIntervalSeconds: 10, queuedRunsIntervalSeconds: 20, runnersIntervalSeconds: 10, runnerGraceSeconds: 60, idleVmSeconds: 120, stuckAfterSeconds: 300}';
 
 const FAULTY_CONTROL_PORT = 8090;
 
@@ -117,9 +127,14 @@ export interface Fleet {
   /** Starts `hangar agent` and resolves once it takes jobs (see `agent` for the process). */
   startAgent(): Promise<void>;
   agent: ResultPromise | null;
-  /** Starts `hangar control` again (after a test stopped `control`). */
-  startControl(): Promise<void>;
+  /**
+   * Starts `hangar control` again (after a test stopped `control`), or, with `port`, another
+   * replica of it on that port beside the first (same Redis, same config otherwise).
+   */
+  startControl(o?: { port?: number }): Promise<{ proc: ResultPromise }>;
   control: ResultPromise | null;
+  /** The fleet's redis-server (AOF on): `kill()` is kill -9, `restart()` starts it on the same data. */
+  redisServer: LocalRedis;
   /** Everything every process printed so far. */
   logs(): string;
   close(): Promise<void>;
@@ -181,14 +196,14 @@ async function start(o: FleetOptions, image: TestImage, dir: string, parts: Part
     'sim', '--host', INTERNET.sim, '--port', String(SIM_PORT), '--socket', sockets.sim, '--app-id', '1', '--public-url', simPublicUrl,
     '--app-key-file', join(dir, 'app.pem'), '--webhook-secret-file', join(dir, WEBHOOK_SECRET_FILE),
     // GitHub reaches the control at the host's LAN address, through the router.
-    '--webhook-url', `http://${host.address}:${CONTROL_PORT}/webhooks/github`,
+    '--webhook-url', o.webhookUrl ?? `http://${host.address}:${CONTROL_PORT}/webhooks/github`,
   ]);
   await startTool(topology, host.netns, 'bridge', [{ socket: sockets.control, host: '127.0.0.1', port: CONTROL_PORT }]);
   if (o.controlFaults) {
     await startTool(topology, host.netns, 'faults', [{ host: '127.0.0.1', port: FAULTY_CONTROL_PORT, to: { host: '127.0.0.1', port: CONTROL_PORT }, fail: o.controlFaults }]);
   }
   const fleet: Fleet = {
-    dir, image, simUrl, controlUrl, redisUrl: redis.url, prefix, configFile, stateDir, hostToken, agent: null, control: null, sockets,
+    dir, image, simUrl, controlUrl, redisUrl: redis.url, prefix, configFile, stateDir, hostToken, agent: null, control: null, sockets, redisServer: redis,
     netns: { host: host.netns, lan: topology.netns.lan, internet: topology.netns.internet },
     addresses: {
       host: host.address, router: LAN.router, lanWeb: LAN.web, metadata: LAN.metadata, sim: INTERNET.sim, publicWeb: INTERNET.publicWeb,
@@ -219,9 +234,16 @@ async function start(o: FleetOptions, image: TestImage, dir: string, parts: Part
       const { proc } = await procs.start('agent', host.netns, /agent started/, ['agent', '--config', configFile]);
       fleet.agent = proc;
     },
-    async startControl() {
-      const { proc } = await procs.start('control', host.netns, /control listening/, ['control', '--config', configFile], CONTROL_NODE_FLAGS);
-      fleet.control = proc;
+    async startControl(so = {}) {
+      let file = configFile;
+      if (so.port !== undefined && so.port !== CONTROL_PORT) {
+        file = join(dir, `hangar-${so.port}.yaml`);
+        writeFileSync(file, readFileSync(configFile, 'utf8').replace(`port: ${CONTROL_PORT}`, `port: ${so.port}`));
+      }
+      const { proc } = await procs.start('control', host.netns, /control listening/, ['control', '--config', file], CONTROL_NODE_FLAGS);
+      if (file === configFile) fleet.control = proc;
+      // In a box: an execa process is a thenable, and returning it would wait for its exit.
+      return { proc };
     },
     logs: () => procs.logs(),
     close,
@@ -296,6 +318,8 @@ function fleetConfig(c: ConfigInput): string {
 github: {apiUrl: "${c.simUrl}", appId: 1, privateKeyFile: ${c.dir}/app.pem, webhookSecretFile: ${c.dir}/${WEBHOOK_SECRET_FILE}, writeSpacingMs: 0}
 redis: {url: "${c.redisUrl}", prefix: ${c.prefix}}
 control: {host: 0.0.0.0, port: ${CONTROL_PORT}${c.retries ? `, retries: {attempts: ${c.retries.attempts}, backoffSeconds: ${c.retries.backoffSeconds}}` : ''}}
+reconcile: ${c.reconcile ?? RECONCILE_DEFAULTS}
+${c.intake ? `intake: {mode: ${c.intake.mode}${c.intake.pullIntervalSeconds ? `, pullIntervalSeconds: ${c.intake.pullIntervalSeconds}` : ''}}` : ''}
 policy: {repositories: ["acme/*"], cancelRefusedRuns: ${c.cancelRefusedRuns ?? true}}
 pools:
   - {name: build, labels: [self-hosted, linux, x64, build]}
