@@ -114,8 +114,8 @@ export interface Fleet {
   addresses: FleetAddresses;
   /** Unix sockets in `dir`: Redis itself, the sim itself, and a bridge to the control's port. */
   sockets: { redis: string; sim: string; control: string };
-  /** The sim's API, JSON in and out; throws on a status outside 2xx. */
-  api<T = any>(method: string, path: string, body?: unknown): Promise<T>;
+  /** The sim's API (its control face, or its REST face given an `authorization` header), JSON in and out; throws on a status outside 2xx. */
+  api<T = any>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<T>;
   /** One request to the control (its port inside the build host), answered whatever the status. */
   controlApi(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<HttpReply>;
   /** The fleet's own ioredis client (over its socket); close() disconnects it. */
@@ -209,10 +209,10 @@ async function start(o: FleetOptions, image: TestImage, dir: string, parts: Part
       host: host.address, router: LAN.router, lanWeb: LAN.web, metadata: LAN.metadata, sim: INTERNET.sim, publicWeb: INTERNET.publicWeb,
       publicWeb2: INTERNET.publicWeb2, dns: INTERNET.dns, prod: PROD.server,
     },
-    async api(method, path, body) {
+    async api(method, path, body, headers = {}) {
       // No content-type without a body: Fastify answers an empty JSON body 400.
       const json: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/json' };
-      const res = await requestOverSocket(sockets.sim, method, path, body === undefined ? undefined : JSON.stringify(body), json);
+      const res = await requestOverSocket(sockets.sim, method, path, body === undefined ? undefined : JSON.stringify(body), { ...json, ...headers });
       if (res.status < 200 || res.status > 299) throw new Error(`sim ${method} ${path}: ${res.status} ${res.body}`);
       return (res.status === 204 || res.body === '' ? undefined : JSON.parse(res.body)) as never;
     },
