@@ -5,6 +5,7 @@ import { installationIdOf } from '../config/installation-id.js';
 import type { GitHubClient } from '../github/index.js';
 import type { JobStore } from '../jobs/intake-record.js';
 import type { Keys } from '../queue/keys.js';
+import { createDeliveriesLoop } from './deliveries.js';
 import type { AnyLoop } from './loop.js';
 
 /** What every loop may use: the control's own connections and client, nothing of the agents'. */
@@ -26,6 +27,6 @@ export function loopDeps(d: Omit<LoopDeps, 'installationId'>): LoopDeps {
 /** The control's reconcile loops, in the order a `--once` pass runs them. */
 export function createLoops(d: LoopDeps): AnyLoop[] {
   const loops: AnyLoop[] = [];
-  void d;
+  loops.push(createDeliveriesLoop(d));
   return loops;
 }
