@@ -171,7 +171,7 @@ describe('pull mode, the webhook URL unreachable', () => {
     expect(recs.every((r) => r.decision === 'accept' && r.phase === 'queued')).toBe(true);
     await expectOneQueueEntryEach(c, ids);
     const latency = recs.map((r) => r.createdAt - created.get(r.workflowJobId)!).sort((a, b) => a - b);
-    console.log(`pull mode, pullIntervalSeconds 1: creation → record p50 ${latency[Math.floor(latency.length / 2)]} ms, max ${latency[latency.length - 1]} ms (20 jobs)`);
+    console.log(`pull mode, pullIntervalSeconds ${c.config.intake.pullIntervalSeconds}: creation → record p50 ${latency[Math.floor(latency.length / 2)]} ms, max ${latency[latency.length - 1]} ms (20 jobs)`);
   });
 });
 
