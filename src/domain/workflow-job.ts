@@ -3,6 +3,8 @@
  * Pure data: the domain never sees raw payloads.
  */
 export type JobAction = 'queued' | 'in_progress' | 'completed';
+/** The `workflow_job` actions Hangar acts on; others (e.g. `waiting`) are passed over. */
+export const JOB_ACTIONS: readonly JobAction[] = ['queued', 'in_progress', 'completed'];
 export type Visibility = 'public' | 'private' | 'internal';
 
 export interface WorkflowJobEvent {

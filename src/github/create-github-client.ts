@@ -7,7 +7,7 @@ import * as repositories from './repositories.js';
 import * as runnerGroups from './runner-groups.js';
 import * as runners from './runners.js';
 import type {
-  HookDelivery, JitConfig, Repository, RunCancellation, Runner, RunnerGroup, RunnerGroupRepository, RunnerScope, WorkflowJob, WorkflowRun,
+  HookDelivery, HookDeliveryDetail, JitConfig, Repository, RunCancellation, Runner, RunnerGroup, RunnerGroupRepository, RunnerScope, WorkflowJob, WorkflowRun,
 } from './types.js';
 
 export interface GitHubClientOptions {
@@ -53,6 +53,8 @@ export interface GitHubClient {
   listRunnerGroupRepositories(org: string, groupId: number): Promise<RunnerGroupRepository[]>;
   /** App webhook deliveries, newest first (App JWT). */
   listDeliveries(input?: deliveries.ListDeliveriesInput): Promise<deliveries.DeliveriesPage>;
+  /** One delivery with the payload GitHub sent (App JWT). Unknown: GitHubError 404. */
+  getDelivery(deliveryId: number): Promise<HookDeliveryDetail>;
   redeliver(deliveryId: number): Promise<void>;
 }
 
@@ -92,6 +94,7 @@ export function createGitHubClient(opts: GitHubClientOptions): GitHubClient {
     listRunnerGroupRepositories: async (org, groupId) =>
       runnerGroups.listRunnerGroupRepositories(await installations.forTarget({ owner: org }), org, groupId),
     listDeliveries: (input) => deliveries.listDeliveries(app, input),
+    getDelivery: (deliveryId) => deliveries.getDelivery(app, deliveryId),
     redeliver: (deliveryId) => deliveries.redeliver(app, deliveryId),
   };
 }

@@ -14,6 +14,7 @@ export type {
   WorkflowRun,
   RunCancellation,
   HookDelivery,
+  HookDeliveryDetail,
   RunnerGroup,
   RunnerGroupRepository,
   RunnerGroupVisibility,

@@ -80,6 +80,14 @@ export interface HookDelivery {
   repositoryId: number | null;
 }
 
+/** One delivery as `GET /app/hook/deliveries/{id}` shows it: what was sent, as GitHub sent it. */
+export interface HookDeliveryDetail extends HookDelivery {
+  /** The request's delivery and event headers (names lower-cased); null when GitHub's record lacks one. */
+  headers: { 'x-github-delivery': string | null; 'x-github-event': string | null };
+  /** The JSON payload as GitHub sent it (parsed). */
+  payload: unknown;
+}
+
 /** Which repositories of the organization may use a runner group: all, selected ones, or all private ones. */
 export type RunnerGroupVisibility = 'all' | 'selected' | 'private';
 

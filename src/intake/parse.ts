@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { PayloadError } from '../domain/errors.js';
-import type { JobAction, WorkflowJobEvent } from '../domain/workflow-job.js';
+import { JOB_ACTIONS, type JobAction, type WorkflowJobEvent } from '../domain/workflow-job.js';
 
 /**
  * The fields of a `workflow_job` payload Hangar relies on. Anything else GitHub sends is
@@ -34,7 +34,7 @@ const schema = z.object({
   installation: z.object({ id }).nullish(),
 });
 
-export const HANDLED_ACTIONS: readonly JobAction[] = ['queued', 'in_progress', 'completed'];
+export const HANDLED_ACTIONS: readonly JobAction[] = JOB_ACTIONS;
 
 /** Parses a workflow_job payload; `null` for actions Hangar does not act on (e.g. `waiting`). */
 export function parseWorkflowJob(payload: unknown): WorkflowJobEvent | null {

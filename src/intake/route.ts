@@ -1,16 +1,16 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
-import { decide, type PolicyConfig } from '../domain/policy.js';
-import { PayloadError, SignatureError, StoreError } from '../domain/errors.js';
+import type { PolicyConfig } from '../domain/policy.js';
+import { PayloadError, SignatureError } from '../domain/errors.js';
 import { toHttp, type HttpAnswer } from '../domain/http-errors.js';
 import type { BadSignatures } from './bad-signatures.js';
 import type { JobStore } from '../jobs/intake-record.js';
 import type { IntakeMetrics } from './metrics.js';
-import { parseWorkflowJob } from './parse.js';
+import { deliveryIdOf, ingestDelivery } from './ingest.js';
 import { verifySignature } from './verify.js';
 
 /**
- * `POST /webhooks/github`: verify → parse → decide → record, then 202. Nothing here talks to
+ * `POST /webhooks/github`: verify → parse → decide → record (ingest.ts), then 202. Nothing here talks to
  * GitHub or a VM; the one I/O is a single Redis script (jobs/intake-record.ts), so the answer is fast and
  * means "stored". Errors map to HTTP in domain/http-errors.ts, as everywhere in the control.
  */
@@ -23,7 +23,6 @@ export interface IntakeDeps {
   badSignatures: BadSignatures;
 }
 
-const DELIVERY_ID = /^[A-Za-z0-9-]{1,100}$/;
 const JSON_TYPE = /^application\/json\s*(;|$)/i;
 const EMPTY = Buffer.alloc(0);
 // Strict: a byte that is not UTF-8 is an error, not U+FFFD. ignoreBOM false: a leading BOM is dropped.
@@ -49,7 +48,7 @@ type Outcome = HttpAnswer;
 
 async function handle(headers: Record<string, string | string[] | undefined>, body: Buffer, deps: IntakeDeps): Promise<Outcome> {
   const header = headers['x-github-delivery'];
-  const deliveryId = typeof header === 'string' && DELIVERY_ID.test(header) ? header : null;
+  const deliveryId = deliveryIdOf(header);
   const signature = verifySignature(deps.webhookSecrets, body, headers['x-hub-signature-256']);
   if (signature !== 'valid') {
     deps.badSignatures.record(signature, deliveryId);
@@ -60,32 +59,21 @@ async function handle(headers: Record<string, string | string[] | undefined>, bo
     throw new PayloadError('Content-Type', "only application/json is taken: set the webhook's content type to application/json");
   }
   const event = headers['x-github-event'];
-  if (event === 'ping') return { status: 200, label: 'ping', body: { result: 'pong' } };
-  if (event !== 'workflow_job') return { status: 202, label: 'ignored-event', body: { result: 'ignored', event: String(event ?? '') } };
-  if (deliveryId === null) throw new PayloadError('X-GitHub-Delivery', 'missing or not a delivery id');
-  const ev = parseWorkflowJob(parseJson(body));
-  if (!ev) return { status: 202, label: 'ignored-action', body: { result: 'ignored' } };
-  const decision = decide(ev, deps.policy);
-  const log = deps.logger.child({ deliveryId, workflowJobId: ev.workflowJobId, action: ev.action });
-  if (decision.kind === 'ignore') {
-    log.debug('not a self-hosted job');
-    return { status: 202, label: 'ignored-hosted', body: { result: 'ignored' } };
+  const r = await ingestDelivery(
+    { deliveryId, event: typeof event === 'string' ? event : undefined, payload: () => parseJson(body) },
+    { policy: deps.policy, store: deps.store, logger: deps.logger, decisions: deps.metrics.decisions },
+  );
+  switch (r.label) {
+    case 'ping':
+      return { status: 200, label: 'ping', body: { result: 'pong' } };
+    case 'ignored-event':
+      return { status: 202, label: r.label, body: { result: 'ignored', event: String(event ?? '') } };
+    case 'ignored-action':
+    case 'ignored-hosted':
+      return { status: 202, label: r.label, body: { result: 'ignored' } };
+    default:
+      return { status: 202, label: r.label, body: { result: r.label, decision: r.decision } };
   }
-  let outcome;
-  try {
-    outcome = await deps.store.record(deliveryId, ev, decision);
-  } catch (err) {
-    throw new StoreError('store-unavailable', `redis: ${(err as Error).message}`);
-  }
-  if (outcome === 'created') {
-    deps.metrics.decisions.inc({
-      kind: decision.kind,
-      reason: decision.kind === 'reject' ? decision.reason : '',
-      pool: decision.kind === 'accept' ? decision.pool : '',
-    });
-    log.info({ repo: ev.repo, decision }, 'workflow job decided');
-  }
-  return { status: 202, label: outcome, body: { result: outcome, decision } };
 }
 
 function parseJson(body: Buffer): unknown {

@@ -5,6 +5,7 @@ import { STATE_RANK, queueEffect } from '../domain/lifecycle.js';
 import type { WorkflowJobEvent } from '../domain/workflow-job.js';
 import type { PoolJobData } from '../queue/contracts.js';
 import type { Keys } from '../queue/keys.js';
+import type { Fence } from '../reconcile/leader.js';
 import { EVENTS_MAXLEN } from './events.js';
 import type { StaticFields } from './record.js';
 
@@ -21,10 +22,12 @@ import type { StaticFields } from './record.js';
  * This shape is about Redis's CPU per delivery: splitting the JSON into ~16 hash fields inside
  * the script (cjson) cost more than the rest of the script together (see docs/benchmarks.md).
  */
-export type RecordOutcome = 'created' | 'advanced' | 'stale' | 'duplicate-delivery' | 'duplicate-event';
+export type RecordOutcome = 'created' | 'advanced' | 'stale' | 'duplicate-delivery' | 'duplicate-event' | 'fenced';
 
 const script = (deliveryTtlSeconds: number, keepSeconds: number) => `
 local action, rank, now, effect, jobId, runnerName = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[12]
+-- A delivery the reconciler pulled is written only while its replica still leads (reconcile/leader.ts).
+if KEYS[6] ~= '' and redis.call('GET', KEYS[6]) ~= ARGV[14] then return 'fenced' end
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ${deliveryTtlSeconds}) then return 'duplicate-delivery' end
 local seen = redis.call('HMGET', KEYS[2], 'rank', 'ev:' .. action)
 if seen[2] then return 'duplicate-event' end
@@ -42,7 +45,7 @@ end
 local outcome = 'stale'
 if rank > tonumber(seen[1] or '0') then
   for _, v in ipairs({'state', action, 'rank', rank, 'updatedAt', now, action .. 'At', now}) do fields[#fields + 1] = v end
-  for i = 14, #ARGV do fields[#fields + 1] = ARGV[i] end
+  for i = 15, #ARGV do fields[#fields + 1] = ARGV[i] end
   redis.call('ZADD', KEYS[3], now, jobId)
   redis.call('XADD', KEYS[4], 'MAXLEN', '~', '${EVENTS_MAXLEN}', '*', 'workflowJobId', jobId, 'at', now, 'type', 'github', 'by', 'intake',
     'state', action, 'runnerName', runnerName)
@@ -90,11 +93,12 @@ export class JobStore {
     }
     // The TTLs are part of the script's text: fewer arguments to build and send per delivery.
     const command = `hangarRecordEvent_${opts.deliveryTtlSeconds}_${keepSeconds}`;
-    redis.defineCommand(command, { numberOfKeys: 5, lua: script(opts.deliveryTtlSeconds, keepSeconds) });
+    redis.defineCommand(command, { numberOfKeys: 6, lua: script(opts.deliveryTtlSeconds, keepSeconds) });
     this.run = (redis as unknown as Record<string, (...a: (string | number)[]) => Promise<RecordOutcome>>)[command]!.bind(redis);
   }
 
-  async record(deliveryId: string, ev: WorkflowJobEvent, decision: Decision, now = Date.now()): Promise<RecordOutcome> {
+  /** With `fence` (a reconcile leader's), nothing is written once another replica leads: `fenced`. */
+  async record(deliveryId: string, ev: WorkflowJobEvent, decision: Decision, now = Date.now(), fence?: Fence): Promise<RecordOutcome> {
     this.calls++;
     const pool = decision.kind === 'accept' ? decision.pool : null;
     const reason = decision.kind === 'reject' ? decision.reason : null;
@@ -134,9 +138,10 @@ export class JobStore {
           }
         : null;
     const args: (string | number)[] = [
-      this.k.delivery(deliveryId), this.k.job(ev.workflowJobId), this.k.jobIndex, this.k.events, this.k.outbox,
+      this.k.delivery(deliveryId), this.k.job(ev.workflowJobId), this.k.jobIndex, this.k.events, this.k.outbox, fence?.key ?? '',
       ev.action, STATE_RANK[ev.action], now, effect, ev.workflowJobId, JSON.stringify(fields),
       ev.repo, decision.kind, pool ?? '', reason ?? '', ev.headBranch ?? '', ev.runnerName ?? '', data ? JSON.stringify(data) : '',
+      fence?.value ?? '',
     ];
     if (ev.runnerId !== null) args.push('runnerId', ev.runnerId);
     if (ev.runnerName !== null) args.push('runnerName', ev.runnerName);

@@ -5,6 +5,7 @@ import { installationIdOf } from '../config/installation-id.js';
 import type { GitHubClient } from '../github/index.js';
 import type { JobStore } from '../jobs/intake-record.js';
 import type { Keys } from '../queue/keys.js';
+import { createDeliveriesLoop } from './deliveries.js';
 import { hostsLoop } from './hosts.js';
 import type { AnyLoop } from './loop.js';
 import { runnersLoop } from './runners.js';
@@ -27,6 +28,6 @@ export function loopDeps(d: Omit<LoopDeps, 'installationId'>): LoopDeps {
 
 /** The control's reconcile loops, in the order a `--once` pass runs them. */
 export function createLoops(d: LoopDeps): AnyLoop[] {
-  const loops: AnyLoop[] = [hostsLoop(d), runnersLoop(d)];
+  const loops: AnyLoop[] = [createDeliveriesLoop(d), hostsLoop(d), runnersLoop(d)];
   return loops;
 }

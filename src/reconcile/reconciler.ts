@@ -23,6 +23,9 @@ export interface ReconcilerOptions {
   replica?: string;
 }
 
+/** How long stop() waits for passes in flight before it hands the lock back regardless. */
+const STOP_WAIT_MS = 2_000;
+
 export class Reconciler implements Unit {
   readonly name = 'reconcile';
   readonly lock: LeaderLock;
@@ -65,7 +68,11 @@ export class Reconciler implements Unit {
     if (this.leaseTimer) clearTimeout(this.leaseTimer);
     for (const t of this.loopTimers.values()) clearTimeout(t);
     this.loopTimers.clear();
-    await Promise.allSettled([...this.inFlight]);
+    // A pass stuck in GitHub's retries (API unreachable: seconds of backoff) must not hold the
+    // shutdown: wait a little, then hand the lock back; whatever that pass writes later is fenced.
+    const settled = Promise.allSettled([...this.inFlight]).then(() => true);
+    const waited = await Promise.race([settled, new Promise<false>((resolve) => setTimeout(() => resolve(false), STOP_WAIT_MS).unref())]);
+    if (!waited) this.log.warn({ passes: this.inFlight.size, waitedMs: STOP_WAIT_MS }, 'reconcile pass still running at stop: its writes are fenced');
     await this.lock.release().catch(() => undefined);
     this.m?.leader.set(0);
   }

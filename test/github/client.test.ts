@@ -259,6 +259,22 @@ describe('webhook deliveries (App JWT)', () => {
     expect(s.sim.deliveries().filter((d) => d.guid === failed.guid && d.redelivery)).toHaveLength(1);
     await expect(gh.redeliver(999)).rejects.toMatchObject({ status: 404 });
   });
+
+  test('lists down to an id (a cursor of handled deliveries), and gets one with its payload', async () => {
+    repo('hooks2');
+    const [queued] = s.sim.createRun({ repo: 'acme/hooks2', jobs: [job('a'), job('b')] }).jobs;
+    await s.sim.idle();
+    const newest = (await gh.listDeliveries({ maxPages: 1 })).deliveries;
+    const [second, first] = newest;
+    expect((await gh.listDeliveries({ afterId: first!.id })).deliveries.map((d) => d.id)).toEqual([second!.id]);
+    expect((await gh.listDeliveries({ afterId: second!.id })).deliveries).toEqual([]);
+
+    const got = await gh.getDelivery(first!.id);
+    expect(got).toMatchObject({ id: first!.id, guid: first!.guid, event: 'workflow_job', action: 'queued' });
+    expect(got.headers).toEqual({ 'x-github-delivery': first!.guid, 'x-github-event': 'workflow_job' });
+    expect(got.payload).toMatchObject({ action: 'queued', workflow_job: { id: queued!.id }, repository: { full_name: 'acme/hooks2' } });
+    await expect(gh.getDelivery(987_654_321)).rejects.toMatchObject({ status: 404 });
+  });
 });
 
 describe('rate limits', () => {
