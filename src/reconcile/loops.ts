@@ -6,6 +6,8 @@ import type { GitHubClient } from '../github/index.js';
 import type { JobStore } from '../jobs/intake-record.js';
 import type { Keys } from '../queue/keys.js';
 import type { AnyLoop } from './loop.js';
+import { queuedRunsLoop } from './queued-runs.js';
+import { stuckJobsLoop } from './stuck-jobs.js';
 
 /** What every loop may use: the control's own connections and client, nothing of the agents'. */
 export interface LoopDeps {
@@ -26,6 +28,7 @@ export function loopDeps(d: Omit<LoopDeps, 'installationId'>): LoopDeps {
 /** The control's reconcile loops, in the order a `--once` pass runs them. */
 export function createLoops(d: LoopDeps): AnyLoop[] {
   const loops: AnyLoop[] = [];
-  void d;
+  loops.push(queuedRunsLoop(d));
+  loops.push(stuckJobsLoop(d));
   return loops;
 }
