@@ -17,6 +17,9 @@ import type { ReconcileLoop } from './loop.js';
  * longer than that, so nothing older can still be waiting. The few fields that tell a waiting job
  * are read first in one pipeline, whole records only for those. Hosts: config.hosts with their
  * pools, and each one's heartbeat (`keys.host`; none: down).
+ *
+ * A job that moves on between observe and apply (its VM came up) still gets the flag: the note
+ * has no compare-and-set, and the flag says when (`stuck`), so the record's later phase tells.
  */
 export interface StuckJobsObservation {
   jobs: StuckCandidate[];
