@@ -23,6 +23,9 @@ export interface ReconcilerOptions {
   replica?: string;
 }
 
+/** How long stop() waits for passes in flight before it lets go of the lock. */
+const STOP_GRACE_MS = 2_000;
+
 export class Reconciler implements Unit {
   readonly name = 'reconcile';
   readonly lock: LeaderLock;
@@ -65,7 +68,16 @@ export class Reconciler implements Unit {
     if (this.leaseTimer) clearTimeout(this.leaseTimer);
     for (const t of this.loopTimers.values()) clearTimeout(t);
     this.loopTimers.clear();
-    await Promise.allSettled([...this.inFlight]);
+    // A pass waiting on GitHub (its client retries a refused connection for many seconds) must
+    // not hold the control's shutdown: wait a moment, then hand the lock back anyway. What that
+    // pass writes later is fenced (or, for JobStore.record, the same event again, deduplicated).
+    let grace: NodeJS.Timeout | undefined;
+    const settled = await Promise.race([
+      Promise.allSettled([...this.inFlight]).then(() => true),
+      new Promise<false>((resolve) => (grace = setTimeout(() => resolve(false), STOP_GRACE_MS))),
+    ]);
+    clearTimeout(grace);
+    if (!settled) this.log.warn({ passes: this.inFlight.size, waitedMs: STOP_GRACE_MS }, 'reconcile stopped with a pass still running; its writes are fenced');
     await this.lock.release().catch(() => undefined);
     this.m?.leader.set(0);
   }
