@@ -18,6 +18,7 @@ interface RawJob {
   runner_id: number | null;
   runner_name: string | null;
   head_branch: string | null;
+  head_sha: string;
   workflow_name: string | null;
 }
 
@@ -46,6 +47,7 @@ function toJob(j: RawJob): WorkflowJob {
     runnerId: j.runner_id,
     runnerName: j.runner_name,
     headBranch: j.head_branch,
+    headSha: j.head_sha,
     workflowName: j.workflow_name,
   };
 }

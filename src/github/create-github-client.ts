@@ -36,6 +36,14 @@ export interface GitHubClient {
   deleteRunner(input: runners.DeleteRunnerInput): Promise<void>;
   /** Read fresh on every call (no cache): visibility can change between two jobs. Unknown: GitHubError 404. */
   getRepository(owner: string, repo: string): Promise<Repository>;
+  /**
+   * Every repository the installation on `owner` can reach (`GET /installation/repositories`,
+   * installation token), all pages, for policy patterns `owner/*`. An installation lives on one
+   * account, but the caller filters by owner all the same. Not installed there: GitHubError 404.
+   */
+  listInstallationRepositories(owner: string): Promise<Repository[]>;
+  /** The id of the App's installation covering the repository (a webhook's `installation.id`); cached. */
+  installationIdFor(owner: string, repo: string): Promise<number>;
   getJob(owner: string, repo: string, jobId: number): Promise<WorkflowJob>;
   getRun(owner: string, repo: string, runId: number): Promise<WorkflowRun>;
   listQueuedRuns(owner: string, repo: string): Promise<WorkflowRun[]>;
@@ -83,6 +91,8 @@ export function createGitHubClient(opts: GitHubClientOptions): GitHubClient {
     listRunners: async (input) => runners.listRunners(await forScope(input), input),
     deleteRunner: async (input) => runners.deleteRunner(await forScope(input), input),
     getRepository: async (owner, repo) => repositories.getRepository(await forRepo(owner, repo), owner, repo),
+    listInstallationRepositories: async (owner) => repositories.listInstallationRepositories(await installations.forTarget({ owner })),
+    installationIdFor: (owner, repo) => installations.idOf({ owner, repo }),
     getJob: async (owner, repo, jobId) => actions.getJob(await forRepo(owner, repo), owner, repo, jobId),
     getRun: async (owner, repo, runId) => actions.getRun(await forRepo(owner, repo), owner, repo, runId),
     listQueuedRuns: async (owner, repo) => actions.listQueuedRuns(await forRepo(owner, repo), owner, repo),

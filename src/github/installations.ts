@@ -12,6 +12,8 @@ export type InstallationTarget = { owner: string; repo?: string };
  */
 export interface Installations {
   forTarget(target: InstallationTarget): Promise<HangarOctokit>;
+  /** The installation's id (what a webhook carries as `installation.id`), looked up once. */
+  idOf(target: InstallationTarget): Promise<number>;
 }
 
 export function createInstallations(
@@ -47,6 +49,9 @@ export function createInstallations(
   return {
     async forTarget(target) {
       return octokitForId(fixedInstallationId ?? (await resolve(target)));
+    },
+    async idOf(target) {
+      return fixedInstallationId ?? resolve(target);
     },
   };
 }

@@ -27,6 +27,7 @@ export type RepositoryVisibility = 'public' | 'private' | 'internal';
 
 /** What policy needs of a repository: is it public, is it a fork. */
 export interface Repository {
+  id: number;
   /** `owner/name`, as GitHub spells it. */
   fullName: string;
   visibility: RepositoryVisibility;
@@ -46,6 +47,7 @@ export interface WorkflowJob {
   runnerId: number | null;
   runnerName: string | null;
   headBranch: string | null;
+  headSha: string;
   workflowName: string | null;
 }
 

@@ -17,7 +17,8 @@ import type { Keys } from '../queue/keys.js';
  *   `host`, `mintedRunner`, `mintedAt` (the runner minted for it), `spentRunner` (one refused at start);
  *   the gate's `startRunner`/`startHost`/`startDecision`/`startRefusal`/`startedJob`;
  *   the VM's end `vmOutcome`/`vmExitCode`/`vmMs`/`vmReason`/`consoleTail`/`egress`, `tries`;
- *   refusals `mintRefusal`/`vetRefusal`, and `runCancelled`/`runCancelledFor`.
+ *   refusals `mintRefusal`/`vetRefusal`, and `runCancelled`/`runCancelledFor`;
+ *   reconcile's `stuck` (when it was last flagged stuck, ms) and `stuckWhy` (domain/stuck-jobs.ts).
  */
 
 /** The part of a record that never changes after the first event (stored as JSON). */
@@ -69,6 +70,9 @@ export interface JobRecord extends StaticFields {
   vm: VmEndFields | null;
   /** The VM's egress log (JSON from the host's own table), when its VM ended. */
   egress: unknown;
+  /** When reconcile last flagged it stuck (a new reason), and why (domain/stuck-jobs.ts). */
+  stuck: number | null;
+  stuckWhy: string | null;
   /** VMs booted for it so far. */
   tries: number;
   createdAt: number;
@@ -114,6 +118,8 @@ export function toRecord(workflowJobId: number, h: Record<string, string>): JobR
     runCancelledFor: str(h.runCancelledFor),
     vm,
     egress: h.egress ? (JSON.parse(h.egress) as unknown) : null,
+    stuck: num(h.stuck),
+    stuckWhy: str(h.stuckWhy),
     tries: num(h.tries) ?? 0,
     createdAt: Number(h.createdAt),
     updatedAt: Number(h.updatedAt),

@@ -8,7 +8,9 @@ import type { Keys } from '../queue/keys.js';
 import { createDeliveriesLoop } from './deliveries.js';
 import { hostsLoop } from './hosts.js';
 import type { AnyLoop } from './loop.js';
+import { queuedRunsLoop } from './queued-runs.js';
 import { runnersLoop } from './runners.js';
+import { stuckJobsLoop } from './stuck-jobs.js';
 
 /** What every loop may use: the control's own connections and client, nothing of the agents'. */
 export interface LoopDeps {
@@ -28,6 +30,9 @@ export function loopDeps(d: Omit<LoopDeps, 'installationId'>): LoopDeps {
 
 /** The control's reconcile loops, in the order a `--once` pass runs them. */
 export function createLoops(d: LoopDeps): AnyLoop[] {
-  const loops: AnyLoop[] = [createDeliveriesLoop(d), hostsLoop(d), runnersLoop(d)];
+  // `reconcile.enabled: false` with a pulling intake: the deliveries loop only (it is the intake).
+  if (!d.config.reconcile.enabled) return [createDeliveriesLoop(d)];
+  // Jobs in first (what GitHub announced, then what it did not), then hosts, runners, and what is stuck.
+  const loops: AnyLoop[] = [createDeliveriesLoop(d), queuedRunsLoop(d), hostsLoop(d), runnersLoop(d), stuckJobsLoop(d)];
   return loops;
 }

@@ -1,14 +1,16 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { SimContext } from './context.js';
 import { SimError } from './errors.js';
+import { paginate } from './github-api.js';
 import type { Delivery } from './hookshot.js';
 import { isoNow } from './model.js';
-import { INSTALLATION_PERMISSIONS, installationJson } from './shapes.js';
+import { INSTALLATION_PERMISSIONS, installationJson, repoFields } from './shapes.js';
 
 /**
  * The App's own routes, all with the App JWT: installation tokens, finding the installation of a
- * repository or organization, and the App's webhook deliveries. The sim has one installation,
- * on every account it knows (`repository_selection: all`).
+ * repository or organization, and the App's webhook deliveries (App JWT); and the repositories
+ * the installation reaches (installation token). The sim has one installation, on every account
+ * it knows (`repository_selection: all`), so that list holds every repository of every account.
  */
 
 const DOCS_TOKEN = 'https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app';
@@ -16,6 +18,7 @@ const DOCS_REPO_INSTALLATION = 'https://docs.github.com/rest/apps/apps#get-a-rep
 const DOCS_ORG_INSTALLATION = 'https://docs.github.com/rest/apps/apps#get-an-organization-installation-for-the-authenticated-app';
 const DOCS_DELIVERIES = 'https://docs.github.com/rest/apps/webhooks#list-deliveries-for-an-app-webhook';
 const jwt = { config: { auth: 'jwt' as const } };
+const installationAuth = { config: { auth: 'installation' as const } };
 
 function deliveryJson(d: Delivery): Record<string, unknown> {
   return {
@@ -39,6 +42,13 @@ export function appRoutes(scope: FastifyInstance, ctx: SimContext): void {
     const org = ctx.store.orgExists(req.params.org);
     if (!org) throw new SimError(404, 'Not Found', DOCS_ORG_INSTALLATION);
     return installationJson(installation, org, ctx.urls());
+  });
+
+  // https://docs.github.com/rest/apps/installations#list-repositories-accessible-to-the-app-installation
+  scope.get('/installation/repositories', installationAuth, async (req, reply) => {
+    const repos = ctx.store.allRepos();
+    const page = paginate(req, reply, ctx, repos).map((r) => repoFields(r, ctx.urls()));
+    return { total_count: repos.length, repositories: page, repository_selection: 'all' };
   });
 
   scope.post<{ Params: { installation_id: string } }>('/app/installations/:installation_id/access_tokens', jwt, async (req, reply) => {

@@ -76,6 +76,11 @@ export class SimStore {
     return this.repos.get(lower(fullName));
   }
 
+  /** Every repository, oldest first (the one installation reaches them all). */
+  allRepos(): Repo[] {
+    return [...this.repos.values()];
+  }
+
   /** GitHub answers 404 for a repository the installation cannot see, whatever the reason. */
   requireRepo(owner: string, name: string): Repo {
     const r = this.repo(`${owner}/${name}`);

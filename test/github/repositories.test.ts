@@ -31,20 +31,30 @@ describe('repositories', () => {
   test('getRepository reads visibility fresh on every call', async () => {
     repo('vis');
     s.sim.resetCalls();
-    expect(await gh.getRepository('acme', 'vis')).toEqual({ fullName: 'acme/vis', visibility: 'private', private: true, fork: false });
+    expect(await gh.getRepository('acme', 'vis')).toEqual({ id: expect.any(Number), fullName: 'acme/vis', visibility: 'private', private: true, fork: false });
     await patchVisibility('vis', 'public');
-    expect(await gh.getRepository('acme', 'vis')).toEqual({ fullName: 'acme/vis', visibility: 'public', private: false, fork: false });
+    expect(await gh.getRepository('acme', 'vis')).toEqual({ id: expect.any(Number), fullName: 'acme/vis', visibility: 'public', private: false, fork: false });
     await patchVisibility('vis', 'internal');
-    expect(await gh.getRepository('ACME', 'Vis')).toEqual({ fullName: 'acme/vis', visibility: 'internal', private: true, fork: false });
+    expect(await gh.getRepository('ACME', 'Vis')).toEqual({ id: expect.any(Number), fullName: 'acme/vis', visibility: 'internal', private: true, fork: false });
     expect(s.sim.calls()['GET /repos/:owner/:repo']).toEqual({ 200: 3 });
   });
 
   test('a fork says so; an unknown repository is GitHubError 404', async () => {
     repo('upstream');
     s.sim.createRepo({ owner: 'mallory', name: 'upstream', visibility: 'public', forkOf: 'acme/upstream' });
-    expect(await gh.getRepository('mallory', 'upstream')).toEqual({ fullName: 'mallory/upstream', visibility: 'public', private: false, fork: true });
+    expect(await gh.getRepository('mallory', 'upstream')).toEqual({ id: expect.any(Number), fullName: 'mallory/upstream', visibility: 'public', private: false, fork: true });
     const err = await gh.getRepository('acme', 'nope').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(GitHubError);
     expect(err).toMatchObject({ status: 404 });
+  });
+
+  test('listInstallationRepositories reads every page of GET /installation/repositories; installationIdFor is the installation id', async () => {
+    for (let i = 0; i < 105; i++) repo(`many-${i}`);
+    s.sim.resetCalls();
+    const all = await gh.listInstallationRepositories('acme');
+    expect(all.filter((r) => r.fullName.startsWith('acme/many-'))).toHaveLength(105);
+    expect(all.find((r) => r.fullName === 'acme/many-7')).toEqual({ id: expect.any(Number), fullName: 'acme/many-7', visibility: 'private', private: true, fork: false });
+    expect(s.sim.calls()['GET /installation/repositories']![200]).toBeGreaterThanOrEqual(2);
+    expect(await gh.installationIdFor('acme', 'many-7')).toBe(s.sim.installationId);
   });
 });

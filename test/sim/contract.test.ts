@@ -67,6 +67,21 @@ describe('installation (App JWT)', () => {
   });
 });
 
+describe('installation repositories (installation token)', () => {
+  test('200 every repository the installation reaches, paginated with a Link header; 401 with the App JWT', async () => {
+    const res = await expectShape('GET', '/installation/repositories', '/installation/repositories?per_page=1', 200);
+    expect(res.body.total_count).toBeGreaterThanOrEqual(2);
+    expect(res.body.repositories).toHaveLength(1);
+    expect(res.body.repository_selection).toBe('all');
+    expect(res.headers.get('link')).toMatch(/rel="next"/);
+    const all = await expectShape('GET', '/installation/repositories', '/installation/repositories?per_page=100', 200);
+    expect(all.body.repositories.map((r: { full_name: string }) => r.full_name)).toEqual(expect.arrayContaining(['acme/app', 'acme/lib']));
+    expect(all.body.repositories.find((r: { full_name: string }) => r.full_name === 'acme/lib')).toMatchObject({ private: true, visibility: 'internal' });
+    const withJwt = await h.call('GET', '/installation/repositories', { auth: `Bearer ${jwt}` });
+    expect(withJwt.status).toBe(401);
+  });
+});
+
 describe('repository', () => {
   test('200 full repository; 404 unknown', async () => {
     const res = await expectShape('GET', REPO, '/repos/acme/lib', 200);
