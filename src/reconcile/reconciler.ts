@@ -87,12 +87,14 @@ export class Reconciler implements Unit {
    * and no lock is taken (it only reads): the plans are described. Otherwise it takes the lock like
    * any pass, and answers `null` when another replica leads.
    */
-  async runOnce(opts: { dryRun: boolean }): Promise<PassReport[] | null> {
+  async runOnce(opts: { dryRun: boolean; only?: readonly string[] }): Promise<PassReport[] | null> {
+    const unknown = (opts.only ?? []).filter((n) => !this.o.loops.some((l) => l.name === n));
+    if (unknown.length > 0) throw new Error(`no reconcile loop named ${unknown.join(', ')} (loops: ${this.o.loops.map((l) => l.name).join(', ')})`);
     const leadingBefore = this.lock.fence !== null;
     const fence = opts.dryRun ? { key: this.o.lockKey, value: '(dry run)', token: 0 } : await this.lock.acquire();
     if (!fence) return null;
     const out: PassReport[] = [];
-    for (const loop of this.o.loops) out.push(await this.pass(loop, fence, opts.dryRun));
+    for (const loop of this.o.loops) if (!opts.only || opts.only.includes(loop.name)) out.push(await this.pass(loop, fence, opts.dryRun));
     // A one-off pass (the CLI) hands the lock straight back; a running reconciler keeps leading.
     if (!opts.dryRun && !leadingBefore && !this.running) await this.lock.release();
     return out;

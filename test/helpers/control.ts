@@ -65,7 +65,7 @@ pools:
 ${(o.pools ?? []).map((p) => `  - ${p}`).join('\n')}
 ${hosts.length ? `hosts:\n${hosts.join('\n')}` : ''}
 log: {level: ${o.logLevel ?? 'warn'}}
-reconcile: ${o.reconcile ?? '{enabled: false}'}
+${/^reconcile:/m.test(o.extraYaml ?? '') ? '' : `reconcile: ${o.reconcile ?? '{enabled: false}'}`}
 ${o.intake ? `intake: ${o.intake}` : ''}
 ${o.extraYaml ?? ''}`;
   const file = join(dir, 'hangar.yaml');

@@ -101,7 +101,7 @@ async function eventsOf(ids: number[]) {
 }
 
 test('the control runs both loops, queued runs before stuck jobs', () => {
-  const names = createLoops(loopDeps({ config: c.config, redis: c.redis, keys: k, github: c.github, logger: pino({ level: 'silent' }), store: null as never })).map((l) => l.name);
+  const names = createLoops(loopDeps({ config: { ...c.config, reconcile: { ...c.config.reconcile, enabled: true } }, redis: c.redis, keys: k, github: c.github, logger: pino({ level: 'silent' }), store: null as never })).map((l) => l.name);
   expect(names.indexOf('queued-runs')).toBeGreaterThanOrEqual(0);
   expect(names.indexOf('stuck-jobs')).toBeGreaterThan(names.indexOf('queued-runs'));
 });
