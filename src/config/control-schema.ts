@@ -17,6 +17,17 @@ const github = z.strictObject(
     previousWebhookSecretFile: filePath.optional(),
     /** Pause between GitHub writes (runner registration, deletion), as GitHub asks of integrations. */
     writeSpacingMs: z.number().int().min(0).max(10_000).default(1000),
+    /**
+     * One budget for every GitHub call of every control replica (Redis keeps it): a token bucket
+     * of `burst` requests refilled at `requestsPerHour`. The default stays under GitHub's 5000
+     * per hour per installation, leaving room for another tool on the same App.
+     */
+    rateBudget: z
+      .strictObject({
+        requestsPerHour: z.number().int().min(1).max(10_000_000).default(4000),
+        burst: z.number().int().min(1).max(100_000).default(100),
+      })
+      .prefault({}),
   },
   requiredFor('hangar control'),
 );

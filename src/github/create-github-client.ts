@@ -3,6 +3,7 @@ import * as actions from './actions.js';
 import { createOctokit, createWriteGroup, type ThrottleOptions } from './create-octokit.js';
 import * as deliveries from './deliveries.js';
 import { createInstallations } from './installations.js';
+import type { RequestBudget, RequestObserver } from './request-budget.js';
 import * as repositories from './repositories.js';
 import * as runnerGroups from './runner-groups.js';
 import * as runners from './runners.js';
@@ -21,6 +22,13 @@ export interface GitHubClientOptions {
   logger?: Logger;
   throttle?: ThrottleOptions;
   requestTimeoutMs?: number;
+  /**
+   * Every request takes a token from it first, and GitHub's "wait" pauses all who share it.
+   * Absent (a CLI command without Redis): only plugin-throttling's per-request waits.
+   */
+  budget?: RequestBudget;
+  /** Told every attempt's outcome and every pause (the control's /metrics). */
+  observer?: RequestObserver;
 }
 
 /**
@@ -66,6 +74,8 @@ export interface GitHubClient {
   redeliver(deliveryId: number): Promise<void>;
 }
 
+let clients = 0;
+
 export function createGitHubClient(opts: GitHubClientOptions): GitHubClient {
   const logger = (opts.logger ?? pino({ level: 'silent' })).child({ unit: 'github' });
   const writeGroup = createWriteGroup(opts.throttle);
@@ -75,8 +85,13 @@ export function createGitHubClient(opts: GitHubClientOptions): GitHubClient {
     privateKey: opts.privateKey,
     logger,
     writeGroup,
+    // Its own limiters (requests in flight, token requests), so two clients in one process (a
+    // test's two control replicas) each have theirs, as two processes would.
+    throttleId: `hangar-${++clients}`,
     ...(opts.throttle ? { throttle: opts.throttle } : {}),
     ...(opts.requestTimeoutMs ? { requestTimeoutMs: opts.requestTimeoutMs } : {}),
+    ...(opts.budget ? { budget: opts.budget } : {}),
+    ...(opts.observer ? { observer: opts.observer } : {}),
   };
   const app = createOctokit(base);
   const installations = createInstallations(app, opts.installationId, (installationId) =>

@@ -4,12 +4,15 @@ import { throttling } from '@octokit/plugin-throttling';
 import { Octokit } from '@octokit/rest';
 import Bottleneck from 'bottleneck';
 import type { Logger } from 'pino';
+import { requestBudgetPlugin, type RequestBudget, type RequestObserver } from './request-budget.js';
 
 /**
  * One Octokit, authenticated as the App (JWT) or as one installation, with GitHub's
  * rate-limit etiquette built in: wait out `retry-after` on secondary limits and the reset on
  * primary ones (plugin-throttling), retry 5xx with backoff (plugin-retry), a bounded number
- * of times each. A request that gives up surfaces as the original error.
+ * of times each. A request that gives up surfaces as the original error. With a budget, every
+ * attempt (retries and token requests included) first takes a token from it, and a "wait" from
+ * GitHub pauses everyone sharing it (request-budget.ts).
  */
 
 export interface ThrottleOptions {
@@ -37,13 +40,23 @@ export interface OctokitOptions {
   requestTimeoutMs?: number;
   /** Shared by every Octokit of one client, so write spacing holds across installations. */
   writeGroup?: Bottleneck.Group;
+  /**
+   * Shared by every Octokit of one client: plugin-throttling keeps its limiters (10 requests in
+   * flight, one token request at a time, the write spacing) per id. Default: one per process.
+   */
+  throttleId?: string;
+  /** Shared by every Octokit of one client (and, through Redis, by every control replica). */
+  budget?: RequestBudget;
+  observer?: RequestObserver;
 }
 
 export function createWriteGroup(throttle: ThrottleOptions | undefined): Bottleneck.Group {
   return new Bottleneck.Group({ maxConcurrent: 1, minTime: throttle?.writeSpacingMs ?? 1000 });
 }
 
-const HangarOctokit = Octokit.plugin(throttling, retry);
+// The budget first: plugins registered earlier wrap the request more closely, so the retries
+// plugin-throttling and plugin-retry make go through it again.
+const HangarOctokit = Octokit.plugin(requestBudgetPlugin, throttling, retry);
 export type HangarOctokit = InstanceType<typeof HangarOctokit>;
 
 /** Statuses a retry cannot fix, or that plugin-throttling owns (403, 429). 409 is a name clash. */
@@ -55,6 +68,7 @@ export function createOctokit(opts: OctokitOptions): HangarOctokit {
   const maxRetries = t.maxRetries ?? 3;
   const maxWait = t.maxRetryAfterSeconds ?? 120;
   const timeoutMs = opts.requestTimeoutMs ?? 30_000;
+  const fallbackRetryAfterSeconds = t.fallbackRetryAfterSeconds ?? 60;
 
   const onLimit =
     (kind: 'primary' | 'secondary') =>
@@ -85,10 +99,12 @@ export function createOctokit(opts: OctokitOptions): HangarOctokit {
     throttle: {
       onRateLimit: onLimit('primary'),
       onSecondaryRateLimit: onLimit('secondary'),
-      fallbackSecondaryRateRetryAfter: t.fallbackRetryAfterSeconds ?? 60,
+      fallbackSecondaryRateRetryAfter: fallbackRetryAfterSeconds,
       write: opts.writeGroup ?? createWriteGroup(t),
+      ...(opts.throttleId ? { id: opts.throttleId } : {}),
     },
     retry: { doNotRetry: DO_NOT_RETRY, retries: t.serverErrorRetries ?? 3 },
+    requestBudget: { budget: opts.budget, observer: opts.observer, logger: log, fallbackRetryAfterSeconds },
     // Octokit's own lines are not constant messages; keep them at debug, data in a field.
     // Its `error` lines are failures we rethrow as GitHubError: the caller decides the level.
     log: {

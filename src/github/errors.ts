@@ -47,6 +47,8 @@ function githubMessage(err: unknown): string | undefined {
  * A request that got no response (network, timeout) has status 500, as Octokit reports it.
  */
 export function toGitHubError(err: unknown, op: string): unknown {
+  // Already ours (the rate budget's refusal): it is not an answer from GitHub.
+  if (err instanceof GitHubError) return err;
   const status = statusOf(err);
   if (status === undefined) return err;
   const detail = githubMessage(err) ?? (err instanceof Error ? err.message : 'no response');

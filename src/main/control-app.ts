@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import type { ControlConfig } from '../config/schema.js';
 import type { ControlSecrets } from '../config/secrets.js';
 import { RunVetter } from '../gate/run-vetter.js';
@@ -9,11 +9,13 @@ import { createGitHubClient, type GitHubClient } from '../github/index.js';
 import { JobStore } from '../jobs/intake-record.js';
 import { keys } from '../queue/keys.js';
 import { OutboxWorker } from '../queue/outbox-worker.js';
+import { RedisRateBudget } from '../queue/rate-budget.js';
 import type { PoolQueues } from '../queue/pool-queues.js';
 import { createLoops, loopDeps } from '../reconcile/loops.js';
 import { Reconciler } from '../reconcile/reconciler.js';
 import { controlHttp } from './control-http.js';
 import { controlRedis } from './control-redis.js';
+import { githubMetrics } from './github-metrics.js';
 import { compose, unit, type Unit } from './units.js';
 
 /**
@@ -38,12 +40,17 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
   const conns = controlRedis(config, logger);
   const { redis, queues } = conns;
   const store = new JobStore(redis, k, { deliveryTtlSeconds: config.control.deliveryTtlHours * 3600 });
+  const registry = new Registry();
+  // One budget for all replicas, in Redis; its state and every request on /metrics.
+  const budget = new RedisRateBudget(redis, k.rateBudget, config.github.rateBudget);
   const github = createGitHubClient({
     apiUrl: config.github.apiUrl,
     appId: config.github.appId,
     privateKey: secrets.appPrivateKey,
     logger: logger.child({ unit: 'github' }),
     throttle: { writeSpacingMs: config.github.writeSpacingMs },
+    budget,
+    observer: githubMetrics(registry, budget),
   });
   const relay = new OutboxWorker(
     {
@@ -56,7 +63,7 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
   const vetter = config.policy.cancelRefusedRuns
     ? new RunVetter({ config, github, redisUrl: config.redis.url, redis, keys: k, logger: logger.child({ unit: 'vetter' }) })
     : null;
-  const http = controlHttp({ config, secrets, logger, redis, keys: k, queues, store, github });
+  const http = controlHttp({ config, secrets, logger, redis, keys: k, queues, store, github, registry });
   const reconciler = config.reconcile.enabled || config.intake.mode === 'pull'
     ? new Reconciler({
         redis, lockKey: k.leader, tokenKey: k.leaderToken, leaderTtlMs: config.reconcile.leaderTtlSeconds * 1000,

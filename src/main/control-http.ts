@@ -26,6 +26,8 @@ export interface ControlHttpDeps {
   queues: PoolQueues;
   store: JobStore;
   github: GitHubClient;
+  /** The /metrics registry, when others (the GitHub client) registered into it first. */
+  registry?: Registry;
 }
 
 export interface ControlHttp extends Unit {
@@ -40,7 +42,7 @@ export interface ControlHttp extends Unit {
  */
 export function controlHttp(d: ControlHttpDeps): ControlHttp {
   const { config, logger, redis, github, keys: k } = d;
-  const registry = new Registry();
+  const registry = d.registry ?? new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'hangar_control_' });
   new Gauge({
     name: 'hangar_queue_depth',

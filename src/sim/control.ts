@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { CallCounts } from './calls.js';
+import type { CallCounts, CallEntry } from './calls.js';
 import type { SimContext } from './context.js';
 import { notFound } from './errors.js';
 import type { Delivery } from './hookshot.js';
@@ -198,6 +198,11 @@ export class SimControl {
   /** Requests to the GitHub REST face since the last reset, per `METHOD /route/:template` and status. */
   calls(): CallCounts {
     return this.ctx.calls.snapshot();
+  }
+
+  /** The same calls one by one, in order, each with the time it arrived (for rates per window). */
+  callLog(): CallEntry[] {
+    return this.ctx.calls.entries();
   }
 
   resetCalls(): void {

@@ -43,7 +43,8 @@ export function githubApiHooks(scope: FastifyInstance, ctx: SimContext): void {
 
   // onResponse also sees answers sent from onRequest (rate limits, 401s).
   scope.addHook('onResponse', async (req, reply) => {
-    ctx.calls.record(req.method, req.routeOptions.url ?? req.url, reply.statusCode);
+    // elapsedTime: since the request arrived, so the record says when it reached the sim.
+    ctx.calls.record(req.method, req.routeOptions.url ?? req.url, reply.statusCode, Date.now() - reply.elapsedTime);
   });
 
   scope.setErrorHandler(async (err: unknown, _req, reply) => {

@@ -27,6 +27,11 @@ export interface TestControlOptions {
   pools?: string[];
   /** policy.cancelRefusedRuns (default true): off leaves the gate at job start alone. */
   cancelRefusedRuns?: boolean;
+  /**
+   * github.rateBudget. Default: generous (1000/s), so tests that are not about the budget are
+   * not slowed by the production default of 4000 per hour.
+   */
+  rateBudget?: { requestsPerHour: number; burst: number };
   /** The control's root logger (default: silent), for tests that read its lines. */
   logger?: Logger;
   /**
@@ -53,6 +58,7 @@ github:
   apiUrl: ${o.apiUrl ?? 'http://127.0.0.1:1'}
   appId: ${o.appId ?? 1}
   writeSpacingMs: 0
+  rateBudget: {requestsPerHour: ${o.rateBudget?.requestsPerHour ?? 3_600_000}, burst: ${o.rateBudget?.burst ?? 1000}}
   privateKeyFile: ${dir}/app.pem
   webhookSecretFile: ${dir}/secret
 ${o.previousSecret ? `  previousWebhookSecretFile: ${dir}/secret.old\n` : ''}

@@ -1,12 +1,12 @@
 import { pino, type Logger } from 'pino';
-import { createGitHubClient, type GitHubClient, type ThrottleOptions } from '../../../src/github/index.js';
+import { createGitHubClient, type GitHubClient, type RequestBudget, type RequestObserver, type ThrottleOptions } from '../../../src/github/index.js';
 import type { CallCounts } from '../../../src/sim/calls.js';
 import { createSim, type Sim } from '../../../src/sim/server.js';
 
 export interface SimClient {
   sim: Sim;
   url: string;
-  client(opts?: { throttle?: ThrottleOptions; logger?: Logger; installationId?: number | null }): GitHubClient;
+  client(opts?: { throttle?: ThrottleOptions; logger?: Logger; installationId?: number | null; budget?: RequestBudget; observer?: RequestObserver }): GitHubClient;
   close(): Promise<void>;
 }
 
@@ -39,6 +39,8 @@ export async function startSimClient(): Promise<SimClient> {
         logger: o.logger ?? pino({ level: 'silent' }),
         // The sim does not need GitHub's one-second spacing of writes.
         throttle: { writeSpacingMs: 0, ...o.throttle },
+        ...(o.budget ? { budget: o.budget } : {}),
+        ...(o.observer ? { observer: o.observer } : {}),
       });
     },
     close: () => sim.close(),

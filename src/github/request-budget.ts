@@ -1,0 +1,120 @@
+import type { Octokit } from '@octokit/core';
+import type { OctokitOptions } from '@octokit/core/types';
+import type { Logger } from 'pino';
+import { GitHubError } from '../domain/errors.js';
+import { pauseFor, type Pause, type PauseWhy } from '../domain/rate-limit.js';
+import { statusOf } from './errors.js';
+
+export type { PauseWhy } from '../domain/rate-limit.js';
+
+/**
+ * The one rate budget every request to GitHub draws from: each attempt (retries and
+ * installation-token requests too) takes a token first, and an answer that says "wait" pauses
+ * every holder of the budget, not only the request that got it. The client does not know where
+ * the budget lives; the control keeps it in Redis (queue/rate-budget.ts) so all its replicas
+ * share one, and a CLI command without Redis has none.
+ */
+export interface RequestBudget {
+  /**
+   * Resolves when one request may go out: a token taken and no pause in force. Rejects with
+   * `RateBudgetError` rather than wait past its bound, so no call hangs on a long pause.
+   */
+  take(route: string): Promise<void>;
+  /**
+   * Holds every holder's requests until `untilMs` (epoch ms, this process's clock). A pause
+   * already set that lasts longer stands. Resolves to how many ms the shared pause grew by.
+   */
+  backOff(untilMs: number, why: PauseWhy): Promise<number>;
+}
+
+/** What the client tells whoever counts its requests (the control's /metrics). */
+export interface RequestObserver {
+  /** One attempt's outcome: GitHub's status, or `none` when no answer came (network, timeout). */
+  answered(route: string, status: number | 'none'): void;
+  /** GitHub said to wait; the shared pause grew by `extendedMs` (0: a longer one was in force). */
+  rateLimited(route: string, why: PauseWhy, extendedMs: number): void;
+}
+
+/** The budget would not let a request out within its bound (a long pause, or a starved bucket). */
+export class RateBudgetError extends GitHubError {
+  readonly retryAtMs: number;
+  constructor(retryAtMs: number, message: string) {
+    super(429, message);
+    this.retryAtMs = retryAtMs;
+  }
+}
+
+export interface BudgetHookOptions {
+  budget?: RequestBudget | undefined;
+  observer?: RequestObserver | undefined;
+  logger: Logger;
+  /** Secondary limit without `retry-after`: pause this long (s). */
+  fallbackRetryAfterSeconds: number;
+}
+
+/**
+ * An Octokit plugin. It must come before plugin-throttling and plugin-retry in
+ * `Octokit.plugin(...)`: hooks registered first run innermost, so every retry those plugins make
+ * passes through here again and draws its own token.
+ */
+export function requestBudgetPlugin(octokit: Octokit, options: OctokitOptions): Record<string, never> {
+  const o = (options as { requestBudget?: BudgetHookOptions }).requestBudget;
+  if (!o || (!o.budget && !o.observer)) return {};
+  octokit.hook.wrap('request', async (request, opts) => {
+    const route = routeLabel(opts.method, opts.url);
+    await o.budget?.take(route);
+    try {
+      const res = await request(opts);
+      o.observer?.answered(route, res.status);
+      await notePause(o, route, { status: res.status, headers: res.headers });
+      return res;
+    } catch (err) {
+      // Octokit reports a request that got no answer (network, timeout) as a 500 with no response.
+      const status = statusOf(err);
+      const answered = status !== undefined && (err as { response?: unknown }).response !== undefined;
+      o.observer?.answered(route, answered ? status : 'none');
+      if (answered) await notePause(o, route, answerOf(err, status));
+      throw err;
+    }
+  });
+  return {};
+}
+
+async function notePause(o: BudgetHookOptions, route: string, answer: Parameters<typeof pauseFor>[0]): Promise<void> {
+  const pause: Pause | null = pauseFor(answer, Date.now(), o.fallbackRetryAfterSeconds);
+  if (!pause) return;
+  // A budget that cannot store the pause must not turn GitHub's answer into another error.
+  const extendedMs = o.budget ? await o.budget.backOff(pause.untilMs, pause.why).catch((err: unknown) => {
+    o.logger.error({ route, err: err instanceof Error ? err.message : String(err) }, 'github pause not shared');
+    return 0;
+  }) : 0;
+  o.observer?.rateLimited(route, pause.why, extendedMs);
+  const fields = { route, why: pause.why, status: answer.status, pausedUntil: new Date(pause.untilMs).toISOString(), extendedMs };
+  if (extendedMs > 0) o.logger.warn(fields, 'github rate limited, every replica paused');
+  else o.logger.debug(fields, 'github rate limited, pause already in force');
+}
+
+function answerOf(err: unknown, status: number): Parameters<typeof pauseFor>[0] {
+  const response = (err as { response?: { headers?: Record<string, string>; data?: unknown } }).response;
+  const data = response?.data;
+  const message = typeof data === 'object' && data !== null && 'message' in data && typeof data.message === 'string' ? data.message : undefined;
+  return { status, headers: response?.headers ?? {}, message };
+}
+
+/**
+ * A metrics label with few values: Octokit's route template (`/repos/{owner}/{repo}/...`) as
+ * is. Paginated calls arrive with the values filled in (and pagination links as full URLs), so
+ * those are put back into the template's shape: the owner and repository after `repos`, the
+ * organization after `orgs`, numbers as `{n}`; no query, no host or GHES base path.
+ */
+export function routeLabel(method: string, url: string): string {
+  if (url.includes('{')) return `${method} ${url.split('?')[0]}`;
+  const path = /^https?:\/\//.test(url) ? new URL(url).pathname.replace(/^\/api\/v3(?=\/)/, '') : url.split('?')[0]!;
+  const parts = path.split('/');
+  for (let i = 0; i < parts.length; i++) {
+    if (parts[i] === 'repos' && i + 2 < parts.length) parts.splice(i + 1, 2, '{owner}', '{repo}');
+    else if (parts[i] === 'orgs' && i + 1 < parts.length) parts.splice(i + 1, 1, '{org}');
+    else if (/^\d+$/.test(parts[i]!)) parts[i] = '{n}';
+  }
+  return `${method} ${parts.join('/')}`;
+}
