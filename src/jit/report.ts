@@ -80,16 +80,21 @@ export async function reportJob(deps: ReportDeps, host: KnownHost, workflowJobId
     return { kind: 'ok', phase: 'refused-at-start' };
   }
   const to = phaseForVmEnd(r.end);
-  const moved = await jobs.move(workflowJobId, { to, by, why: r.reason ?? r.end, fields, onlyIf: { field: 'mintedRunner', equals: r.runnerName } });
+  // A VM that ran no job, or vanished: its runner is deleted below, so it is spent, and the job
+  // is owed a runner again (mint-policy.ts: a job minted for before is owed none while that one lives).
+  const spent = r.end === 'not-run' || r.end === 'lost';
+  if (spent) fields.spentRunner = r.runnerName;
+  const moved = await jobs.move(workflowJobId, {
+    to, by, why: r.reason ?? r.end, fields, onlyIf: { field: 'mintedRunner', equals: r.runnerName }, ...(spent ? { remove: ['mintedRunner'] } : {}),
+  });
   if (!moved.ok) {
     // Refused: the record stays as it was; the stream keeps what was reported.
     await jobs.note(workflowJobId, { by, what: 'vm-ended', why: `${r.end} (${r.vmMs} ms): ${describeRefusal(moved, to)}` });
     return { kind: 'illegal', message: describeRefusal(moved, to) };
   }
-  // Its runner never ran a job: it must not linger registered, offline, waiting for one.
   // Its runner never ran a job: it must not linger registered, offline, waiting for one; and the
   // job attempt is free for whichever host takes its next try.
-  if (r.end === 'not-run' || r.end === 'lost') {
+  if (spent) {
     await removeRunner(deps, log, workflowJobId, record.repo, record.pool, r.runnerName);
     await releaseJobAttempt(deps.redis, deps.keys, workflowJobId, record.runAttempt, host.name);
   }

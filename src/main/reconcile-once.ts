@@ -4,6 +4,7 @@ import { readControlSecrets } from '../config/secrets.js';
 import { createGitHubClient } from '../github/index.js';
 import { JobStore } from '../jobs/intake-record.js';
 import { keys } from '../queue/keys.js';
+import { RedisRateBudget } from '../queue/rate-budget.js';
 import { createLoops, loopDeps } from '../reconcile/loops.js';
 import { Reconciler } from '../reconcile/reconciler.js';
 import type { PassReport } from '../reconcile/loop.js';
@@ -27,6 +28,8 @@ export async function reconcileOnce(configFile: string, opts: { dryRun: boolean;
     const github = createGitHubClient({
       apiUrl: config.github.apiUrl, appId: config.github.appId, privateKey: secrets.appPrivateKey,
       logger, throttle: { writeSpacingMs: config.github.writeSpacingMs },
+      // The same budget the controls draw from: a one-off pass is one more replica.
+      budget: new RedisRateBudget(conns.redis, k.rateBudget, config.github.rateBudget),
     });
     const store = new JobStore(conns.redis, k, { deliveryTtlSeconds: config.control.deliveryTtlHours * 3600 });
     const reconciler = new Reconciler({

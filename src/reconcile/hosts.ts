@@ -82,6 +82,8 @@ async function returnJob(d: LoopDeps, a: Extract<HostAction, { kind: 'return-job
   }
   const moved = await jobMoves(d.redis, d.keys).move(a.workflowJobId, {
     to: 'lost', by: 'reconcile', why: 'host-down', fence,
+    // Its runner is gone (deleted above): spent, so the job is owed a new one.
+    ...(a.runnerName ? { fields: { spentRunner: a.runnerName }, remove: ['mintedRunner'] } : {}),
     ...(a.runnerName ? { onlyIf: { field: 'mintedRunner', equals: a.runnerName } } : {}),
   });
   if (!moved.ok) return false;
