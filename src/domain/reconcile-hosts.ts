@@ -20,6 +20,8 @@ export interface HostJob {
   host: string;
   phase: JobPhase;
   mintedRunner: string | null;
+  /** When its runner was minted (ms): a host may not have sent its first heartbeat yet. */
+  mintedAt: number | null;
   runAttempt: number;
 }
 
@@ -29,7 +31,11 @@ export type HostAction =
 
 const RETURNABLE: readonly JobPhase[] = ['minted', 'vm-up'];
 
-export function planHosts(hosts: readonly HostFacts[], jobs: readonly HostJob[]): HostAction[] {
+/**
+ * `graceMs`: a job minted this recently stays with its host even while the host is silent (a beat
+ * missed, an agent restarting: it reports its own leftover VMs when it is back).
+ */
+export function planHosts(hosts: readonly HostFacts[], jobs: readonly HostJob[], l: { now: number; graceMs: number } = { now: 0, graceMs: 0 }): HostAction[] {
   const out: HostAction[] = [];
   const down = new Set<string>();
   for (const h of hosts) {
@@ -39,7 +45,8 @@ export function planHosts(hosts: readonly HostFacts[], jobs: readonly HostJob[])
     if (!h.alive && h.was !== 'down') out.push({ kind: 'host-down', host: h.name });
   }
   for (const j of jobs) {
-    if (down.has(j.host) && RETURNABLE.includes(j.phase)) {
+    const young = j.mintedAt !== null && l.now - j.mintedAt < l.graceMs;
+    if (down.has(j.host) && RETURNABLE.includes(j.phase) && !young) {
       out.push({ kind: 'return-job', host: j.host, workflowJobId: j.workflowJobId, runnerName: j.mintedRunner, runAttempt: j.runAttempt });
     }
   }

@@ -39,10 +39,10 @@ export function hostsLoop(d: LoopDeps): ReconcileLoop<Observed, { actions: HostA
       const hosts = names.map((name) => ({ name, alive: live.has(name), was: was[name] === 'up' || was[name] === 'down' ? (was[name] as 'up' | 'down') : null }));
       const jobs = open
         .filter((r) => r.host !== null && r.phase !== null)
-        .map((r) => ({ workflowJobId: r.workflowJobId, host: r.host!, phase: r.phase!, mintedRunner: r.mintedRunner, runAttempt: r.runAttempt }));
+        .map((r) => ({ workflowJobId: r.workflowJobId, host: r.host!, phase: r.phase!, mintedRunner: r.mintedRunner, mintedAt: r.mintedAt, runAttempt: r.runAttempt }));
       return { hosts, jobs, whereOf: new Map(open.map((r) => [r.workflowJobId, { repo: r.repo, pool: r.pool }])) };
     },
-    plan: (o) => ({ actions: planHosts(o.hosts, o.jobs), whereOf: o.whereOf }),
+    plan: (o, now) => ({ actions: planHosts(o.hosts, o.jobs, { now, graceMs: d.config.reconcile.runnerGraceSeconds * 1000 }), whereOf: o.whereOf }),
     describe: (p) => p.actions.map((a) => (a.kind === 'return-job' ? `return job ${a.workflowJobId} to the queue (host ${a.host} down, runner ${a.runnerName ?? '(none)'})` : `${a.kind} ${a.host}`)),
     async apply(p, fence) {
       const counts: Record<string, number> = { 'host-down': 0, 'host-up': 0, 'return-job': 0, busy: 0, fenced: 0 };

@@ -125,6 +125,9 @@ describe('reconcile: hosts', () => {
     const runner = await mint(SPARE, job!);
     await heartbeat(MINIPC, []);
     // spare never sends a heartbeat: it is down. (The busy/started case is the plan's table.)
+    // Within the grace (1 s here) its job stays with it: a host may be restarting.
+    expect((await c.reconciler!.runOnce({ dryRun: true, only: ['hosts'] }))![0]!.actions.filter((a) => a.startsWith('return'))).toEqual([]);
+    await new Promise((r) => setTimeout(r, 1_100));
     const pass = await c.reconciler!.runOnce({ dryRun: false });
     const hostsPass = pass!.find((r) => r.loop === 'hosts')!;
     expect(hostsPass.actions).toContain(`return job ${job} to the queue (host spare down, runner ${runner})`);
