@@ -63,6 +63,11 @@ export interface FleetOptions {
   intake?: { mode: 'push' | 'pull'; pullIntervalSeconds?: number };
   /** Where the sim sends webhooks (default: the control's intake on the build host's LAN address). */
   webhookUrl?: string;
+  /**
+   * `github.rateBudget` (default 36 000/h, burst 200: the sim is not GitHub, and a demo batch
+   * should not wait on a budget sized for github.com's 5 000/h).
+   */
+  githubRateBudget?: { requestsPerHour: number; burst: number };
 }
 
 /** Reconcile's cadence in a local fleet: the same loops as production, every few seconds. */
@@ -315,7 +320,7 @@ function fleetConfig(c: ConfigInput): string {
   const pools = role === 'deploy' ? 'build, large, locked, deploy' : 'build, large, locked';
   const prod = role === 'deploy' ? `, productionCidrs: [${PROD.server.replace(/\.\d+$/, '.0')}/24]` : '';
   return `
-github: {apiUrl: "${c.simUrl}", appId: 1, privateKeyFile: ${c.dir}/app.pem, webhookSecretFile: ${c.dir}/${WEBHOOK_SECRET_FILE}, writeSpacingMs: 0}
+github: {apiUrl: "${c.simUrl}", appId: 1, privateKeyFile: ${c.dir}/app.pem, webhookSecretFile: ${c.dir}/${WEBHOOK_SECRET_FILE}, writeSpacingMs: 0, rateBudget: {requestsPerHour: ${c.githubRateBudget?.requestsPerHour ?? 36_000}, burst: ${c.githubRateBudget?.burst ?? 200}}}
 redis: {url: "${c.redisUrl}", prefix: ${c.prefix}}
 control: {host: 0.0.0.0, port: ${CONTROL_PORT}${c.retries ? `, retries: {attempts: ${c.retries.attempts}, backoffSeconds: ${c.retries.backoffSeconds}}` : ''}}
 reconcile: ${c.reconcile ?? RECONCILE_DEFAULTS}
