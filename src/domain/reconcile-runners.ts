@@ -47,6 +47,8 @@ export type RunnerAction = {
 
 /** Phases in which the runner minted for the job has not started one. */
 const WAITING: readonly (JobPhase | null)[] = ['minted', 'vm-up'];
+/** Phases in which nothing is owed a runner any more (not `ran`: that VM is ending on its own). */
+const OVER: readonly (JobPhase | null)[] = ['cancelled', 'refused', 'failed'];
 
 export function planRunners(facts: readonly RunnerFacts[], l: RunnerLimits): RunnerAction[] {
   const out: RunnerAction[] = [];
@@ -68,6 +70,9 @@ export function decideRunner(f: RunnerFacts, l: RunnerLimits): { kind: RunnerAct
     // A VM holds it. Idle only while the job it was minted for waits on it (the runner started
     // nothing yet); once started, the VM's own time cap governs.
     if (current && WAITING.includes(f.job?.phase ?? null) && age > l.idleMs) return { kind: 'delete-idle', why: `no job taken in ${Math.round(age / 1000)} s` };
+    // The job it was minted for is over (cancelled on GitHub, refused, given up) and it runs
+    // nothing: no job is owed this runner any more, so its VM need not wait out the idle limit.
+    if (current && OVER.includes(f.job?.phase ?? null) && age > l.graceMs) return { kind: 'delete-idle', why: `its job is ${f.job?.phase}, it runs nothing` };
     return null;
   }
   if (age < l.graceMs) return null;
