@@ -29,6 +29,12 @@ export const KnobsSchema = z.object({
    * seconds, e.g. to stop the agent in between.
    */
   assignAfterMs: z.number().int().min(0).max(600_000),
+  /**
+   * How long a running job's lock lasts without a renewal from its runner before the job is
+   * failed as "lost communication with the server". GitHub's runner renews every 60 s and is
+   * told the job is valid for 10 more minutes; 600_000 is close to that. 0: never.
+   */
+  jobLockTimeoutMs: z.number().int().min(0).max(86_400_000),
   /** Lifetime of installation tokens (GitHub: one hour), shorter to test refresh. */
   tokenTtlSeconds: z.number().int().min(1).max(3600),
   seed: z.number().int(),
@@ -47,6 +53,7 @@ export const DEFAULT_KNOBS: Knobs = {
   rateLimitStatus: 403,
   jitLatencyMs: 0,
   assignAfterMs: 0,
+  jobLockTimeoutMs: 600_000,
   tokenTtlSeconds: 3600,
   seed: 1,
 };

@@ -57,6 +57,16 @@ export function runnerProtocolRoutes(scope: FastifyInstance, ctx: SimContext): v
     return { id: job.id, status: job.status, conclusion: job.conclusion };
   });
 
+  // The runner's lock on its job (actions/runner's listener renews every 60 s while the job
+  // runs). No renewal for the jobLockTimeoutMs knob and the store fails the job as lost.
+  scope.post<{ Params: { jobId: string } }>('/_runner/jobs/:jobId/renew', async (req, reply) => {
+    const runner = runnerOf(req, ctx, reply);
+    if (!runner) return reply;
+    const timeoutMs = ctx.knobs.get().jobLockTimeoutMs;
+    const until = ctx.store.renew(runner, Number(req.params.jobId), timeoutMs);
+    return { id: Number(req.params.jobId), lockedUntil: timeoutMs > 0 ? new Date(until).toISOString() : null };
+  });
+
   scope.setErrorHandler(async (err: unknown, _req, reply) => {
     const status = (err as { status?: number; statusCode?: number }).status ?? (err as { statusCode?: number }).statusCode ?? 500;
     return reply.code(status).send({ message: err instanceof Error ? err.message : 'error' });

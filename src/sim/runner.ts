@@ -8,7 +8,8 @@ import { decodeJitConfig } from './job-script.js';
 
 /**
  * A sim runner on this host (runner.sh is the same for busybox guests): poll for the one job,
- * run its script with `sh` in a scratch directory, report exit code and output, done.
+ * run its script with `sh` in a scratch directory, renewing the job's lock while it runs (as
+ * actions/runner does), report exit code and output, done.
  */
 export interface SimRunnerResult {
   jobId: number;
@@ -33,12 +34,46 @@ export interface SimRunnerOptions {
    * `ACTIONS_RUNNER_HOOK_JOB_STARTED` (and what that hook needs) is set.
    */
   env?: Record<string, string>;
+  /**
+   * How often to renew the lock on the running job. Default: HANGAR_SIM_RENEW_SECONDS, else 5 s
+   * (a real runner renews every 60 s; the sim's default lock timeout is 10 minutes).
+   */
+  renewMs?: number;
+}
+
+function renewEvery(opts: SimRunnerOptions): number {
+  if (opts.renewMs !== undefined) return opts.renewMs;
+  const env = process.env.HANGAR_SIM_RENEW_SECONDS;
+  const seconds = env === undefined || env === '' ? 5 : Number(env);
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new Error(`HANGAR_SIM_RENEW_SECONDS must be a positive number of seconds, got ${env}`);
+  return seconds * 1000;
+}
+
+/**
+ * Renews the job's lock every `everyMs` until stopped. A refusal (the job was cancelled or lost)
+ * or a network error does not stop it: a real runner keeps trying while its job runs.
+ */
+function startRenewing(url: string, auth: Record<string, string>, everyMs: number): () => void {
+  const stop = new AbortController();
+  void (async () => {
+    for (;;) {
+      try {
+        await sleep(everyMs, undefined, { signal: stop.signal });
+        const res = await fetch(url, { method: 'POST', headers: auth, signal: stop.signal });
+        await res.body?.cancel();
+      } catch {
+        if (stop.signal.aborted) return;
+      }
+    }
+  })();
+  return () => stop.abort();
 }
 
 export async function runSimRunner(encodedJitConfig: string, opts: SimRunnerOptions = {}): Promise<SimRunnerResult> {
   const config = decodeJitConfig(encodedJitConfig);
   const auth = { authorization: `RunnerToken ${config.token}` };
   const pollMs = opts.pollMs ?? 500;
+  const renewMs = renewEvery(opts);
   for (;;) {
     opts.signal?.throwIfAborted();
     let res: Response;
@@ -57,7 +92,14 @@ export async function runSimRunner(encodedJitConfig: string, opts: SimRunnerOpti
     if (res.status !== 200) throw new SimRunnerError(res.status, `sim refused runner ${config.runnerName}: ${res.status}`);
     const jobId = Number(res.headers.get('x-sim-job-id'));
     const script = await res.text();
-    const { exitCode, output } = await runScript(script, opts.signal, opts.env);
+    const stopRenewing = startRenewing(`${config.url}/_runner/jobs/${jobId}/renew`, auth, renewMs);
+    let ran: { exitCode: number; output: string };
+    try {
+      ran = await runScript(script, opts.signal, opts.env);
+    } finally {
+      stopRenewing();
+    }
+    const { exitCode, output } = ran;
     const done = await fetch(`${config.url}/_runner/jobs/${jobId}/result?exit=${exitCode}`, {
       method: 'POST', headers: { ...auth, 'content-type': 'text/plain; charset=utf-8' }, body: output,
     });
@@ -75,8 +117,22 @@ async function runScript(script: string, signal?: AbortSignal, env?: Record<stri
     await writeFile(file, script, { mode: 0o700 });
     const work = join(dir, 'work');
     await mkdir(work);
+    signal?.throwIfAborted();
     return await new Promise((resolve, reject) => {
-      const child = spawn('sh', [file], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'], signal, killSignal: 'SIGKILL', env: { ...process.env, ...env } });
+      // Its own process group, so an abort kills every step it started, not only the top sh.
+      const child = spawn('sh', [file], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, ...env } });
+      const kill = () => {
+        try {
+          if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      };
+      const onAbort = () => {
+        kill();
+        reject(signal?.reason);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
       let out = Buffer.alloc(0);
       const take = (chunk: Buffer) => {
         out = Buffer.concat([out, chunk]);
@@ -85,7 +141,10 @@ async function runScript(script: string, signal?: AbortSignal, env?: Record<stri
       child.stdout.on('data', take);
       child.stderr.on('data', take);
       child.on('error', reject);
-      child.on('close', (code, sig) => resolve({ exitCode: code ?? (sig ? 128 + 9 : 1), output: out.toString('utf8') }));
+      child.on('close', (code, sig) => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve({ exitCode: code ?? (sig ? 128 + 9 : 1), output: out.toString('utf8') });
+      });
     });
   } finally {
     await rm(dir, { recursive: true, force: true });

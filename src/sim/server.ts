@@ -91,6 +91,14 @@ export async function createSim(opts: SimOptions): Promise<Sim> {
   await app.register(async (scope) => controlRoutes(scope, control));
   await app.register(async (scope) => runnerProtocolRoutes(scope, context));
 
+  // GitHub fails a job whose runner stopped renewing its lock; the sim looks once a second.
+  const lockSweep = setInterval(() => {
+    for (const job of store.loseExpired(knobs.get().jobLockTimeoutMs)) {
+      logger.warn({ runnerId: job.runnerId, workflowJobId: job.id }, 'runner lost: job failed');
+    }
+  }, 1000);
+  lockSweep.unref();
+
   const sockets: Server[] = [];
   const sim = Object.assign(control, {
     app,
@@ -114,6 +122,7 @@ export async function createSim(opts: SimOptions): Promise<Sim> {
       await new Promise<void>((resolve, reject) => server.once('error', reject).listen(path, () => resolve()));
     },
     async close(): Promise<void> {
+      clearInterval(lockSweep);
       hookshot.close();
       await Promise.all(sockets.splice(0).map((s) => new Promise<void>((resolve) => s.close(() => resolve()).closeAllConnections())));
       await app.close();

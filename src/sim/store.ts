@@ -1,4 +1,5 @@
 import { SimError, notFound } from './errors.js';
+import { JobLocks } from './job-locks.js';
 import { SimRunnerGroups } from './runner-groups.js';
 
 const DOCS_CANCEL_RUN = 'https://docs.github.com/rest/actions/workflow-runs#cancel-a-workflow-run';
@@ -55,6 +56,8 @@ export class SimStore {
   private readonly runNumbers = new Map<number, number>();
   /** Organizations' runner groups (GET /orgs/{org}/actions/runner-groups). */
   readonly groups = new SimRunnerGroups(this.ids, (login) => this.orgExists(login), (fullName) => this.repo(fullName));
+  /** The lock each running job's runner holds and renews (POST /_runner/jobs/:id/renew). */
+  private readonly locks = new JobLocks();
 
   constructor(private readonly onJob: (action: JobAction, job: Job) => void) {}
 
@@ -189,6 +192,7 @@ export class SimStore {
   }
 
   private complete(job: Job, conclusion: JobConclusion): void {
+    this.locks.release(job.id);
     job.status = 'completed';
     job.conclusion = conclusion;
     job.completedAt = isoNow();
@@ -248,6 +252,7 @@ export class SimStore {
     const runnerGroupName = runner.scope === 'org' ? this.groups.nameOf(runner.org, runner.groupId) : runner.groupId === 1 ? 'Default' : `group-${runner.groupId}`;
     Object.assign(job, { status: 'in_progress', startedAt: now, runnerId: runner.id, runnerName: runner.name, runnerGroupId: runner.groupId, runnerGroupName });
     Object.assign(runner, { busy: true, busySince: now, jobId: job.id });
+    this.locks.take(job.id, Date.now());
     job.run.updatedAt = now;
     this.onJob('in_progress', job);
     return { kind: 'job', job };
@@ -277,6 +282,34 @@ export class SimStore {
     this.retire(runner);
     if (job.status !== 'completed') this.complete(job, exitCode === 0 ? 'success' : 'failure');
     return job;
+  }
+
+  /**
+   * The runner renews its lock on the job it runs; returns when the lock now runs out (ms).
+   * 409 when the job is not this runner's or no longer running (completed, cancelled, lost).
+   */
+  renew(runner: Runner, jobId: number, timeoutMs: number, now = Date.now()): number {
+    const job = this.jobs.get(jobId);
+    if (!job || runner.jobId !== jobId || job.status !== 'in_progress' || !this.locks.renew(jobId, now)) {
+      throw new SimError(409, `job ${jobId} is not running on this runner`);
+    }
+    return now + timeoutMs;
+  }
+
+  /**
+   * Fails every running job whose runner stopped renewing its lock `timeoutMs` ago, as GitHub
+   * does: the job concludes `failure` with GitHub's annotation in its log, the runner is gone.
+   */
+  loseExpired(timeoutMs: number, now = Date.now()): Job[] {
+    const lost = this.locks.expired(now, timeoutMs).map((id) => this.jobs.get(id)).filter((j): j is Job => j?.status === 'in_progress');
+    for (const job of lost) {
+      const runner = job.runnerId === null ? undefined : this.runners.get(job.runnerId);
+      if (runner) this.retire(runner);
+      const note = `##[error]The self-hosted runner: ${job.runnerName ?? ''} lost communication with the server. Verify the machine is running and has a healthy network connection.\n`;
+      job.output = `${job.output}${job.output === '' || job.output.endsWith('\n') ? '' : '\n'}${note}`.slice(-MAX_OUTPUT);
+      this.complete(job, 'failure');
+    }
+    return lost;
   }
 
   /** DELETE of a runner: refused while it runs a job, as GitHub does. */
