@@ -32,6 +32,7 @@ const { installationIdOf } = await import(dist('config/installation-id.js'));
 const USAGE = `usage: node bench/reliability.mjs [options]   (npm run reliability builds first; needs root)
   --only LIST     scenarios to run, comma-separated (default: all): ${'{names}'}
   --scale F       multiply every scenario's job count by F (default 1: the sizes issue 11 names)
+  --size NAME=N   this scenario's job count (repeatable; wins over --scale)
   --slots N       agent slots (default 2)
   --accel A       tcg or kvm (default tcg)
   --out FILE      where to write the table (default docs/reliability.md)
@@ -41,6 +42,7 @@ const { values: opt } = parseArgs({
   options: {
     only: { type: 'string' },
     scale: { type: 'string', default: '1' },
+    size: { type: 'string', multiple: true, default: [] },
     slots: { type: 'string', default: '2' },
     accel: { type: 'string', default: 'tcg' },
     out: { type: 'string', default: join(root, 'docs', 'reliability.md') },
@@ -52,7 +54,9 @@ const { values: opt } = parseArgs({
 const BUILD = ['self-hosted', 'linux', 'x64', 'build'];
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const scale = Number(opt.scale);
-const n = (full) => Math.max(2, Math.round(full * scale));
+const sizes = Object.fromEntries(opt.size.map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v)]));
+let current = '';
+const n = (full) => sizes[current] ?? Math.max(2, Math.round(full * scale));
 const slots = Number(opt.slots);
 const log = (...a) => console.log(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
 
@@ -400,6 +404,7 @@ for (const w of wanted) if (!SCENARIOS[w]) {
 const rows = [];
 const started = Date.now();
 for (const name of wanted) {
+  current = name;
   log(`scenario ${name}: starting`);
   const t = Date.now();
   try {
@@ -412,28 +417,38 @@ for (const name of wanted) {
   }
 }
 
+const resultsFile = opt.out.replace(/\.md$/, '.json');
+let kept = {};
+try {
+  kept = JSON.parse(readFileSync(resultsFile, 'utf8'));
+} catch {
+  kept = {};
+}
+const day = new Date().toISOString().slice(0, 10);
+for (const r of rows) kept[r.name] = { ...r, day, scale: sizes[r.name] ? `${sizes[r.name]} jobs` : `${scale} ×`, slots, accel: opt.accel };
+const ordered = Object.keys(SCENARIOS).filter((k) => kept[k]).map((k) => kept[k]);
 const table = [
-  '| fault | load | outcome | jobs lost | duplicates | left behind | measured | took |',
-  '|---|---|---|---|---|---|---|---|',
-  ...rows.map((r) => `| ${r.fault} | ${r.load} | ${r.outcome} | ${r.lost} | ${r.duplicates} | ${r.left} | ${r.notes} | ${r.took.toFixed(0)} s |`),
+  '| fault | load | outcome | jobs lost | duplicates | left behind | measured | took | run |',
+  '|---|---|---|---|---|---|---|---|---|',
+  ...ordered.map((r) => `| ${r.fault} | ${r.load} | ${r.outcome} | ${r.lost} | ${r.duplicates} | ${r.left} | ${r.notes} | ${Number(r.took).toFixed(0)} s | ${r.day}, ${r.slots} slots ${String(r.accel).toUpperCase()} |`),
 ].join('\n');
 const doc = `# Reliability
 
-Written by \`npm run reliability\` (bench/reliability.mjs) on ${new Date().toISOString().slice(0, 10)}; do not edit by hand.
+Written by \`npm run reliability\` (bench/reliability.mjs); do not edit by hand. A run of some
+scenarios (\`--only\`) replaces their rows and keeps the others (docs/reliability.json).
 Each row is one scenario through a whole real installation on one machine: redis-server (AOF on),
 \`hangar sim\` as GitHub with its fault knobs, \`hangar control\` with reconcile, \`hangar agent\` with
-${slots} slots of QEMU microVMs (${opt.accel.toUpperCase()}). A job is one run with one step that prints a
-marker computed at run time: "ran once" means GitHub shows it completed with success and its
-marker appears exactly once. Lost: not completed by the scenario's deadline, or completed without
-its step having run. Duplicates: a step that ran twice, or a job two runners took. Left behind:
-Hangar's taps, this installation's runners still registered, and queue entries, once the batch settled.
-
-Scale: ${scale} × the sizes issue 11 names. Run took ${((Date.now() - started) / 60000).toFixed(1)} min.
+QEMU microVMs. A job is one run with one step that prints a marker computed at run time: "ran
+once" means GitHub shows it completed with success and its marker appears exactly once. Lost: not
+completed by the scenario's deadline, or completed without its step having run. Duplicates: a step
+that ran twice, or a job two runners took. Left behind: Hangar's taps, this installation's runners
+still registered, and queue entries, once the batch settled.
 
 ${table}
 `;
 console.log(`\n${table}\n`);
 if (!opt['no-write']) {
+  writeFileSync(resultsFile, `${JSON.stringify(kept, null, 2)}\n`);
   writeFileSync(opt.out, doc);
   log(`wrote ${opt.out}`);
 }
