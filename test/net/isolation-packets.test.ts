@@ -63,6 +63,9 @@ beforeAll(async () => {
   world.ip(ns.lan, 'route', 'add', 'default', 'via', '203.0.113.254');
   world.ip(ns.lan, 'route', 'add', RANGE, 'via', '192.168.50.2');
   world.sysctl(ns.lan, 'net.ipv4.ip_forward=1');
+  // The host routes its guests (the agent's host network turns this on): not left to whatever a
+  // new namespace inherits from the machine's own (IPv4 settings are copied from it).
+  world.sysctl(ns.host, 'net.ipv4.ip_forward=1');
   // The house router's own NAT (its table, in its namespace): the internet sees 203.0.113.1.
   world.nft(ns.lan, 'table ip lan {\n chain post {\n type nat hook postrouting priority srcnat;\n oifname "wan0" masquerade\n }\n}\n');
 

@@ -218,7 +218,7 @@ class QemuMicrovmDriver implements VmDriver {
       const { accel, probes } = await chooseAccelerator(this.opts.accel, image);
       this.log?.info({ want: this.opts.accel, accel, probes }, 'accelerator chosen');
       if (!accel) {
-        throw new DriverError('accel-unusable', 'accel', `KVM does not boot a guest here: ${probes[0]?.reason ?? 'unknown'}` +
+        throw new DriverError('accel-unusable', 'accel', `KVM does not boot a guest here: ${(probes[0]?.reason ?? 'unknown').replace(/\s*\n\s*/g, '; ')}` +
           ' (use accel: tcg, or auto)');
       }
       return accel;
