@@ -71,8 +71,10 @@ export function decideRunner(f: RunnerFacts, l: RunnerLimits): { kind: RunnerAct
     // nothing yet); once started, the VM's own time cap governs.
     if (current && WAITING.includes(f.job?.phase ?? null) && age > l.idleMs) return { kind: 'delete-idle', why: `no job taken in ${Math.round(age / 1000)} s` };
     // The job it was minted for is over (cancelled on GitHub, refused, given up) and it runs
-    // nothing: no job is owed this runner any more, so its VM need not wait out the idle limit.
-    if (current && OVER.includes(f.job?.phase ?? null) && age > l.graceMs) return { kind: 'delete-idle', why: `its job is ${f.job?.phase}, it runs nothing` };
+    // nothing: no job is owed this runner any more (a queued job it could take has a queue entry
+    // of its own), so its VM need not wait out the idle limit. Taking a job between this look and
+    // the delete makes it busy: GitHub refuses the delete (422) and the runner runs.
+    if (current && OVER.includes(f.job?.phase ?? null)) return { kind: 'delete-idle', why: `its job is ${f.job?.phase}, it runs nothing` };
     return null;
   }
   if (age < l.graceMs) return null;

@@ -28,8 +28,9 @@ describe('which runners reconcile deletes', () => {
     ['live VM, waiting past the idle limit', { vmLive: true, job: { phase: 'vm-up', mintedRunner: 'hangar-minipc-42-1', mintedAt: ago(601) } }, 'delete-idle'],
     ['live VM, minted past the idle limit, never up', { vmLive: true, job: { phase: 'minted', mintedRunner: 'hangar-minipc-42-1', mintedAt: ago(700) } }, 'delete-idle'],
     ['live VM, started long ago: the time cap governs, not idleness', { vmLive: true, job: { phase: 'started', mintedRunner: 'hangar-minipc-42-1', mintedAt: ago(9000) } }, null],
-    ['live VM, its job cancelled on GitHub, past the grace: idle now', { vmLive: true, job: { phase: 'cancelled', mintedRunner: 'hangar-minipc-42-1', mintedAt: ago(130) } }, 'delete-idle'],
-    ['live VM, its job cancelled a moment after the mint: within the grace', { vmLive: true, job: { phase: 'cancelled', mintedRunner: 'hangar-minipc-42-1', mintedAt: ago(30) } }, null],
+    ['live VM, its job cancelled on GitHub: idle now, whatever the idle limit', { vmLive: true, job: { phase: 'cancelled', mintedRunner: 'hangar-minipc-42-1', mintedAt: ago(30) } }, 'delete-idle'],
+    ['live VM, its job given up on: idle now', { vmLive: true, job: { phase: 'failed', mintedRunner: 'hangar-minipc-42-1', mintedAt: ago(5) } }, 'delete-idle'],
+    ['live VM, its job cancelled, but busy with another: never', { busy: true, vmLive: true, job: { phase: 'cancelled', mintedRunner: 'hangar-minipc-42-1', mintedAt: ago(30) } }, null],
     ['live VM, its job ran: the VM is ending on its own', { vmLive: true, job: { phase: 'ran', mintedRunner: 'hangar-minipc-42-1', mintedAt: ago(9000) } }, null],
     ['live VM of a replaced runner: left to its VM', { vmLive: true, job: { phase: 'vm-up', mintedRunner: 'hangar-spare-42-1', mintedAt: ago(9000) } }, null],
   ])('%s', (_name, o, want) => {
