@@ -47,7 +47,7 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
     apiUrl: config.github.apiUrl,
     appId: config.github.appId,
     privateKey: secrets.appPrivateKey,
-    logger: logger.child({ unit: 'github' }),
+    logger,
     throttle: { writeSpacingMs: config.github.writeSpacingMs },
     budget,
     observer: githubMetrics(registry, budget),
