@@ -90,13 +90,36 @@ export function createControlClient(controlUrl: string, token: string): ControlC
     },
     async jobStarted(runnerName, hints, timeoutMs = 15_000) {
       const refuse = (message: string): GateReply => ({ decision: 'deny', reason: 'control-unreachable', message, workflowJobId: null });
-      try {
-        const res = await fetch(gateUrl, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-          body: JSON.stringify({ runnerName, hints }),
-          signal: AbortSignal.timeout(timeoutMs),
-        });
+      // A control restarting (an upgrade, a crash and systemd's restart) refuses connections for
+      // a few seconds: ask again until the deadline rather than fail the job at once. Only what
+      // never reached the control is asked again (a refused connection, a proxy's 502/503/504);
+      // an answer, or a request that may have been taken (a timeout), is final.
+      const deadline = Date.now() + timeoutMs;
+      let pause = 250;
+      let last = 'unreachable';
+      while (Date.now() < deadline) {
+        let res: Response;
+        try {
+          res = await fetch(gateUrl, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ runnerName, hints }),
+            signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())),
+          });
+        } catch (err) {
+          if ((err as Error).name === 'TimeoutError') return refuse(`the Hangar control at ${controlUrl} gave no answer within ${timeoutMs / 1000} s, so the job is refused (fail closed)`);
+          last = 'unreachable';
+          await new Promise((r) => setTimeout(r, Math.min(pause, Math.max(0, deadline - Date.now()))));
+          pause = Math.min(pause * 2, 2000);
+          continue;
+        }
+        if ([502, 503, 504].includes(res.status)) {
+          last = `answering ${res.status}`;
+          await res.body?.cancel().catch(() => undefined);
+          await new Promise((r) => setTimeout(r, Math.min(pause, Math.max(0, deadline - Date.now()))));
+          pause = Math.min(pause * 2, 2000);
+          continue;
+        }
         const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
         const workflowJobId = typeof body.workflowJobId === 'number' ? body.workflowJobId : null;
         if (res.status === 200 && body.decision === 'allow') return { decision: 'allow', workflowJobId };
@@ -104,10 +127,8 @@ export function createControlClient(controlUrl: string, token: string): ControlC
           return { decision: 'deny', reason: String(body.reason ?? 'refused'), message: String(body.message ?? ''), workflowJobId };
         }
         return refuse(`the Hangar control answered ${res.status}, so the job is refused (fail closed)`);
-      } catch (err) {
-        const why = (err as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs / 1000} s` : 'unreachable';
-        return refuse(`the Hangar control at ${controlUrl} was ${why}, so the job is refused (fail closed)`);
       }
+      return refuse(`the Hangar control at ${controlUrl} was ${last} for ${timeoutMs / 1000} s, so the job is refused (fail closed)`);
     },
     async requestRunner(pool, workflowJobId, signal) {
       let res: Response;
