@@ -38,3 +38,19 @@ export async function recentRepos(redis: Redis, k: Keys, withinMs: number, now: 
 export async function fenceHolds(redis: Redis, fence: Fence): Promise<boolean> {
   return (await redis.get(fence.key)) === fence.value;
 }
+
+/** `<run id>:<attempt>` of every run attempt Hangar has a job record of, among jobs GitHub moved in the last `withinMs`. */
+export async function recentRunAttempts(redis: Redis, k: Keys, withinMs: number, now: number): Promise<Set<string>> {
+  const ids = await redis.zrangebyscore(k.jobIndex, now - withinMs, '+inf');
+  const runs = new Set<string>();
+  for (let i = 0; i < ids.length; i += 500) {
+    const pipe = redis.pipeline();
+    for (const id of ids.slice(i, i + 500)) pipe.hget(k.job(Number(id)), 'job');
+    for (const [err, v] of (await pipe.exec()) ?? []) {
+      if (err || typeof v !== 'string') continue;
+      const j = JSON.parse(v) as { runId?: number; runAttempt?: number };
+      if (j.runId !== undefined) runs.add(`${j.runId}:${j.runAttempt ?? 1}`);
+    }
+  }
+  return runs;
+}

@@ -5,6 +5,7 @@ import {
 import type { Repository } from '../github/index.js';
 import type { LoopDeps } from './loops.js';
 import type { ReconcileLoop } from './loop.js';
+import { recentRunAttempts } from './facts.js';
 import type { Fence } from './leader.js';
 
 /**
@@ -17,7 +18,7 @@ import type { Fence } from './leader.js';
  *
  * What a pass costs in GitHub calls, every one drawn from the client's rate budget: one per 100
  * repositories per `owner/*` pattern, two per repository (queued and in-progress runs, one page
- * each per 100 runs), one per open run (its attempt's jobs), and only for a repository holding a
+ * each per 100 runs), one per open run attempt Hangar has no job record of (its jobs), and only for a repository holding a
  * job with no record, one to read its visibility (the installation id is looked up once and
  * kept). Runs that are completed are never listed, jobs already recorded are checked in Redis
  * (one pipeline per repository), not GitHub.
@@ -34,6 +35,8 @@ export interface QueuedRunsObservation {
 }
 
 const JOBS_CONCURRENCY = 4;
+/** How far back records name the run attempts already announced (a run lives hours, not days). */
+const KNOWN_RUNS_WINDOW_MS = 3 * 24 * 3600 * 1000;
 const FENCE_EVERY = 50;
 
 export function queuedRunsLoop(d: LoopDeps): ReconcileLoop<QueuedRunsObservation, RecordFoundJob[]> {
@@ -46,9 +49,12 @@ export function queuedRunsLoop(d: LoopDeps): ReconcileLoop<QueuedRunsObservation
     log.warn({ what, err: error }, 'queued runs: could not read from GitHub; skipped this pass');
   };
 
-  async function observeRepo(fullName: string, o: QueuedRunsObservation): Promise<void> {
+  async function observeRepo(fullName: string, o: QueuedRunsObservation, known: Set<string>): Promise<void> {
     const [owner, name] = fullName.split('/') as [string, string];
-    const runs = await d.github.listOpenRuns(owner, name);
+    // A run attempt Hangar has a record of any job of is announced: its other jobs' deliveries,
+    // should they be lost, are the deliveries loop's to fetch. Listing every open run's jobs on
+    // every pass cost a batch of 500 runs more than GitHub's 5 000 requests an hour (bench/reliability).
+    const runs = (await d.github.listOpenRuns(owner, name)).filter((r) => !known.has(`${r.id}:${r.runAttempt}`));
     const found: { job: FoundJob; run: FoundRun }[] = [];
     for (let i = 0; i < runs.length; i += JOBS_CONCURRENCY) {
       const batch = runs.slice(i, i + JOBS_CONCURRENCY);
@@ -74,8 +80,9 @@ export function queuedRunsLoop(d: LoopDeps): ReconcileLoop<QueuedRunsObservation
     name: 'queued-runs',
     intervalMs: d.config.reconcile.queuedRunsIntervalSeconds * 1000,
 
-    async observe() {
+    async observe(now) {
       const o: QueuedRunsObservation = { repos: [], failed: [] };
+      const known = await recentRunAttempts(d.redis, d.keys, KNOWN_RUNS_WINDOW_MS, now);
       const listed: Repository[] = [];
       for (const owner of ownersToList(patterns)) {
         try {
@@ -86,7 +93,7 @@ export function queuedRunsLoop(d: LoopDeps): ReconcileLoop<QueuedRunsObservation
       }
       for (const fullName of servedRepositories(patterns, listed)) {
         try {
-          await observeRepo(fullName, o);
+          await observeRepo(fullName, o, known);
         } catch (err) {
           fail(o, fullName, err);
         }
