@@ -108,6 +108,13 @@ async function settle(fleet, jobs, deadlineMs) {
   const takers = new Map();
   for (const r of runners) if (r.jobId != null) takers.set(r.jobId, (takers.get(r.jobId) ?? 0) + 1);
   const twoRunners = jobs.filter((j) => (takers.get(j.id) ?? 0) > 1).map((j) => j.id);
+  // What became of each lost job, as GitHub and the control saw it (for the run's log).
+  const k = keys(fleet.prefix);
+  for (const id of lost) {
+    const v = views.get(id);
+    const rec = await fleet.redis().hgetall(k.job(id));
+    log(`lost job ${id}: github ${v?.status}/${v?.conclusion} runner ${v?.runnerName}; hangar phase ${rec.phase} (${rec.phaseBy}: ${rec.phaseWhy}) minted ${rec.mintedRunner ?? '-'} spent ${rec.spentRunner ?? '-'} start ${rec.startDecision ?? '-'}/${rec.startRefusal ?? '-'}; output: ${(v?.output ?? '').slice(-300).replace(/\n/g, ' | ')}`);
+  }
   return { success, lost, runnerLost, duplicates: [...new Set([...twice, ...twoRunners])], views };
 }
 
