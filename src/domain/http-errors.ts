@@ -24,6 +24,11 @@ export function toHttp(err: unknown): HttpAnswer {
       headers: { 'retry-after': '5' },
     };
   }
+  // Redis away under any route (ioredis's own errors, not wrapped in a StoreError): a 503, so a
+  // caller that may ask again (the agent's gate question, its reports) does, rather than a 500.
+  if (isRedisUnavailable(err)) {
+    return { status: 503, label: 'unavailable', body: { error: 'store-unavailable', message: 'Redis is unavailable; try again' }, headers: { 'retry-after': '2' } };
+  }
   if (err instanceof GitHubError) {
     return { status: 502, label: 'github', body: { error: 'github', status: err.status, message: 'GitHub did not answer as expected; try again' } };
   }
@@ -34,4 +39,11 @@ export function toHttp(err: unknown): HttpAnswer {
     return { status: e.statusCode, label: 'bad-request', body: { error: e.code ?? 'bad-request', message: e.message ?? '' } };
   }
   return { status: 500, label: 'error', body: { error: 'internal', message: 'internal error' } };
+}
+
+/** ioredis's errors while its server is away: a closed connection, no offline queue, retries spent, a command timeout. */
+export function isRedisUnavailable(err: unknown): boolean {
+  const e = err as { name?: string; message?: string };
+  if (e?.name === 'MaxRetriesPerRequestError') return true;
+  return typeof e?.message === 'string' && /^(Connection is closed\.?|Stream isn't writeable and enableOfflineQueue options is false|Command timed out)$/.test(e.message);
 }
