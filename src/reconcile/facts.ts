@@ -18,20 +18,26 @@ export async function hostVms(redis: Redis, k: Keys, hosts: readonly string[]): 
   return out;
 }
 
-/** The repositories of jobs GitHub moved in the last `withinMs`: where Hangar may have minted. */
-export async function recentRepos(redis: Redis, k: Keys, withinMs: number, now: number): Promise<Set<string>> {
+/** What never changes of each job GitHub moved in the last `withinMs` (its record's `job` field), read in pipelined batches. */
+async function recentJobs(redis: Redis, k: Keys, withinMs: number, now: number): Promise<{ repo?: string; runId?: number; runAttempt?: number }[]> {
   const ids = await redis.zrangebyscore(k.jobIndex, now - withinMs, '+inf');
-  const repos = new Set<string>();
+  const out: { repo?: string; runId?: number; runAttempt?: number }[] = [];
   for (let i = 0; i < ids.length; i += 500) {
     const pipe = redis.pipeline();
     for (const id of ids.slice(i, i + 500)) pipe.hget(k.job(Number(id)), 'job');
-    for (const [err, v] of (await pipe.exec()) ?? []) {
-      if (err || typeof v !== 'string') continue;
-      const repo = (JSON.parse(v) as { repo?: string }).repo;
-      if (repo) repos.add(repo);
-    }
+    for (const [err, v] of (await pipe.exec()) ?? []) if (!err && typeof v === 'string') out.push(JSON.parse(v) as never);
   }
-  return repos;
+  return out;
+}
+
+/** The repositories of jobs GitHub moved in the last `withinMs`: where Hangar may have minted. */
+export async function recentRepos(redis: Redis, k: Keys, withinMs: number, now: number): Promise<Set<string>> {
+  return new Set((await recentJobs(redis, k, withinMs, now)).flatMap((j) => (j.repo ? [j.repo] : [])));
+}
+
+/** `<run id>:<attempt>` of every run attempt Hangar has a job record of, among jobs GitHub moved in the last `withinMs`. */
+export async function recentRunAttempts(redis: Redis, k: Keys, withinMs: number, now: number): Promise<Set<string>> {
+  return new Set((await recentJobs(redis, k, withinMs, now)).flatMap((j) => (j.runId !== undefined ? [`${j.runId}:${j.runAttempt ?? 1}`] : [])));
 }
 
 /** Does the leader that made a plan still lead? (For writes Redis cannot fence: GitHub calls.) */
@@ -39,18 +45,3 @@ export async function fenceHolds(redis: Redis, fence: Fence): Promise<boolean> {
   return (await redis.get(fence.key)) === fence.value;
 }
 
-/** `<run id>:<attempt>` of every run attempt Hangar has a job record of, among jobs GitHub moved in the last `withinMs`. */
-export async function recentRunAttempts(redis: Redis, k: Keys, withinMs: number, now: number): Promise<Set<string>> {
-  const ids = await redis.zrangebyscore(k.jobIndex, now - withinMs, '+inf');
-  const runs = new Set<string>();
-  for (let i = 0; i < ids.length; i += 500) {
-    const pipe = redis.pipeline();
-    for (const id of ids.slice(i, i + 500)) pipe.hget(k.job(Number(id)), 'job');
-    for (const [err, v] of (await pipe.exec()) ?? []) {
-      if (err || typeof v !== 'string') continue;
-      const j = JSON.parse(v) as { runId?: number; runAttempt?: number };
-      if (j.runId !== undefined) runs.add(`${j.runId}:${j.runAttempt ?? 1}`);
-    }
-  }
-  return runs;
-}
