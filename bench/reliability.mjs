@@ -121,14 +121,12 @@ async function settle(fleet, jobs, deadlineMs) {
 /** What a scenario left behind once its jobs settled (given the loops a moment to finish). */
 async function leftovers(fleet) {
   const redis = fleet.redis();
-  const k = keys(fleet.prefix);
   for (let i = 0; i < 30; i++) {
     const [taps, runners, queued] = await Promise.all([fleet.taps(), ourRunners(fleet), queueCounts(redis, fleet.prefix)]);
     if (taps.length === 0 && runners.length === 0 && queued === 0) return { taps: 0, runners: 0, queued: 0 };
     if (i === 29) return { taps: taps.length, runners: runners.length, queued };
     await sleep(2000);
   }
-  void k;
 }
 
 async function ourRunners(fleet) {
@@ -409,7 +407,6 @@ for (const w of wanted) if (!SCENARIOS[w]) {
 }
 
 const rows = [];
-const started = Date.now();
 for (const name of wanted) {
   current = name;
   log(`scenario ${name}: starting`);

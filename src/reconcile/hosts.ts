@@ -72,13 +72,14 @@ async function returnJob(d: LoopDeps, a: Extract<HostAction, { kind: 'return-job
     const pool = d.config.pools.find((p) => p.name === where.pool);
     const scope = pool?.scope === 'org' ? { scope: 'org' as const, owner } : { scope: 'repo' as const, owner, repo: name };
     const runner = (await d.github.listRunners({ ...scope, namePrefix: a.runnerName })).find((r) => r.name === a.runnerName);
+    // Busy: the job runs on it (its VM outlived the agent); GitHub ends it, nothing to give back.
+    if (runner?.busy) return false;
     try {
       if (runner) await d.github.deleteRunner({ ...scope, runnerId: runner.id });
     } catch (err) {
       if (err instanceof RunnerBusyError) return false;
       throw err;
     }
-    if (runner?.busy) return false;
   }
   const moved = await jobMoves(d.redis, d.keys).move(a.workflowJobId, {
     to: 'lost', by: 'reconcile', why: 'host-down', fence,

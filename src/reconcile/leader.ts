@@ -67,11 +67,6 @@ export class LeaderLock {
     return this.current;
   }
 
-  /** Does this replica lead right now (asked of Redis, not remembered)? */
-  async stillLeads(): Promise<boolean> {
-    if (!this.current) return false;
-    return (await this.redis.get(this.lockKey)) === this.current.value;
-  }
 
   /** Hands the lock back at once (a clean stop), so the next replica need not wait for its TTL. */
   async release(): Promise<void> {

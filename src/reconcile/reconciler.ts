@@ -77,10 +77,6 @@ export class Reconciler implements Unit {
     this.m?.leader.set(0);
   }
 
-  /** Leads now? (Redis's word, not this replica's memory.) */
-  leads(): Promise<boolean> {
-    return this.lock.stillLeads();
-  }
 
   /**
    * One pass of every loop, now, for `hangar reconcile --once`. With `dryRun` nothing is applied
