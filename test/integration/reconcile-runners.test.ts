@@ -36,7 +36,7 @@ beforeAll(async () => {
   c = await startTestControl({
     redisUrl: redisUrl(), prefix, apiUrl, appId: 9, appKeyPem: sim.appPrivateKeyPem, hosts, cancelRefusedRuns: false,
     // Long intervals: the test drives passes itself (runOnce), after the start-up pass.
-    reconcile: '{enabled: true, runnersIntervalSeconds: 3600, queuedRunsIntervalSeconds: 3600, deliveriesIntervalSeconds: 3600, runnerGraceSeconds: 1, idleVmSeconds: 5}',
+    reconcile: '{enabled: true, runnersIntervalSeconds: 3600, queuedRunsIntervalSeconds: 3600, deliveriesIntervalSeconds: 3600, runnerGraceSeconds: 3, idleVmSeconds: 5}',
   });
   sim.setWebhook({ url: `${c.url}/webhooks/github`, secret: TEST_SECRET });
   sim.createRepo({ owner: 'acme', name: 'app', visibility: 'private' });
@@ -90,7 +90,7 @@ describe('reconcile: runners', () => {
     const early = await c.reconciler!.runOnce({ dryRun: true });
     expect(early!.find((r) => r.loop === 'runners')!.actions).toEqual([]);
 
-    // Past the grace (1 s) the VM-less one is an orphan; past the idle limit (5 s) the other is idle.
+    // Past the grace (3 s) the VM-less one is an orphan; past the idle limit (5 s) the other is idle.
     await new Promise((r) => setTimeout(r, 5_500));
     await heartbeat(MINIPC, [{ vmId: `wj-${idle}-1`, workflowJobId: idle! }]);
     const dry = await c.reconciler!.runOnce({ dryRun: true });
@@ -125,9 +125,10 @@ describe('reconcile: hosts', () => {
     const runner = await mint(SPARE, job!);
     await heartbeat(MINIPC, []);
     // spare never sends a heartbeat: it is down. (The busy/started case is the plan's table.)
-    // Within the grace (1 s here) its job stays with it: a host may be restarting.
+    // Within the grace (3 s here: room for a loaded machine between the mint and this look) its
+    // job stays with it: a host may be restarting.
     expect((await c.reconciler!.runOnce({ dryRun: true, only: ['hosts'] }))![0]!.actions.filter((a) => a.startsWith('return'))).toEqual([]);
-    await new Promise((r) => setTimeout(r, 1_100));
+    await new Promise((r) => setTimeout(r, 3_100));
     const pass = await c.reconciler!.runOnce({ dryRun: false });
     const hostsPass = pass!.find((r) => r.loop === 'hosts')!;
     expect(hostsPass.actions).toContain(`return job ${job} to the queue (host spare down, runner ${runner})`);
