@@ -44,6 +44,12 @@ const policy = z.strictObject(
      * holds without it; this only refuses earlier.
      */
     cancelRefusedRuns: z.boolean().default(true),
+    /**
+     * Mints in one repository within this many seconds of its last sweep skip the sweep (its
+     * listing costs GitHub requests on every mint of a batch). A refused job whose run started
+     * in between is still refused by the gate when a runner takes it. 0: sweep at every mint.
+     */
+    sweepWindowSeconds: z.number().min(0).max(3600).default(20),
   },
   requiredFor('hangar control'),
 );

@@ -89,7 +89,7 @@ export class RunVetter {
   }
 
   private async judge(rec: JobRecord): Promise<Verdict> {
-    const run = await this.d.github.getRun(rec.owner, rec.repo.split('/')[1]!, rec.runId);
+    const run = await this.d.github.getRunFacts(rec.owner, rec.repo.split('/')[1]!, rec.runId);
     return isFork({ repository: rec.repo, headRepository: run.headRepositoryFullName }) ? 'fork-pr' : 'ok';
   }
 

@@ -122,7 +122,7 @@ async function githubFacts(github: GitHubClient, repository: string, runId: numb
   const [owner, repo] = repository.split('/') as [string, string];
   const [jobs0, run, repoInfo] = await Promise.all([
     github.listJobsForAttempt(owner, repo, runId, attempt),
-    github.getRun(owner, repo, runId),
+    github.getRunFacts(owner, repo, runId),
     github.getRepository(owner, repo),
   ]).catch((err: { status?: number }) => {
     // 404: no such run in that repository (a hint that lies); anything else is GitHub failing.

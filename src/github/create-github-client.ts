@@ -8,7 +8,7 @@ import * as repositories from './repositories.js';
 import * as runnerGroups from './runner-groups.js';
 import * as runners from './runners.js';
 import type {
-  HookDelivery, HookDeliveryDetail, JitConfig, Repository, RunCancellation, Runner, RunnerGroup, RunnerGroupRepository, RunnerScope, WorkflowJob, WorkflowRun,
+  HookDelivery, HookDeliveryDetail, JitConfig, Repository, RunCancellation, Runner, RunFacts, RunFactsStore, RunnerGroup, RunnerGroupRepository, RunnerScope, WorkflowJob, WorkflowRun,
 } from './types.js';
 
 export interface GitHubClientOptions {
@@ -29,6 +29,8 @@ export interface GitHubClientOptions {
   budget?: RequestBudget;
   /** Told every attempt's outcome and every pause (the control's /metrics). */
   observer?: RequestObserver;
+  /** Remembers runs' facts from every run read or listed; absent, `getRunFacts` reads the run. */
+  runFacts?: RunFactsStore;
 }
 
 /**
@@ -54,6 +56,12 @@ export interface GitHubClient {
   installationIdFor(owner: string, repo: string): Promise<number>;
   getJob(owner: string, repo: string, jobId: number): Promise<WorkflowJob>;
   getRun(owner: string, repo: string, runId: number): Promise<WorkflowRun>;
+  /**
+   * A run's facts that never change (what started it, where its commit came from), remembered
+   * from any earlier read or listing of the run, else read. Remembered facts of a run in another
+   * repository are not this repository's: read (and GitHub's 404) as if unknown.
+   */
+  getRunFacts(owner: string, repo: string, runId: number): Promise<RunFacts>;
   listQueuedRuns(owner: string, repo: string): Promise<WorkflowRun[]>;
   /** Runs queued or in progress: every run that may still hold a queued job. */
   listOpenRuns(owner: string, repo: string): Promise<WorkflowRun[]>;
@@ -101,6 +109,15 @@ export function createGitHubClient(opts: GitHubClientOptions): GitHubClient {
   const forScope = (s: RunnerScope) =>
     installations.forTarget(s.scope === 'repo' ? { owner: s.owner, repo: s.repo } : { owner: s.owner });
 
+  // Runs' facts are kept from whatever read or listed them; a store that fails only costs a read.
+  const facts = opts.runFacts;
+  const remember = async <T extends readonly WorkflowRun[]>(runs: T): Promise<T> => {
+    if (facts && runs.length > 0) await facts.put(runs.map(runFactsOf)).catch((err: Error) => logger.warn({ err: err.message }, 'run facts not kept'));
+    return runs;
+  };
+  const getRun = async (owner: string, repo: string, runId: number): Promise<WorkflowRun> =>
+    (await remember([await actions.getRun(await forRepo(owner, repo), owner, repo, runId)]))[0]!;
+
   return {
     mintJitConfig: async (input) => runners.mintJitConfig(await forScope(input), input),
     listRunners: async (input) => runners.listRunners(await forScope(input), input),
@@ -109,9 +126,14 @@ export function createGitHubClient(opts: GitHubClientOptions): GitHubClient {
     listInstallationRepositories: async (owner) => repositories.listInstallationRepositories(await installations.forTarget({ owner })),
     installationIdFor: (owner, repo) => installations.idOf({ owner, repo }),
     getJob: async (owner, repo, jobId) => actions.getJob(await forRepo(owner, repo), owner, repo, jobId),
-    getRun: async (owner, repo, runId) => actions.getRun(await forRepo(owner, repo), owner, repo, runId),
-    listQueuedRuns: async (owner, repo) => actions.listQueuedRuns(await forRepo(owner, repo), owner, repo),
-    listOpenRuns: async (owner, repo) => actions.listOpenRuns(await forRepo(owner, repo), owner, repo),
+    getRun,
+    getRunFacts: async (owner, repo, runId) => {
+      const known = await facts?.get(runId).catch(() => null);
+      if (known && known.repositoryFullName.toLowerCase() === `${owner}/${repo}`.toLowerCase()) return known;
+      return runFactsOf(await getRun(owner, repo, runId));
+    },
+    listQueuedRuns: async (owner, repo) => remember(await actions.listQueuedRuns(await forRepo(owner, repo), owner, repo)),
+    listOpenRuns: async (owner, repo) => remember(await actions.listOpenRuns(await forRepo(owner, repo), owner, repo)),
     listJobsForAttempt: async (owner, repo, runId, attempt) =>
       actions.listJobsForAttempt(await forRepo(owner, repo), owner, repo, runId, attempt),
     cancelRun: async (owner, repo, runId) => actions.cancelRun(await forRepo(owner, repo), owner, repo, runId),
@@ -122,4 +144,8 @@ export function createGitHubClient(opts: GitHubClientOptions): GitHubClient {
     getDelivery: (deliveryId) => deliveries.getDelivery(app, deliveryId),
     redeliver: (deliveryId) => deliveries.redeliver(app, deliveryId),
   };
+}
+
+function runFactsOf(r: WorkflowRun): RunFacts {
+  return { id: r.id, event: r.event, headBranch: r.headBranch, headSha: r.headSha, headRepositoryFullName: r.headRepositoryFullName, repositoryFullName: r.repositoryFullName };
 }

@@ -13,6 +13,8 @@ export type {
   RepositoryVisibility,
   WorkflowJob,
   WorkflowRun,
+  RunFacts,
+  RunFactsStore,
   RunCancellation,
   HookDelivery,
   HookDeliveryDetail,

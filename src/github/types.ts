@@ -65,6 +65,21 @@ export interface WorkflowRun {
   repositoryFullName: string;
 }
 
+/**
+ * What never changes for a run, whatever its attempts and status: what started it and where its
+ * commit came from. Safe to remember: a fork PR's run stays a fork PR's run.
+ */
+export type RunFacts = Pick<WorkflowRun, 'id' | 'event' | 'headBranch' | 'headSha' | 'headRepositoryFullName' | 'repositoryFullName'>;
+
+/**
+ * Where the client remembers runs' facts (the control: Redis, shared by its replicas), so the
+ * vetter, the mint, the sweep and the gate read a run from GitHub once between them.
+ */
+export interface RunFactsStore {
+  get(runId: number): Promise<RunFacts | null>;
+  put(facts: readonly RunFacts[]): Promise<void>;
+}
+
 /** What `cancelRun` did: cancelled the run's open jobs, or found every job already completed. */
 export type RunCancellation = 'cancelled' | 'already-completed';
 

@@ -43,7 +43,7 @@ export async function mintRunner(deps: MintDeps, host: KnownHost, poolName: stri
   const [owner, repo] = record.repo.split('/') as [string, string];
   const [repository, run, job] = await Promise.all([
     deps.github.getRepository(owner, repo),
-    deps.github.getRun(owner, repo, record.runId),
+    deps.github.getRunFacts(owner, repo, record.runId),
     deps.github.getJob(owner, repo, workflowJobId),
   ]);
   const now = checkGitHub({
@@ -71,7 +71,7 @@ export async function mintRunner(deps: MintDeps, host: KnownHost, poolName: stri
   // A new runner takes the oldest queued job its labels fit: refused ones must not be there.
   // (Organization runners can be handed jobs of any repository: the gate alone holds there.)
   if (deps.config.policy.cancelRefusedRuns && pool.scope === 'repo') {
-    const swept = await sweepRefusedRuns(deps, record.repo, repository.visibility, pool);
+    const swept = await sweptRecently(deps, record.repo) ? [] : await sweepRefusedRuns(deps, record.repo, repository.visibility, pool);
     const own = swept.find((s) => s.runId === record.runId);
     if (own) return refused(deps, log, host, workflowJobId, { kind: 'refuse', reason: 'cancelled' }, 'cancelled', true);
   }
@@ -183,4 +183,15 @@ async function refused(
   if (!moved?.ok) await jobs.note(hasRecord ? workflowJobId : null, { by, what: 'mint-refused', why: reason });
   log.warn({ reason }, 'runner refused');
   return { kind: 'refused', reason };
+}
+
+/**
+ * Whether another mint in this repository swept it within `policy.sweepWindowSeconds` (every
+ * replica shares the mark); if not, this mint marks it and sweeps. The sweep only refuses
+ * earlier than the gate, so skipping one costs at most a refusal at start, never a boundary.
+ */
+async function sweptRecently(deps: MintDeps, repository: string): Promise<boolean> {
+  const windowMs = Math.round(deps.config.policy.sweepWindowSeconds * 1000);
+  if (windowMs === 0) return false;
+  return (await deps.redis.set(deps.keys.swept(repository), '1', 'PX', windowMs, 'NX')) === null;
 }

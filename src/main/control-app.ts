@@ -10,6 +10,7 @@ import { JobStore } from '../jobs/intake-record.js';
 import { keys } from '../queue/keys.js';
 import { OutboxWorker } from '../queue/outbox-worker.js';
 import { RedisRateBudget } from '../queue/rate-budget.js';
+import { RedisRunFacts } from '../queue/run-facts.js';
 import type { PoolQueues } from '../queue/pool-queues.js';
 import { createLoops, loopDeps } from '../reconcile/loops.js';
 import { Reconciler } from '../reconcile/reconciler.js';
@@ -50,6 +51,7 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
     logger,
     throttle: { writeSpacingMs: config.github.writeSpacingMs },
     budget,
+    runFacts: new RedisRunFacts(redis, k.runFacts),
     observer: githubMetrics(registry, budget),
   });
   const relay = new OutboxWorker(

@@ -5,6 +5,7 @@ import { createGitHubClient } from '../github/index.js';
 import { JobStore } from '../jobs/intake-record.js';
 import { keys } from '../queue/keys.js';
 import { RedisRateBudget } from '../queue/rate-budget.js';
+import { RedisRunFacts } from '../queue/run-facts.js';
 import { createLoops, loopDeps } from '../reconcile/loops.js';
 import { Reconciler } from '../reconcile/reconciler.js';
 import type { PassReport } from '../reconcile/loop.js';
@@ -30,6 +31,7 @@ export async function reconcileOnce(configFile: string, opts: { dryRun: boolean;
       logger, throttle: { writeSpacingMs: config.github.writeSpacingMs },
       // The same budget the controls draw from: a one-off pass is one more replica.
       budget: new RedisRateBudget(conns.redis, k.rateBudget, config.github.rateBudget),
+      runFacts: new RedisRunFacts(conns.redis, k.runFacts),
     });
     const store = new JobStore(conns.redis, k, { deliveryTtlSeconds: config.control.deliveryTtlHours * 3600 });
     const reconciler = new Reconciler({

@@ -26,6 +26,10 @@ export interface Keys {
   reconcileState(loop: string): string;
   /** The rate budget every GitHub call draws from, shared by all control replicas. */
   rateBudget: string;
+  /** A workflow run's facts that never change (queue/run-facts.ts), so it is read from GitHub once. */
+  runFacts(runId: number): string;
+  /** Set while a repository's open runs count as swept (jit/sweep.ts), so mints close together list them once. */
+  swept(repository: string): string;
 }
 
 export function keys(prefix: string): Keys {
@@ -43,6 +47,8 @@ export function keys(prefix: string): Keys {
     leaderToken: `${prefix}:reconcile:token`,
     reconcileState: (loop) => `${prefix}:reconcile:state:${loop}`,
     rateBudget: `${prefix}:github:budget`,
+    runFacts: (id) => `${prefix}:run:${id}`,
+    swept: (repository) => `${prefix}:swept:${repository.toLowerCase()}`,
   };
 }
 

@@ -173,6 +173,27 @@ describe('JIT minting', () => {
     }
   });
 
+  test('mints close together in one repository list its open runs once (policy.sweepWindowSeconds), and read no run the vetter read', async () => {
+    sim.createRepo({ owner: 'acme', name: 'batch', visibility: 'private' });
+    sim.resetCalls();
+    const ids: number[] = [];
+    for (let i = 0; i < 3; i++) ids.push(...(await queuedJobs({ repo: 'acme/batch', jobs: [{ name: `n${i}`, labels: ['self-hosted', 'build'], steps: ['true'] }] })));
+    const RUN = 'GET /repos/:owner/:repo/actions/runs/:run_id';
+    // The vetter read each new run once, as its webhook came in.
+    await expect.poll(() => sim.calls()[RUN]?.[200] ?? 0).toBe(3);
+    sim.resetCalls();
+    for (const id of ids) expect((await jit(BUILD_TOKEN, 'build', id)).status).toBe(201);
+    const calls = sim.calls();
+    // One sweep (queued and in-progress runs) for three mints; each mint reads its repository and
+    // its job, and mints its runner; no run is read again.
+    expect(calls).toEqual({
+      'GET /repos/:owner/:repo': { 200: 3 },
+      'GET /repos/:owner/:repo/actions/jobs/:job_id': { 200: 3 },
+      'GET /repos/:owner/:repo/actions/runs': { 200: 2 },
+      'POST /repos/:owner/:repo/actions/runners/generate-jitconfig': { 201: 3 },
+    });
+  });
+
   test('metrics count requests by result; no JIT config is in Redis or the metrics', async () => {
     const text = await (await fetch(`${control.url}/metrics`)).text();
     expect(text).toMatch(/hangar_jit_requests_total\{result="minted",reason=""\} [4-9]/);

@@ -1,12 +1,12 @@
 import { pino, type Logger } from 'pino';
-import { createGitHubClient, type GitHubClient, type RequestBudget, type RequestObserver, type ThrottleOptions } from '../../../src/github/index.js';
+import { createGitHubClient, type GitHubClient, type RequestBudget, type RequestObserver, type RunFactsStore, type ThrottleOptions } from '../../../src/github/index.js';
 import type { CallCounts } from '../../../src/sim/calls.js';
 import { createSim, type Sim } from '../../../src/sim/server.js';
 
 export interface SimClient {
   sim: Sim;
   url: string;
-  client(opts?: { throttle?: ThrottleOptions; logger?: Logger; installationId?: number | null; budget?: RequestBudget; observer?: RequestObserver }): GitHubClient;
+  client(opts?: { throttle?: ThrottleOptions; logger?: Logger; installationId?: number | null; budget?: RequestBudget; observer?: RequestObserver; runFacts?: RunFactsStore }): GitHubClient;
   close(): Promise<void>;
 }
 
@@ -41,6 +41,7 @@ export async function startSimClient(): Promise<SimClient> {
         throttle: { writeSpacingMs: 0, ...o.throttle },
         ...(o.budget ? { budget: o.budget } : {}),
         ...(o.observer ? { observer: o.observer } : {}),
+        ...(o.runFacts ? { runFacts: o.runFacts } : {}),
       });
     },
     close: () => sim.close(),
