@@ -214,7 +214,7 @@ function notMinted(m: Exclude<Mint, { kind: 'minted' }>, log: Logger): JobOutcom
 async function askGate(deps: RunJobDeps, mint: MintCall, hints: GateHints): Promise<GateReply> {
   const m = mint.result;
   if (m?.kind !== 'minted') return { decision: 'deny', reason: 'no-runner', message: 'this VM has no runner', workflowJobId: null };
-  return deps.control.jobStarted(m.runnerName, hints);
+  return deps.control.jobStarted(m.runnerName, hints, deps.agent.gateTimeoutSeconds * 1000);
 }
 
 function watchGate(deps: RunJobDeps, r: JobRun, meta: MetadataEndpoint): void {

@@ -84,6 +84,11 @@ const agent = z.strictObject(
     tokenFile: filePath,
     /** `HOST:PORT` for the agent's `GET /metrics` (the isolation table's counters); loopback by default. */
     metricsListen: z.string().regex(/^[0-9.]+:\d{1,5}$/, 'expected IPv4:port, e.g. 127.0.0.1:9169').default('127.0.0.1:9169'),
+    /**
+     * How long a starting job waits for the control's answer at the job-start gate (a control
+     * restarting, a Redis failing over) before it fails closed. Under the guest hook's own 30 s.
+     */
+    gateTimeoutSeconds: z.number().min(1).max(25).default(15),
     /** VM state (overlays, guest files, console logs); cleaned at start after a crash. */
     stateDir: z.string().min(1).default('/var/lib/hangar'),
     vm,

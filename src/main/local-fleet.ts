@@ -35,6 +35,8 @@ export interface FleetOptions {
   prefix?: string;
   slots?: number;
   timeoutMinutes?: number;
+  /** The agent's `gateTimeoutSeconds` (default 15). */
+  gateTimeoutSeconds?: number;
   memoryMiB?: number;
   /** The agent's role: `deploy` serves the deploy pool too (build, large, deploy). Default build. */
   role?: 'build' | 'deploy';
@@ -339,7 +341,7 @@ agent:
   slots: ${c.slots ?? 2}
   controlUrl: ${c.controlUrl}
   tokenFile: ${c.dir}/host-token
-  stateDir: ${c.stateDir}
+  stateDir: ${c.stateDir}${c.gateTimeoutSeconds ? `\n  gateTimeoutSeconds: ${c.gateTimeoutSeconds}` : ''}
   network: {dns: {upstreams: ["${INTERNET.dns}"]}${prod}}
   vm: {accel: ${c.accel ?? 'tcg'}, image: ${c.imageDir}, memoryMiB: ${c.memoryMiB ?? 256}, vcpus: 1, timeoutMinutes: ${c.timeoutMinutes ?? 5}, runAs: ${VM_USER}}
   caps: {cpuQuotaPercent: 180, memoryMaxMiB: 2048, overheadMiB: 256}

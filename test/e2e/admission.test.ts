@@ -72,6 +72,8 @@ for (const defences of [true, false]) {
       prefix = testPrefix();
       fleet = await startFleet({
         prefix, slots: 2, timeoutMinutes: 2, role: 'deploy', cancelRefusedRuns: defences,
+        // A stopped control fails a starting job closed after 8 s, not 15 (the test below waits it out).
+        gateTimeoutSeconds: 8,
         extraHosts: [{ name: 'spare', role: 'build', pools: ['build'], token: SPARE }],
       });
       for (const [owner, name, forkOf] of [['acme', 'app'], ['acme', 'site'], ['mallory', 'app', 'acme/app']] as const) {

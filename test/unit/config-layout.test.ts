@@ -41,6 +41,12 @@ describe('each process validates its own sections', () => {
     expect(agent).toMatchObject({ host: 'box', role: 'deploy', pools: ['build', 'deploy'], slots: 2 });
   });
 
+  test('the gate timeout: 15 s by default, and never past the guest hook\'s own 30 s', () => {
+    expect(requireAgent(parseConfig(both(), 't.yaml')).agent.gateTimeoutSeconds).toBe(15);
+    expect(requireAgent(parseConfig(both({ agent: 'slots: 2\n  gateTimeoutSeconds: 4' }), 't.yaml')).agent.gateTimeoutSeconds).toBe(4);
+    expect(problems(both({ agent: 'slots: 2\n  gateTimeoutSeconds: 30' })).map((p) => p.path)).toEqual(['agent.gateTimeoutSeconds']);
+  });
+
   test('a broken agent section does not stop the control, nor a broken github section the agent', () => {
     expect(requireControl(parseConfig(both({ agent: 'slots: many' }), 't.yaml')).pools).toHaveLength(2);
     expect(requireAgent(parseConfig(both({ github: 'appId: -1, privateKeyFile: k, webhookSecretFile: s' }), 't.yaml')).agent.slots).toBe(2);
