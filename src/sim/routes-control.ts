@@ -42,6 +42,8 @@ export function controlRoutes(scope: FastifyInstance, control: SimControl): void
     return { url: body.url };
   });
   scope.get('/_sim/calls', async () => control.calls());
+  // Every call in order with its time (bounded), for a rate over any window.
+  scope.get('/_sim/calls/log', async () => control.callLog());
   scope.delete('/_sim/calls', async (_req, reply) => {
     control.resetCalls();
     return reply.code(204).send();
