@@ -84,12 +84,9 @@ export async function openPage(browser: Browser, o: PageOptions = {}): Promise<W
   });
   await page.exposeBinding('__hangarCspViolation', (_src, v: string) => void w.cspViolations.push(v));
   // Injected by the browser itself (DevTools), so the page's CSP does not apply to this script.
-  await page.addInitScript(() => {
-    document.addEventListener('securitypolicyviolation', (e) => {
-      const report = (window as unknown as { __hangarCspViolation: (v: string) => void }).__hangarCspViolation;
-      report(`${e.violatedDirective} blocked ${e.blockedURI || 'inline'} at ${e.sourceFile}:${e.lineNumber}`);
-    });
-  });
+  // Browser code is passed as text: the test program has Node's types, not the DOM's.
+  await page.addInitScript(`document.addEventListener('securitypolicyviolation', (e) =>
+    window.__hangarCspViolation(e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline') + ' at ' + e.sourceFile + ':' + e.lineNumber));`);
   return w;
 }
 
@@ -104,6 +101,12 @@ export async function login(page: Page, baseUrl: string, token: string): Promise
   await page.locator('main[data-ready="true"]').waitFor();
   return page.url();
 }
+
+/** Evaluates a JavaScript expression in the page (text: the test program has no DOM types). */
+export const inPage = <T>(page: Page, expression: string): Promise<T> => page.evaluate(expression) as Promise<T>;
+
+/** The `data-focus-key` of the element that has the keyboard focus ('' for none). */
+export const focusKey = (page: Page): Promise<string> => inPage(page, `document.activeElement?.dataset?.focusKey ?? ''`);
 
 /** A full-page screenshot into test/artifacts/NAME.png (gitignored); returns its path. */
 export async function screenshot(page: Page, name: string): Promise<string> {
