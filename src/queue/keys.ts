@@ -26,6 +26,12 @@ export interface Keys {
   reconcileState(loop: string): string;
   /** The rate budget every GitHub call draws from, shared by all control replicas. */
   rateBudget: string;
+  /** The operator drained this host (dashboard): JSON `{at, why}`; the heartbeat's answer tells its agent. */
+  hostDrain(name: string): string;
+  /** A dashboard session, by the sha256 of its id (the id itself is only in the browser's cookie); TTL = the session's life. */
+  dashboardSession(idSha256: string): string;
+  /** Billed seconds of every job a Hangar runner ran, per calendar month (UTC `YYYY-MM`): the savings' ledger. */
+  savingsLedger(month: string): string;
 }
 
 export function keys(prefix: string): Keys {
@@ -43,6 +49,9 @@ export function keys(prefix: string): Keys {
     leaderToken: `${prefix}:reconcile:token`,
     reconcileState: (loop) => `${prefix}:reconcile:state:${loop}`,
     rateBudget: `${prefix}:github:budget`,
+    hostDrain: (name) => `${prefix}:drain:${name}`,
+    dashboardSession: (h) => `${prefix}:dash:session:${h}`,
+    savingsLedger: (month) => `${prefix}:dash:savings:${month}`,
   };
 }
 
