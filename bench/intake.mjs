@@ -490,6 +490,7 @@ async function oneRun(index, profDir) {
 redis: {url: "${lr.url}", prefix: ${prefix}}
 control: {host: "${opt.listen}", port: 0, bodyLimitBytes: 65536}
 policy: {repositories: ["acme/*"]}
+dashboard: {enabled: false}
 pools:
   - {name: build, labels: [self-hosted, linux, x64, build]}
   - {name: deploy, labels: [self-hosted, linux, x64, deploy], deploy: {repositories: [acme/site], branches: [main]}}

@@ -105,6 +105,7 @@ github: {apiUrl: "${fleet.simUrl}", appId: 1, privateKeyFile: ${o.dir}/app.pem, 
 redis: {url: "${o.redisUrl}", prefix: ${o.prefix}}
 control: {host: 127.0.0.1, port: ${controlPort}}
 policy: {repositories: ["acme/*"]}
+dashboard: {enabled: false}
 pools:
   - {name: build, labels: [self-hosted, linux, x64, build]}
 hosts:

@@ -1,4 +1,4 @@
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { AgentConfig, PoolConfig } from '../config/schema.js';
@@ -9,7 +9,7 @@ import { queueName } from '../queue/keys.js';
 import { ControlError, type ControlClient } from './control-client.js';
 import type { GuestImage, HostParts } from './host-parts.js';
 import { destroyVm, runJob, type JobOutcome } from './run-job.js';
-import { Slots } from './slots.js';
+import { Slots, takesJobs } from './slots.js';
 
 /**
  * The host agent: a BullMQ worker per pool this host serves, all sharing the host's slots.
@@ -43,6 +43,8 @@ export class Agent {
   private readonly vms = new Map<string, number>();
   private heartbeat: NodeJS.Timeout | undefined;
   private draining = false;
+  /** The operator drained this host (the control's heartbeat answer): no new jobs until undrained. */
+  private held = false;
 
   constructor(private readonly d: AgentDeps) {
     this.slots = new Slots(d.agent.slots, (busy) => void this.throttle(busy));
@@ -66,7 +68,7 @@ export class Agent {
     await this.d.parts.caps.ensureSlice();
     await this.cleanLeftovers();
     for (const pool of this.d.agent.pools) {
-      const w = new Worker(queueName(pool), (job: Job) => this.process(job), {
+      const w = new Worker(queueName(pool), (job: Job, token?: string) => this.process(job, token), {
         connection: this.d.connection,
         prefix: this.d.prefix,
         concurrency: this.d.agent.slots,
@@ -94,7 +96,7 @@ export class Agent {
     await this.d.control.goodbye().catch(() => undefined);
   }
 
-  private async process(job: Job): Promise<JobOutcome> {
+  private async process(job: Job, token?: string): Promise<JobOutcome> {
     const parsed = poolJobData.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`job data does not match the contract: ${parsed.error.issues[0]?.path.join('.')}`);
     const data: PoolJobData = parsed.data;
@@ -102,6 +104,12 @@ export class Agent {
     try {
       return settle(await this.runRounds(data, slot), this.d.agent.vm.timeoutMinutes);
     } catch (err) {
+      if (err instanceof HostDrainedError && token) {
+        // Taken just before the drain reached this agent: back to the queue, no attempt spent, for another host.
+        this.d.logger.info({ workflowJobId: data.workflowJobId }, 'host drained: job back to its queue');
+        await job.moveToDelayed(Date.now() + 1_000, token);
+        throw new DelayedError();
+      }
       throw await this.classify(job, data, err as Error);
     } finally {
       this.slots.release(slot);
@@ -199,9 +207,10 @@ export class Agent {
 
   private async throttle(busy: number): Promise<void> {
     if (this.draining) return;
+    const take = takesJobs(busy, this.slots.total, this.held);
     for (const w of this.workers) {
-      if (busy >= this.slots.total && !w.isPaused()) w.pause(true);
-      else if (busy < this.slots.total && w.isPaused()) w.resume();
+      if (!take && !w.isPaused()) w.pause(true);
+      else if (take && w.isPaused()) w.resume();
     }
   }
 
@@ -210,28 +219,39 @@ export class Agent {
       this.d.logger.warn({ err: err.message }, 'heartbeat: the slice usage could not be read');
       return null;
     });
-    await this.d.control.heartbeat({
+    const answer = await this.d.control.heartbeat({
       slots: this.slots.total,
       busy: this.slots.busy,
       vms: [...this.vms].map(([vmId, workflowJobId]) => ({ vmId, workflowJobId })),
       caps: usage,
-      draining: this.draining,
+      draining: this.draining || this.held,
+      driver: this.d.agent.vm.driver,
+      accel: this.d.agent.vm.accel,
     });
+    if (answer.drain !== this.held) {
+      this.held = answer.drain;
+      this.d.logger.info({}, this.held ? 'drained by the operator: taking no new jobs' : 'undrained by the operator: taking jobs again');
+      await this.throttle(this.slots.busy);
+    }
   }
 }
 
 /** No runner for this job: the control refused one (its phase says why) or another host holds it. */
 class NoRunnerError extends UnrecoverableError {}
 
+/** The control refused a runner because the operator drained this host: the job goes back to its queue. */
+export class HostDrainedError extends Error {}
+
 /**
  * A queue entry completes only when its VM ran a job; every other end fails it, loudly, with its
  * reason: nothing reads "completed" that did not run.
  */
-function settle(outcome: JobOutcome, timeoutMinutes: number): JobOutcome {
+export function settle(outcome: JobOutcome, timeoutMinutes: number): JobOutcome {
   switch (outcome.kind) {
     case 'ran':
       return outcome;
     case 'skipped':
+      if (outcome.reason === 'host-drained') throw new HostDrainedError('the operator drained this host');
       throw new NoRunnerError(`no runner for this job: ${outcome.reason}`);
     case 'timeout':
       throw new UnrecoverableError(`passed its time cap of ${timeoutMinutes} min: VM killed`);

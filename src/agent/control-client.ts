@@ -30,6 +30,13 @@ export interface HostBeat {
   vms: { vmId: string; workflowJobId: number }[];
   caps?: unknown;
   draining: boolean;
+  driver?: string;
+  accel?: 'auto' | 'kvm' | 'tcg';
+}
+
+/** The control's answer to a heartbeat: whether the operator drained this host (an older control says nothing: no). */
+export interface BeatAnswer {
+  drain: boolean;
 }
 
 export interface ControlClient {
@@ -44,7 +51,7 @@ export interface ControlClient {
    * a 5xx; throws ControlError when the control refused it or never answered.
    */
   report(workflowJobId: number, report: JobReport): Promise<{ phase: string }>;
-  heartbeat(beat: HostBeat): Promise<void>;
+  heartbeat(beat: HostBeat): Promise<BeatAnswer>;
   /** Removes this host's heartbeat (it is draining away). */
   goodbye(): Promise<void>;
 }
@@ -83,7 +90,8 @@ export function createControlClient(controlUrl: string, token: string): ControlC
       }
     },
     async heartbeat(beat) {
-      await call('PUT', '/api/v1/hosts/self/heartbeat', beat, 5_000);
+      const { body } = await call('PUT', '/api/v1/hosts/self/heartbeat', beat, 5_000);
+      return { drain: body.drain === true };
     },
     async goodbye() {
       await call('DELETE', '/api/v1/hosts/self/heartbeat', undefined, 5_000);

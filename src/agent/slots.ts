@@ -34,3 +34,11 @@ export class Slots {
     this.onChange(this.busy);
   }
 }
+
+/**
+ * Whether the pool workers fetch jobs: a slot is free and the operator has not drained the host
+ * (the control's heartbeat answer). A drained host finishes what it runs and takes nothing new.
+ */
+export function takesJobs(busy: number, total: number, drained: boolean): boolean {
+  return !drained && busy < total;
+}

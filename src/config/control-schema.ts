@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { checkPoolsAndHosts, filePath, repoPattern, requiredFor, sharedShape, withChecks } from './schema.js';
+import type { ConfigProblem } from '../domain/errors.js';
+import { checkPoolsAndHosts, filePath, isRecord, repoPattern, requiredFor, sharedShape, withChecks } from './schema.js';
 
 /**
  * What `hangar control` reads: GitHub, the policy, its listener, and the shared sections
@@ -120,13 +121,71 @@ const reconcile = z
   })
   .prefault({});
 
-const controlShape = { github, policy, control, intake, reconcile, ...sharedShape };
+/** `host:port` (IPv4, a name, or `[IPv6]`); port 0 picks a free one (tests). */
+export const listenAddress = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected "host:port", e.g. 127.0.0.1:8081')
+  .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'port above 65535');
+
+export function splitListen(listen: string): { host: string; port: number } {
+  const i = listen.lastIndexOf(':');
+  return { host: listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(listen.slice(i + 1)) };
+}
+
+/** Minutes a month each GitHub plan includes for private repositories (Linux, 1×). */
+export const PLAN_MINUTES = { free: 2000, pro: 3000, team: 3000, enterprise: 50_000, none: 0 } as const;
+
+/**
+ * The operator's view (src/dashboard/): its own listener (never the webhook port: the page and
+ * the API must not be reachable where GitHub posts), behind the operator token in `tokenFile`.
+ */
+const dashboard = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    listen: listenAddress.default('127.0.0.1:8081'),
+    /** The operator token (at least 16 characters; `hangar host token FILE` makes one). Required while enabled. */
+    tokenFile: filePath.optional(),
+    /** How long a login lasts. */
+    sessionHours: z.number().min(0.1).max(24 * 30).default(12),
+    savings: z
+      .strictObject({
+        /** What GitHub bills a hosted runner minute: Linux 2-core, $0.006 since 2026-01-01. */
+        pricePerMinute: z.number().min(0).max(10).default(0.006),
+        plan: z.enum(['free', 'pro', 'team', 'enterprise', 'none']).default('free'),
+        /** Overrides the plan's included minutes (PLAN_MINUTES). */
+        includedMinutes: z.number().int().min(0).optional(),
+        /** The self-hosted platform charge GitHub announced and postponed, per minute. */
+        platformChargePerMinute: z.number().min(0).max(10).default(0.002),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
+const controlShape = { github, policy, control, intake, reconcile, dashboard, ...sharedShape };
 
 /** The control's own sections: a file with any of them is (also) a control's. */
-export const CONTROL_ONLY_SECTIONS = ['github', 'policy', 'control', 'intake', 'reconcile'] as const;
+export const CONTROL_ONLY_SECTIONS = ['github', 'policy', 'control', 'intake', 'reconcile', 'dashboard'] as const;
 export const CONTROL_SECTIONS = Object.keys(controlShape);
 
-export const controlSchema = withChecks(z.strictObject(controlShape), checkPoolsAndHosts);
+/** The dashboard's token while it is enabled, and its listener apart from the webhooks' port. */
+export function checkDashboard(input: unknown): ConfigProblem[] {
+  if (!isRecord(input)) return [];
+  const d = isRecord(input.dashboard) ? input.dashboard : {};
+  if (d.enabled === false) return [];
+  const problems: ConfigProblem[] = [];
+  if (d.tokenFile === undefined) {
+    problems.push({ path: 'dashboard.tokenFile', message: 'required while the dashboard is enabled (a file with the operator token; `hangar host token FILE` makes one), or set dashboard.enabled: false' });
+  }
+  const listen = typeof d.listen === 'string' ? d.listen : '127.0.0.1:8081';
+  const webhookPort = isRecord(input.control) && typeof input.control.port === 'number' ? input.control.port : 8080;
+  if (listenAddress.safeParse(listen).success) {
+    const { port } = splitListen(listen);
+    if (port !== 0 && port === webhookPort) problems.push({ path: 'dashboard.listen', message: `port ${port} is the webhook listener's (control.port): the dashboard needs a listener of its own` });
+  }
+  return problems;
+}
+
+export const controlSchema = withChecks(z.strictObject(controlShape), checkPoolsAndHosts, checkDashboard);
 
 /** The config `hangar control` runs with (requireControl, load.ts). */
 export type ControlConfig = z.output<typeof controlSchema>;

@@ -9,6 +9,8 @@ export interface ControlSecrets {
   /** Current webhook secret first, then the previous one during a rotation. */
   webhookSecrets: string[];
   appPrivateKey: string;
+  /** The dashboard's operator token (dashboard.tokenFile); null while the dashboard is off. */
+  operatorToken: string | null;
 }
 
 const SECRET_KEYS = ['webhookSecretFile', 'previousWebhookSecretFile', 'privateKeyFile'] as const;
@@ -16,9 +18,15 @@ const SECRET_KEYS = ['webhookSecretFile', 'previousWebhookSecretFile', 'privateK
 /** Reads every secret file; one ConfigError names each key whose file is unusable (not its content). */
 export function readControlSecrets(config: ControlConfig): ControlSecrets {
   const { values, problems } = readSecretFiles(config.github);
+  const operator = config.dashboard.enabled ? readOperatorToken(config.dashboard) : { problems: [] };
+  problems.push(...operator.problems);
   if (problems.length > 0) throw new ConfigError('secrets', problems);
   const previous = values.previousWebhookSecretFile;
-  return { webhookSecrets: previous ? [values.webhookSecretFile!, previous] : [values.webhookSecretFile!], appPrivateKey: values.privateKeyFile! };
+  return {
+    webhookSecrets: previous ? [values.webhookSecretFile!, previous] : [values.webhookSecretFile!],
+    appPrivateKey: values.privateKeyFile!,
+    operatorToken: operator.token ?? null,
+  };
 }
 
 /**
@@ -26,7 +34,19 @@ export function readControlSecrets(config: ControlConfig): ControlSecrets {
  * section as written, so a file with other mistakes still hears about these.
  */
 export function checkSecretFiles(input: Record<string, unknown>): ConfigProblem[] {
-  return isRecord(input.github) ? readSecretFiles(input.github).problems : [];
+  const github = isRecord(input.github) ? readSecretFiles(input.github).problems : [];
+  const d = isRecord(input.dashboard) ? input.dashboard : {};
+  return [...github, ...(d.enabled === false ? [] : readOperatorToken(d).problems)];
+}
+
+/** The operator token: readable and long enough to be one. Never says what it is. */
+function readOperatorToken(d: Record<string, unknown>): { token?: string; problems: ConfigProblem[] } {
+  const file = d.tokenFile;
+  if (typeof file !== 'string' || file === '') return { problems: [] };
+  const r = readFile(file);
+  if (!r.ok) return { problems: [{ path: 'dashboard.tokenFile', message: r.message }] };
+  if (r.text.length < 16) return { problems: [{ path: 'dashboard.tokenFile', message: `${file} holds no token (at least 16 characters)` }] };
+  return { token: r.text, problems: [] };
 }
 
 function readSecretFiles(github: Record<string, unknown>): { values: Partial<Record<(typeof SECRET_KEYS)[number], string>>; problems: ConfigProblem[] } {

@@ -77,6 +77,13 @@ export const FIRST_PHASES: readonly JobPhase[] = ['queued', 'refused'];
 
 export const isJobPhase = (s: unknown): s is JobPhase => typeof s === 'string' && (JOB_PHASES as readonly string[]).includes(s);
 
+/**
+ * The operator's retry (dashboard): a job Hangar failed (it gave up, the VM ran past its cap, was
+ * lost or ran no job) while GitHub still holds it queued goes back to `queued` for a new try.
+ * Not in MOVES: nothing but an operator's say-so reopens a final phase.
+ */
+export const OPERATOR_RETRY_FROM: readonly JobPhase[] = ['failed', 'timed-out', 'lost', 'not-run'];
+
 /** May a job in `from` (null: no record yet) move to `to`? */
 export function canMove(from: JobPhase | null, to: JobPhase): boolean {
   return from === null ? FIRST_PHASES.includes(to) : MOVES[from].includes(to);

@@ -15,7 +15,9 @@ export type MintRefusal =
   | 'internal-repo'
   | 'fork-pr'
   /** Its run was cancelled just now, before the mint, as refused for this pool (jit/sweep.ts). */
-  | 'cancelled';
+  | 'cancelled'
+  /** The operator drained the asking host (dashboard): the job goes back to its queue for another host. */
+  | 'host-drained';
 
 export type MintDecision = { kind: 'mint' } | { kind: 'refuse'; reason: MintRefusal };
 

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { ControlConfig } from '../config/schema.js';
 import { isFork } from '../domain/start-policy.js';
 import type { GitHubClient } from '../github/index.js';
-import { readJobRecord, type JobRecord } from '../jobs/record.js';
+import { keepRunEvent, readJobRecord, type JobRecord } from '../jobs/record.js';
 import { jobMoves } from '../jobs/transition.js';
 import type { Keys } from '../queue/keys.js';
 
@@ -34,6 +34,7 @@ export class RunVetter {
   private readonly reader: Redis;
   /** Runs already judged: one GitHub lookup (and one cancel) per run. */
   private readonly runs = new Map<number, Verdict>();
+  private readonly events = new Map<number, string>();
   private stopped = false;
   private loop: Promise<void> | undefined;
 
@@ -83,6 +84,9 @@ export class RunVetter {
     const rec = await readJobRecord(this.d.redis, this.d.keys, Number(f.workflowJobId));
     if (!rec || rec.state !== 'queued') return;
     const known = this.runs.get(rec.runId);
+    // The run's event (the webhook does not carry it) for the other jobs of a run judged already.
+    const event = this.events.get(rec.runId);
+    if (known !== undefined && event !== undefined && rec.runEvent === null) await keepRunEvent(this.d.redis, this.d.keys, rec.workflowJobId, event);
     const verdict = known ?? (f.decision === 'reject' ? 'deploy-not-allowed' : await this.judge(rec));
     if (verdict === 'ok') return this.remember(rec.runId, verdict);
     await this.refuse(rec, verdict, known === undefined);
@@ -90,6 +94,8 @@ export class RunVetter {
 
   private async judge(rec: JobRecord): Promise<Verdict> {
     const run = await this.d.github.getRunFacts(rec.owner, rec.repo.split('/')[1]!, rec.runId);
+    this.events.set(rec.runId, run.event);
+    await keepRunEvent(this.d.redis, this.d.keys, rec.workflowJobId, run.event);
     return isFork({ repository: rec.repo, headRepository: run.headRepositoryFullName }) ? 'fork-pr' : 'ok';
   }
 
@@ -106,7 +112,11 @@ export class RunVetter {
   }
 
   private remember(runId: number, v: Verdict): void {
-    if (this.runs.size >= 5000) this.runs.delete(this.runs.keys().next().value!);
+    if (this.runs.size >= 5000) {
+      const oldest = this.runs.keys().next().value!;
+      this.runs.delete(oldest);
+      this.events.delete(oldest);
+    }
     this.runs.set(runId, v);
   }
 }

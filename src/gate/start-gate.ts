@@ -93,7 +93,7 @@ async function decideForRunner(deps: GateDeps, host: MintHost, q: StartQuestion)
     pool,
     deps.config,
   );
-  const answer = await finish(deps, log, t0, host, q.runnerName, decision, job);
+  const answer = await finish(deps, log, t0, host, q.runnerName, decision, job, run.event);
   if (decision.kind === 'deny' && cancelRunOnRefusal(decision.reason)) {
     // After the answer, so the hook prints its reason at once; the job fails either way.
     void cancelRefusedRun(deps, log, repository, run.id, job.id, decision.reason);
@@ -140,10 +140,10 @@ async function githubFacts(github: GitHubClient, repository: string, runId: numb
   return job ? { job, run, visibility: repoInfo.visibility } : null;
 }
 
-async function finish(deps: GateDeps, log: Logger, t0: number, host: MintHost, runnerName: string, d: StartDecision, job: WorkflowJob | null): Promise<StartAnswer> {
+async function finish(deps: GateDeps, log: Logger, t0: number, host: MintHost, runnerName: string, d: StartDecision, job: WorkflowJob | null, runEvent?: string): Promise<StartAnswer> {
   const now = Date.now();
   // On the record of the job that started (it need not be the one the runner was minted for).
-  const fields: Record<string, string | number> = { startRunner: runnerName, startHost: host.name, startAt: now, startDecision: d.kind };
+  const fields: Record<string, string | number> = { startRunner: runnerName, startHost: host.name, startAt: now, startDecision: d.kind, ...(runEvent ? { runEvent } : {}) };
   if (d.kind === 'deny') fields.startRefusal = d.reason;
   await jobMoves(deps.redis, deps.keys).note(job?.id ?? null, {
     by: `host:${host.name}`,

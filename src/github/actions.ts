@@ -142,3 +142,8 @@ export async function cancelRun(
     throw toGitHubError(err, 'cancel run');
   }
 }
+
+/** `POST /repos/{owner}/{repo}/actions/jobs/{job_id}/rerun` (201). */
+export async function rerunJob(octokit: HangarOctokit, owner: string, repo: string, jobId: number): Promise<void> {
+  await githubCall('rerun job', () => octokit.rest.actions.reRunJobForWorkflowRun({ owner, repo, job_id: jobId }));
+}

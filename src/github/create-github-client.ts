@@ -71,6 +71,11 @@ export interface GitHubClient {
    * is cancelled. All already completed (409): `'already-completed'`. Unknown run: GitHubError 404.
    */
   cancelRun(owner: string, repo: string, runId: number): Promise<RunCancellation>;
+  /**
+   * GitHub's "re-run a job from a workflow run" (and the jobs that need it): a new run attempt,
+   * with a new workflow job. Only for a job of a completed run; GitHub refuses others (403).
+   */
+  rerunJob(owner: string, repo: string, jobId: number): Promise<void>;
   /** The organization's runner groups, all pages. Not an organization, or not installed there: GitHubError 404. */
   listRunnerGroups(org: string): Promise<RunnerGroup[]>;
   /** The repositories selected for a group, all pages. Unknown group: GitHubError 404. */
@@ -137,6 +142,7 @@ export function createGitHubClient(opts: GitHubClientOptions): GitHubClient {
     listJobsForAttempt: async (owner, repo, runId, attempt) =>
       actions.listJobsForAttempt(await forRepo(owner, repo), owner, repo, runId, attempt),
     cancelRun: async (owner, repo, runId) => actions.cancelRun(await forRepo(owner, repo), owner, repo, runId),
+    rerunJob: async (owner, repo, jobId) => actions.rerunJob(await forRepo(owner, repo), owner, repo, jobId),
     listRunnerGroups: async (org) => runnerGroups.listRunnerGroups(await installations.forTarget({ owner: org }), org),
     listRunnerGroupRepositories: async (org, groupId) =>
       runnerGroups.listRunnerGroupRepositories(await installations.forTarget({ owner: org }), org, groupId),

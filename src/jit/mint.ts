@@ -39,6 +39,11 @@ export async function mintRunner(deps: MintDeps, host: KnownHost, poolName: stri
   const log = deps.logger.child({ host: host.name, pool: poolName, workflowJobId });
   const asked = checkRequest({ host, pool: { name: poolName, deploy: Boolean(pool?.deploy) }, record });
   if (asked.kind === 'refuse' || !pool || !record) return refused(deps, log, host, workflowJobId, asked, 'pool-not-served', record !== null);
+  // A backstop for the operator's drain: the agent stops taking jobs at its next heartbeat, and a
+  // job it took before that goes back to the queue (another host may take it).
+  if (await deps.redis.exists(deps.keys.hostDrain(host.name))) {
+    return refused(deps, log, host, workflowJobId, { kind: 'refuse', reason: 'host-drained' }, 'host-drained', true);
+  }
 
   const [owner, repo] = record.repo.split('/') as [string, string];
   const [repository, run, job] = await Promise.all([
@@ -94,7 +99,7 @@ export async function mintRunner(deps: MintDeps, host: KnownHost, poolName: stri
   const owed = job.status !== 'queued' ? { owedBecauseTakenBy: job.runnerName } : {};
   const moved = await jobMoves(deps.redis, deps.keys).move(workflowJobId, {
     to: 'minted', by: `host:${host.name}`, why: owed.owedBecauseTakenBy ? 'runner-owed' : 'asked',
-    fields: { mintedRunner: name, host: host.name, mintedAt: Date.now() },
+    fields: { mintedRunner: name, host: host.name, mintedAt: Date.now(), runEvent: run.event },
   });
   if (!moved.ok) {
     // The job moved past minting meanwhile (say, it failed): the new runner must not wait for it.

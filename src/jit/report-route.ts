@@ -8,8 +8,8 @@ import { reportJob, type JobReport, type ReportDeps } from './report.js';
 /**
  * The agents' reports, so that no agent writes the control's keys in Redis:
  * - `POST /api/v1/jobs/:id/report`: its VM came up, its VM ended (how), or it gave up on the job;
- * - `PUT /api/v1/hosts/self/heartbeat`: its slots and VMs (the mint's claim takeover reads it);
- *   `DELETE` when it drains.
+ * - `PUT /api/v1/hosts/self/heartbeat`: its slots and VMs (the mint's claim takeover reads it),
+ *   answered `{drain}`: whether the operator drained the host; `DELETE` when it drains.
  * The host is the one its token names; nothing in a body can speak for another host.
  */
 const vmEnd = z.enum(['ran', 'not-run', 'timeout', 'lost', 'refused-at-start']);
@@ -38,6 +38,9 @@ const heartbeat = z.strictObject({
   vms: z.array(z.strictObject({ vmId: name, workflowJobId: z.number().int().positive() })).max(256),
   caps: z.unknown().optional(),
   draining: z.boolean(),
+  /** The VM driver and its accelerator as configured (`auto` picks per boot), for the dashboard. */
+  driver: z.string().max(32).optional(),
+  accel: z.enum(['auto', 'kvm', 'tcg']).optional(),
 });
 
 const jobId = z.coerce.number().int().positive();
@@ -68,8 +71,12 @@ export async function reportRoutes(app: FastifyInstance, deps: ReportRouteDeps):
     const r = hostRequest(req, reply, deps.hosts, heartbeat);
     if (!r) return reply;
     const { name: host, role, pools } = r.host;
-    await deps.redis.set(deps.keys.host(host), JSON.stringify({ host, role, pools, ...r.body, at: Date.now() }), 'EX', HEARTBEAT_TTL_SECONDS);
-    return reply.code(204).send();
+    const [, drained] = await deps.redis.multi()
+      .set(deps.keys.host(host), JSON.stringify({ host, role, pools, ...r.body, at: Date.now() }), 'EX', HEARTBEAT_TTL_SECONDS)
+      .exists(deps.keys.hostDrain(host))
+      .exec() ?? [];
+    // The operator's drain (dashboard): the agent stops taking new jobs until it reads false here.
+    return { drain: drained?.[1] === 1 };
   });
   app.delete('/api/v1/hosts/self/heartbeat', async (req, reply) => {
     const r = hostRequest(req, reply, deps.hosts, z.unknown());

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { FINAL_PHASES, isJobPhase, type JobPhase } from '../domain/job-phase.js';
+import { FINAL_PHASES, JOB_PHASES, isJobPhase, type JobPhase } from '../domain/job-phase.js';
 import type { WorkflowJobEvent } from '../domain/workflow-job.js';
 import type { Decision } from '../domain/policy.js';
 import type { Keys } from '../queue/keys.js';
@@ -18,7 +18,9 @@ import type { Keys } from '../queue/keys.js';
  *   the gate's `startRunner`/`startHost`/`startDecision`/`startRefusal`/`startedJob`;
  *   the VM's end `vmOutcome`/`vmExitCode`/`vmMs`/`vmReason`/`consoleTail`/`egress`, `tries`;
  *   refusals `mintRefusal`/`vetRefusal`, and `runCancelled`/`runCancelledFor`;
- *   reconcile's `stuck` (when it was last flagged stuck, ms) and `stuckWhy` (domain/stuck-jobs.ts).
+ *   reconcile's `stuck` (when it was last flagged stuck, ms) and `stuckWhy` (domain/stuck-jobs.ts);
+ *   `vmId` (the latest VM's), `startAt` (the gate's answer), `runEvent` (the run's event, e.g.
+ *   `schedule`, from the first reader of the run: the vetter, the mint or the gate).
  */
 
 /** The part of a record that never changes after the first event (stored as JSON). */
@@ -75,6 +77,16 @@ export interface JobRecord extends StaticFields {
   stuckWhy: string | null;
   /** VMs booted for it so far. */
   tries: number;
+  /** The latest VM's id (set with `vm-up`). */
+  vmId: string | null;
+  /** When the gate answered for the job that started on a runner (ms). */
+  startAt: number | null;
+  /** The run's event (`push`, `pull_request`, `schedule`…), once something read the run. */
+  runEvent: string | null;
+  /** The last time it entered each phase (`at:<phase>`, ms). */
+  at: Partial<Record<JobPhase, number>>;
+  /** When GitHub's webhooks said each state (`<state>At`, ms; the delivery's arrival). */
+  githubAt: { queued: number | null; inProgress: number | null; completed: number | null };
   createdAt: number;
   updatedAt: number;
 }
@@ -121,9 +133,54 @@ export function toRecord(workflowJobId: number, h: Record<string, string>): JobR
     stuck: num(h.stuck),
     stuckWhy: str(h.stuckWhy),
     tries: num(h.tries) ?? 0,
+    vmId: str(h.vmId),
+    startAt: num(h.startAt),
+    runEvent: str(h.runEvent),
+    at: phaseTimes(h),
+    githubAt: { queued: num(h.queuedAt), inProgress: num(h.in_progressAt), completed: num(h.completedAt) },
     createdAt: Number(h.createdAt),
     updatedAt: Number(h.updatedAt),
   };
+}
+
+function phaseTimes(h: Record<string, string>): Partial<Record<JobPhase, number>> {
+  const at: Partial<Record<JobPhase, number>> = {};
+  for (const p of JOB_PHASES) {
+    const t = num(h[`at:${p}`]);
+    if (t !== null) at[p] = t;
+  }
+  return at;
+}
+
+/** Records of these jobs (null where there is none), read in pipelined batches of 500. */
+export async function readJobRecords(redis: Redis, k: Keys, ids: readonly number[]): Promise<(JobRecord | null)[]> {
+  const out: (JobRecord | null)[] = [];
+  for (let i = 0; i < ids.length; i += 500) {
+    const batch = ids.slice(i, i + 500);
+    const pipe = redis.pipeline();
+    for (const id of batch) pipe.hgetall(k.job(id));
+    const rows = (await pipe.exec()) ?? [];
+    rows.forEach(([err, h], j) => {
+      if (err) throw err;
+      out.push(toRecord(batch[j]!, h as Record<string, string>));
+    });
+  }
+  return out;
+}
+
+/** The ids of the `limit` jobs GitHub moved last, newest first. */
+export async function recentJobIds(redis: Redis, k: Keys, limit: number): Promise<number[]> {
+  return (await redis.zrevrange(k.jobIndex, 0, limit - 1)).map(Number);
+}
+
+const SET_RUN_EVENT = `if redis.call('EXISTS', KEYS[1]) == 1 and not redis.call('HGET', KEYS[1], 'runEvent') then redis.call('HSET', KEYS[1], 'runEvent', ARGV[1]) end return 1`;
+
+/**
+ * Keeps the run's event on a job's record (the webhook does not carry it; whoever reads the run
+ * first says it). Written once, no event in the stream: it is a fact about the run, not a move.
+ */
+export async function keepRunEvent(redis: Redis, k: Keys, workflowJobId: number, event: string): Promise<void> {
+  await redis.eval(SET_RUN_EVENT, 1, k.job(workflowJobId), event);
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { movesInto, type JobPhase } from '../domain/job-phase.js';
+import { movesInto, OPERATOR_RETRY_FROM, type JobPhase } from '../domain/job-phase.js';
 import type { Keys } from '../queue/keys.js';
 import type { Fence } from '../reconcile/leader.js';
 import { EVENTS_MAXLEN } from './events.js';
@@ -33,6 +33,8 @@ export interface Move {
   onlyIf?: { field: string; equals: string };
   /** Only while this reconcile leader still leads (its fencing token); else refused as `fenced`. */
   fence?: Fence;
+  /** The operator's retry: to `queued` from a phase in OPERATOR_RETRY_FROM (domain/job-phase.ts), and from nowhere else. */
+  operatorRetry?: boolean;
 }
 
 const NOTE = `
@@ -90,7 +92,7 @@ export class JobTransitions {
     const del = m.remove ?? [];
     const [status, from] = await this.run(
       this.k.job(workflowJobId), this.k.events, m.fence?.key ?? '',
-      m.to, movesInto(m.to).join(','), now, m.by, m.why, workflowJobId,
+      m.to, (m.operatorRetry && m.to === 'queued' ? OPERATOR_RETRY_FROM : movesInto(m.to)).join(','), now, m.by, m.why, workflowJobId,
       set.length / 2, del.length, m.onlyIf?.field ?? '', m.onlyIf?.equals ?? '', m.fence?.value ?? '',
       ...set, ...del,
     );

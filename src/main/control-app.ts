@@ -13,6 +13,7 @@ import { RedisRateBudget } from '../queue/rate-budget.js';
 import { RedisRunFacts } from '../queue/run-facts.js';
 import type { PoolQueues } from '../queue/pool-queues.js';
 import { createLoops, loopDeps } from '../reconcile/loops.js';
+import { createDashboard, type Dashboard, type PageRoutes } from '../dashboard/server.js';
 import { Reconciler } from '../reconcile/reconciler.js';
 import { controlHttp } from './control-http.js';
 import { controlRedis } from './control-redis.js';
@@ -22,8 +23,9 @@ import { compose, unit, type Unit } from './units.js';
 /**
  * The control plane's units composed, without listening or signal handling, so the CLI and
  * in-process tests build exactly the same thing: Redis, the outbox relay, the run vetter (while
- * `policy.cancelRefusedRuns`), the HTTP side, the reconciler (src/reconcile/). Started in that
- * order, stopped in reverse; the dashboard will be a unit of its own here.
+ * `policy.cancelRefusedRuns`), the HTTP side, the dashboard (src/dashboard/, its own listener,
+ * while `dashboard.enabled`), the reconciler (src/reconcile/). Started in that order, stopped in
+ * reverse.
  */
 export interface Control {
   app: FastifyInstance;
@@ -33,10 +35,17 @@ export interface Control {
   github: GitHubClient;
   /** Null when `reconcile.enabled` is false (and the intake pushes). */
   reconciler: Reconciler | null;
+  /** Null when `dashboard.enabled` is false; its `url` is the listener's once started. */
+  dashboard: Dashboard | null;
   close(): Promise<void>;
 }
 
-export async function buildControl(config: ControlConfig, secrets: ControlSecrets, logger: Logger): Promise<Control> {
+export interface ControlOptions {
+  /** The dashboard page's routes (src/dashboard/page/), registered on the dashboard's server. */
+  pageRoutes?: PageRoutes;
+}
+
+export async function buildControl(config: ControlConfig, secrets: ControlSecrets, logger: Logger, opts: ControlOptions = {}): Promise<Control> {
   const k = keys(config.redis.prefix);
   const conns = controlRedis(config, logger);
   const { redis, queues } = conns;
@@ -73,14 +82,18 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
         logger, registry: http.registry,
       })
     : null;
+  const dashboard = config.dashboard.enabled && secrets.operatorToken
+    ? createDashboard({ config, redis, keys: k, logger, token: secrets.operatorToken, github, queues, ...(opts.pageRoutes ? { pageRoutes: opts.pageRoutes } : {}) })
+    : null;
   const units: Unit[] = [
     conns,
     unit('outbox', () => relay.start(), () => relay.stop()),
     ...(vetter ? [unit('vetter', () => vetter.start(), () => vetter.stop())] : []),
     http,
+    ...(dashboard ? [unit('dashboard', () => dashboard.start(), () => dashboard.stop())] : []),
     ...(reconciler ? [reconciler] : []),
   ];
   const control = compose(units, logger);
   await control.start();
-  return { app: http.app, redis, queues, registry: http.registry, github, reconciler, close: () => control.stop() };
+  return { app: http.app, redis, queues, registry: http.registry, github, reconciler, dashboard, close: () => control.stop() };
 }

@@ -28,6 +28,8 @@ export const VM_USER = 'hangar-vm';
 /** Ports inside the fleet's own namespaces, where nothing else listens. */
 const SIM_PORT = 80;
 const CONTROL_PORT = 8080;
+/** The dashboard's listener in the build host's namespace (reached from outside through `sockets.dashboard`). */
+const DASHBOARD_PORT = 8081;
 const REDIS_PORT = 6379;
 
 export interface FleetOptions {
@@ -116,11 +118,13 @@ export interface Fleet {
   configFile: string;
   stateDir: string;
   hostToken: string;
+  /** The dashboard's operator token (its dashboard.tokenFile), for `Authorization: Bearer` or the login form. */
+  operatorToken: string;
   /** The fleet's namespaces: the build host (Redis, control, agent, taps), the LAN, the internet (sim). */
   netns: { host: string; lan: string; internet: string };
   addresses: FleetAddresses;
-  /** Unix sockets in `dir`: Redis itself, the sim itself, and a bridge to the control's port. */
-  sockets: { redis: string; sim: string; control: string };
+  /** Unix sockets in `dir`: Redis itself, the sim itself, and bridges to the control's port and the dashboard's. */
+  sockets: { redis: string; sim: string; control: string; dashboard: string };
   /** The sim's API (its control face, or its REST face given an `authorization` header), JSON in and out; throws on a status outside 2xx. */
   api<T = any>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<T>;
   /** One request to the control (its port inside the build host), answered whatever the status. */
@@ -184,12 +188,14 @@ async function start(o: FleetOptions, image: TestImage, dir: string, parts: Part
   }
   const topology = (parts.topology = await createTopology({ hosts: [{ name: 'build', prod: o.role === 'deploy' }] }));
   const host = topology.host('build');
-  const sockets = { redis: join(dir, 'redis.sock'), sim: join(dir, 'sim.sock'), control: join(dir, 'control.sock') };
+  const sockets = { redis: join(dir, 'redis.sock'), sim: join(dir, 'sim.sock'), control: join(dir, 'control.sock'), dashboard: join(dir, 'dashboard.sock') };
   const redis = (parts.redis = await startLocalRedis({ dir: join(dir, 'redis'), netns: host.netns, port: REDIS_PORT, socket: sockets.redis }));
   const procs = (parts.procs = new Processes(dir, topology));
   const prefix = o.prefix ?? 'hangar';
   const hostToken = randomBytes(24).toString('base64url');
   writeFileSync(join(dir, 'host-token'), hostToken, { mode: 0o600 });
+  const operatorToken = randomBytes(24).toString('base64url');
+  writeFileSync(join(dir, 'operator-token'), operatorToken, { mode: 0o600 });
   const simUrl = `http://${INTERNET.sim}:${SIM_PORT}`;
   const simPublicUrl = o.simByName ? `http://sim.example:${SIM_PORT}` : simUrl;
   const controlUrl = `http://127.0.0.1:${CONTROL_PORT}`;
@@ -205,12 +211,15 @@ async function start(o: FleetOptions, image: TestImage, dir: string, parts: Part
     // GitHub reaches the control at the host's LAN address, through the router.
     '--webhook-url', o.webhookUrl ?? `http://${host.address}:${CONTROL_PORT}/webhooks/github`,
   ]);
-  await startTool(topology, host.netns, 'bridge', [{ socket: sockets.control, host: '127.0.0.1', port: CONTROL_PORT }]);
+  await startTool(topology, host.netns, 'bridge', [
+    { socket: sockets.control, host: '127.0.0.1', port: CONTROL_PORT },
+    { socket: sockets.dashboard, host: '127.0.0.1', port: DASHBOARD_PORT },
+  ]);
   if (o.controlFaults) {
     await startTool(topology, host.netns, 'faults', [{ host: '127.0.0.1', port: FAULTY_CONTROL_PORT, to: { host: '127.0.0.1', port: CONTROL_PORT }, fail: o.controlFaults }]);
   }
   const fleet: Fleet = {
-    dir, image, simUrl, controlUrl, redisUrl: redis.url, prefix, configFile, stateDir, hostToken, agent: null, control: null, sockets, redisServer: redis,
+    dir, image, simUrl, controlUrl, redisUrl: redis.url, prefix, configFile, stateDir, hostToken, operatorToken, agent: null, control: null, sockets, redisServer: redis,
     netns: { host: host.netns, lan: topology.netns.lan, internet: topology.netns.internet },
     addresses: {
       host: host.address, router: LAN.router, lanWeb: LAN.web, metadata: LAN.metadata, sim: INTERNET.sim, publicWeb: INTERNET.publicWeb,
@@ -245,7 +254,8 @@ async function start(o: FleetOptions, image: TestImage, dir: string, parts: Part
       let file = configFile;
       if (so.port !== undefined && so.port !== CONTROL_PORT) {
         file = join(dir, `hangar-${so.port}.yaml`);
-        writeFileSync(file, readFileSync(configFile, 'utf8').replace(`port: ${CONTROL_PORT}`, `port: ${so.port}`));
+        // A second control beside the first: its dashboard on a port of its own (the bridge reaches the first's).
+        writeFileSync(file, readFileSync(configFile, 'utf8').replace(`port: ${CONTROL_PORT}`, `port: ${so.port}`).replace(`127.0.0.1:${DASHBOARD_PORT}`, '127.0.0.1:0'));
       }
       const { proc } = await procs.start('control', host.netns, /control listening/, ['control', '--config', file], CONTROL_NODE_FLAGS);
       if (file === configFile) fleet.control = proc;
@@ -328,6 +338,7 @@ control: {host: 0.0.0.0, port: ${CONTROL_PORT}${c.retries ? `, retries: {attempt
 reconcile: ${c.reconcile ?? RECONCILE_DEFAULTS}
 ${c.intake ? `intake: {mode: ${c.intake.mode}${c.intake.pullIntervalSeconds ? `, pullIntervalSeconds: ${c.intake.pullIntervalSeconds}` : ''}}` : ''}
 policy: {repositories: ["acme/*"], cancelRefusedRuns: ${c.cancelRefusedRuns ?? true}}
+dashboard: {listen: "127.0.0.1:${DASHBOARD_PORT}", tokenFile: ${c.dir}/operator-token}
 pools:
   - {name: build, labels: [self-hosted, linux, x64, build]}
   - {name: large, labels: [self-hosted, linux, x64, large]}

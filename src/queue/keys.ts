@@ -30,6 +30,12 @@ export interface Keys {
   runFacts(runId: number): string;
   /** Set while a repository's open runs count as swept (jit/sweep.ts), so mints close together list them once. */
   swept(repository: string): string;
+  /** The operator drained this host (dashboard): JSON `{at, why}`; the heartbeat's answer tells its agent. */
+  hostDrain(name: string): string;
+  /** A dashboard session, by the sha256 of its id (the id itself is only in the browser's cookie); TTL = the session's life. */
+  dashboardSession(idSha256: string): string;
+  /** Billed seconds of every job a Hangar runner ran, per calendar month (UTC `YYYY-MM`): the savings' ledger. */
+  savingsLedger(month: string): string;
 }
 
 export function keys(prefix: string): Keys {
@@ -49,6 +55,9 @@ export function keys(prefix: string): Keys {
     rateBudget: `${prefix}:github:budget`,
     runFacts: (id) => `${prefix}:run:${id}`,
     swept: (repository) => `${prefix}:swept:${repository.toLowerCase()}`,
+    hostDrain: (name) => `${prefix}:drain:${name}`,
+    dashboardSession: (h) => `${prefix}:dash:session:${h}`,
+    savingsLedger: (month) => `${prefix}:dash:savings:${month}`,
   };
 }
 

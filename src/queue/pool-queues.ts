@@ -86,6 +86,25 @@ export class PoolQueues {
     return true;
   }
 
+  /**
+   * A new try of a job Hangar failed (the operator's retry): its failed entry goes back to the
+   * queue with its attempts reset; a finished or vanished entry is added anew. An entry an agent
+   * still holds, or one already waiting, is left as it is.
+   */
+  async requeue(data: PoolJobData): Promise<'retried' | 'added' | 'active' | 'waiting'> {
+    const job = await this.queue(data.pool).getJob(queueJobId(data.workflowJobId));
+    const state = job ? await job.getState() : 'unknown';
+    if (job && state === 'failed') {
+      await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+      return 'retried';
+    }
+    if (state === 'active') return 'active';
+    if (job && state !== 'completed' && state !== 'unknown') return 'waiting';
+    if (job) await job.remove();
+    await this.addBulk([data]);
+    return 'added';
+  }
+
   async depth(): Promise<Record<string, Record<string, number>>> {
     const out: Record<string, Record<string, number>> = {};
     for (const [pool, q] of this.queues) {

@@ -50,6 +50,8 @@ export interface Job {
   id: number;
   nodeId: string;
   run: Run;
+  /** The run attempt it belongs to (a re-run job is a new job of a new attempt). */
+  runAttempt: number;
   name: string;
   labels: string[];
   /** Shell commands, one per step. */

@@ -68,6 +68,15 @@ export function runRoutes(scope: FastifyInstance, ctx: SimContext): void {
     },
   );
 
+  scope.post<{ Params: RepoParams & { job_id: string } }>('/repos/:owner/:repo/actions/jobs/:job_id/rerun', auth, async (req, reply) => {
+    const repo = store.requireRepo(req.params.owner, req.params.repo);
+    const job = store.job(Number(req.params.job_id));
+    if (!job || job.run.repo !== repo) throw notFound();
+    const fresh = store.rerunJob(job);
+    ctx.logger.info({ runId: job.run.id, workflowJobId: job.id, newWorkflowJobId: fresh.id, runAttempt: job.run.runAttempt }, 'job re-run');
+    return reply.code(201).send({});
+  });
+
   // GitHub answers 202 and cancels shortly after; the sim cancels at once, one `completed` webhook per job.
   scope.post<{ Params: RepoParams & { run_id: string } }>('/repos/:owner/:repo/actions/runs/:run_id/cancel', auth, async (req, reply) => {
     const run = runIn(req.params);

@@ -150,7 +150,7 @@ export function jobJson(job: Job, urls: Urls): Record<string, unknown> {
   const api = `${urls.api}/repos/${job.run.repo.fullName}`;
   return {
     id: job.id, run_id: job.run.id, workflow_name: job.run.workflowName, head_branch: job.run.headBranch,
-    run_url: `${api}/actions/runs/${job.run.id}`, run_attempt: job.run.runAttempt, node_id: job.nodeId,
+    run_url: `${api}/actions/runs/${job.run.id}`, run_attempt: job.runAttempt, node_id: job.nodeId,
     head_sha: job.run.headSha, url: `${api}/actions/jobs/${job.id}`, html_url: `${urls.html}/${job.run.repo.fullName}/actions/runs/${job.run.id}/job/${job.id}`,
     status: job.status, conclusion: job.conclusion, created_at: job.createdAt, started_at: job.startedAt ?? job.createdAt,
     completed_at: job.completedAt, name: job.name, steps: stepsJson(job), check_run_url: `${api}/check-runs/${job.id}`,

@@ -3,6 +3,7 @@ import { JobLocks } from './job-locks.js';
 import { SimRunnerGroups } from './runner-groups.js';
 
 const DOCS_CANCEL_RUN = 'https://docs.github.com/rest/actions/workflow-runs#cancel-a-workflow-run';
+const DOCS_RERUN_JOB = 'https://docs.github.com/rest/actions/workflow-runs#re-run-a-job-from-a-workflow-run';
 import { Ids, hex, isoNow, nodeId, type Job, type JobConclusion, type Owner, type Repo, type Run, type RunEvent, type Runner, type RunnerScope, type Visibility } from './model.js';
 
 export type JobAction = 'queued' | 'in_progress' | 'completed';
@@ -142,7 +143,7 @@ export class SimStore {
   private addJob(run: Run, spec: CreateRunInput['jobs'][number]): Job {
     const id = this.ids.take('job');
     const job: Job = {
-      id, nodeId: nodeId('CheckRun', id), run, name: spec.name, labels: [...spec.labels], steps: [...spec.steps],
+      id, nodeId: nodeId('CheckRun', id), run, runAttempt: run.runAttempt, name: spec.name, labels: [...spec.labels], steps: [...spec.steps],
       status: 'queued', conclusion: null, createdAt: run.createdAt, startedAt: null, completedAt: null,
       runnerId: null, runnerName: null, runnerGroupId: null, runnerGroupName: null, exitCode: null, output: '', stepExits: [],
     };
@@ -189,6 +190,25 @@ export class SimStore {
     const open = this.jobsOf(run).filter((j) => j.status !== 'completed');
     if (open.length === 0) throw new SimError(409, 'Cannot cancel a workflow run that is completed.', DOCS_CANCEL_RUN);
     return open.map((j) => this.cancelJob(j.id));
+  }
+
+  /**
+   * `POST .../actions/jobs/{id}/rerun`: the run gets a new attempt in which this job runs again as
+   * a new workflow job (queued, with its own id); the run's other jobs keep their results. GitHub
+   * re-runs only jobs of a completed run (403 otherwise; the sim has no job dependencies, so no
+   * dependent job is re-run with it).
+   */
+  rerunJob(job: Job): Job {
+    const run = job.run;
+    if (this.jobsOf(run).some((j) => j.status !== 'completed')) throw new SimError(403, 'This workflow run is not completed.', DOCS_RERUN_JOB);
+    if (!run.jobIds.includes(job.id)) throw new SimError(403, 'This job is not of the latest attempt of its run.', DOCS_RERUN_JOB);
+    run.runAttempt += 1;
+    run.createdAt = run.updatedAt = isoNow();
+    const fresh = this.addJob(run, { name: job.name, labels: job.labels, steps: job.steps });
+    run.jobIds = run.jobIds.filter((id) => id !== job.id);
+    for (const other of this.jobsOf(run)) if (other !== fresh) other.runAttempt = run.runAttempt;
+    this.onJob('queued', fresh);
+    return fresh;
   }
 
   private complete(job: Job, conclusion: JobConclusion): void {

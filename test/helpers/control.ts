@@ -41,7 +41,15 @@ export interface TestControlOptions {
   reconcile?: string;
   /** The `intake` section as a YAML flow mapping (default: push). */
   intake?: string;
+  /**
+   * The `dashboard` section as a YAML flow mapping (default `{enabled: false}`: a test that is not
+   * about it opens no listener). `tokenFile` is filled in (OPERATOR_TOKEN) unless given.
+   */
+  dashboard?: string;
 }
+
+/** The operator token every test config's dashboard.tokenFile holds. */
+export const OPERATOR_TOKEN = 'test-operator-token-0123456789abcdef';
 
 /** Writes a config and its secret files to a temp dir; returns the path and the parsed config. */
 export function writeTestConfig(o: TestControlOptions): { file: string; dir: string; config: ControlConfig } {
@@ -50,6 +58,9 @@ export function writeTestConfig(o: TestControlOptions): { file: string; dir: str
   if (o.previousSecret) writeFileSync(join(dir, 'secret.old'), o.previousSecret, { mode: 0o600 });
   const pem = o.appKeyPem ?? (generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string);
   writeFileSync(join(dir, 'app.pem'), pem, { mode: 0o600 });
+  writeFileSync(join(dir, 'operator-token'), `${OPERATOR_TOKEN}\n`, { mode: 0o600 });
+  const dashboard = o.dashboard ?? '{enabled: false}';
+  const withToken = /tokenFile/.test(dashboard) ? dashboard : dashboard.replace(/^\{/, `{tokenFile: ${dir}/operator-token, `).replace(', }', '}');
   const hosts = (o.hosts ?? []).map(
     (h) => `  - {name: ${h.name}, role: ${h.role}, pools: [${h.pools.join(', ')}], tokenSha256: ${createHash('sha256').update(h.token).digest('hex')}}`,
   );
@@ -73,6 +84,7 @@ ${hosts.length ? `hosts:\n${hosts.join('\n')}` : ''}
 log: {level: ${o.logLevel ?? 'warn'}}
 ${/^reconcile:/m.test(o.extraYaml ?? '') ? '' : `reconcile: ${o.reconcile ?? '{enabled: false}'}`}
 ${o.intake ? `intake: ${o.intake}` : ''}
+${/^dashboard:/m.test(o.extraYaml ?? '') ? '' : `dashboard: ${withToken}`}
 ${o.extraYaml ?? ''}`;
   const file = join(dir, 'hangar.yaml');
   writeFileSync(file, yaml);

@@ -25,7 +25,13 @@ export interface HostRun {
   exitCode: number | null;
 }
 
-export async function runOnHost(controlUrl: string, token: string, pool: string, workflowJobId: number, o: { gateControlUrl?: string } = {}): Promise<HostRun> {
+export interface RunOnHostOptions {
+  gateControlUrl?: string;
+  /** Called once the runner is minted, before it runs: where an agent reports its VM up (the dashboard's tests). */
+  onMinted?: (minted: { runnerName: string }) => Promise<void>;
+}
+
+export async function runOnHost(controlUrl: string, token: string, pool: string, workflowJobId: number, o: RunOnHostOptions = {}): Promise<HostRun> {
   const res = await fetch(`${controlUrl}/api/v1/jit`, {
     method: 'POST',
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
@@ -33,6 +39,7 @@ export async function runOnHost(controlUrl: string, token: string, pool: string,
   });
   const body = (await res.json()) as Record<string, any>;
   if (res.status !== 201) return { status: res.status, body, gate: null, jobId: null, exitCode: null };
+  await o.onMinted?.({ runnerName: body.runnerName });
   const control = createControlClient(o.gateControlUrl ?? controlUrl, token);
   const port = await freePort();
   const meta = await openMetadataEndpoint({

@@ -40,7 +40,7 @@ describe('hangar CLI', () => {
 
   test('config check: unreadable secret files are named', async () => {
     const bad = join(cfg.dir, 'missing-secret.yaml');
-    writeFileSync(bad, `github: {appId: 1, privateKeyFile: ${cfg.dir}/nope.pem, webhookSecretFile: ${cfg.dir}/nope}\npolicy: {repositories: [a/*]}\npools: [{name: b, labels: [self-hosted]}]\n`);
+    writeFileSync(bad, `github: {appId: 1, privateKeyFile: ${cfg.dir}/nope.pem, webhookSecretFile: ${cfg.dir}/nope}\npolicy: {repositories: [a/*]}\ndashboard: {enabled: false}\npools: [{name: b, labels: [self-hosted]}]\n`);
     const r = await hangar(['config', 'check', bad]);
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain('github.webhookSecretFile (line 1): cannot read');
@@ -71,6 +71,7 @@ agent:
   tokenFile: ${cfg.dir}/token
   vm: {image: ${cfg.dir}/image}
   caps: {cpuQuotaPercent: 100, memoryMaxMiB: 8192}
+dashboard: {enabled: false}
 log: {level: info
 `);
     const r = await hangar(['config', 'check', file]);
@@ -80,7 +81,7 @@ log: {level: info
     expect(lines[0]).toBe(`hangar: ${file}: 7 problem(s)`);
     expect(lines.slice(1)).toEqual([
       // Bad YAML (the unclosed flow map at the end): what parsed before it is still checked.
-      '  - (file): YAML BAD_INDENT at line 21, column 1: Flow map in block collection must be sufficiently indented and end with a }',
+      '  - (file): YAML BAD_INDENT at line 22, column 1: Flow map in block collection must be sufficiently indented and end with a }',
       // A missing secret file, though the file has other mistakes.
       `  - github.webhookSecretFile (line 4): cannot read ${cfg.dir}/no-such-secret: ENOENT`,
       // A typo'd key.

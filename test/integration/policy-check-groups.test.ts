@@ -25,6 +25,7 @@ github: {apiUrl: "${o.apiUrl ?? sim.url}", appId: ${sim.appId}, privateKeyFile: 
 policy: {repositories: [${(o.repositories ?? ['acme/*']).map((r) => `"${r}"`).join(', ')}]}
 pools:
 ${o.pools.map((p) => `  - ${p}`).join('\n')}
+dashboard: {enabled: false}
 log: {level: warn}
 `);
   return file;

@@ -203,7 +203,7 @@ describe('stuck jobs', () => {
     expect((await pass(stuck, later())).actions).toEqual([]);
     expect(await flagsOf(id!)).toEqual(['every-host-down']);
 
-    expect((await heartbeat({ slots: 2, busy: 2, vms: [], draining: false })).status).toBe(204);
+    expect((await heartbeat({ slots: 2, busy: 2, vms: [], draining: false })).status).toBe(200);
     const p = await pass(stuck, later());
     expect(p.applied).toMatchObject({ flagged: 1, fenced: 0 });
     expect(await readJobRecord(c.redis, k, id!)).toMatchObject({ stuckWhy: 'slots-full', phase: 'queued' });

@@ -296,6 +296,32 @@ describe('runs, jobs, deliveries', () => {
     expect((await h.call('POST', `/repos/acme/app/actions/runs/${run.runId}/cancel`, { auth: `Bearer ${jwt}` })).status).toBe(401);
   });
 
+  test('re-run a failed job: 201 {}, a new job in a new run attempt; 403 while its run is not completed; 404 unknown', async () => {
+    const path = `${REPO}/actions/jobs/{job_id}/rerun`;
+    const run = h.sim.createRun({ repo: 'acme/app', jobs: [{ name: 'flaky', labels: ['rerun-me'], steps: ['exit 1'] }] });
+    const failed = run.jobs[0]!.id;
+    const { body } = await h.call('POST', '/repos/acme/app/actions/runners/generate-jitconfig', { body: { name: 'rerun-1', runner_group_id: 1, labels: ['rerun-me'] } });
+    const runner = { authorization: `RunnerToken ${decodeJitConfig(body.encoded_jit_config).token}` };
+    const claimed = await fetch(`${h.url}/_runner/job`, { headers: runner });
+    await claimed.body?.cancel();
+    expect((await fetch(`${h.url}/_runner/jobs/${failed}/result?exit=1`, { method: 'POST', headers: runner, body: 'boom\n' })).status).toBe(200);
+    expect(h.sim.job(failed)).toMatchObject({ status: 'completed', conclusion: 'failure' });
+
+    const res = await expectShape('POST', path, `/repos/acme/app/actions/jobs/${failed}/rerun`, 201);
+    expect(res.body).toEqual({});
+    const attempt2 = await expectShape('GET', `${REPO}/actions/runs/{run_id}/attempts/{attempt_number}/jobs`, `/repos/acme/app/actions/runs/${run.runId}/attempts/2/jobs`, 200);
+    expect(attempt2.body.jobs).toHaveLength(1);
+    expect(attempt2.body.jobs[0]).toMatchObject({ name: 'flaky', status: 'queued', run_attempt: 2 });
+    expect(attempt2.body.jobs[0].id).not.toBe(failed);
+    // The failed job keeps its attempt and result.
+    const old = await expectShape('GET', `${REPO}/actions/jobs/{job_id}`, `/repos/acme/app/actions/jobs/${failed}`, 200);
+    expect(old.body).toMatchObject({ run_attempt: 1, conclusion: 'failure' });
+
+    const busy = await expectShape('POST', path, `/repos/acme/app/actions/jobs/${attempt2.body.jobs[0].id}/rerun`, 403);
+    expect(busy.body.message).toMatch(/not completed/);
+    expect((await h.call('POST', '/repos/acme/app/actions/jobs/999999/rerun')).status).toBe(404);
+  });
+
   test('deliveries: list (cursor Link), get, redeliver 202', async () => {
     await h.sim.idle();
     const auth = `Bearer ${jwt}`;

@@ -22,6 +22,7 @@ agent:
   tokenFile: /etc/hangar/host-token
   vm: {image: /var/lib/hangar/image}
   caps: {cpuQuotaPercent: 100, memoryMaxMiB: 8192}
+dashboard: {enabled: false}
 `;
 
 const problems = (text: string): ConfigProblem[] => checkSections(parseConfig(text, 't.yaml')).problems;
@@ -63,6 +64,8 @@ describe('each process validates its own sections', () => {
     expect(thrown(() => requireControl(parseConfig('pools: [{name: b, labels: [self-hosted]}]', 't'))).map((p) => `${p.path}: ${p.message}`)).toEqual([
       'github: required for hangar control',
       'policy: required for hangar control',
+      // The dashboard is on unless turned off, and never without the operator token.
+      'dashboard.tokenFile: required while the dashboard is enabled (a file with the operator token; `hangar host token FILE` makes one), or set dashboard.enabled: false',
     ]);
   });
 
@@ -92,7 +95,7 @@ describe('each process validates its own sections', () => {
 
 describe('every problem in one pass, with its line', () => {
   test('YAML errors with line and column, and the schema still checks what parsed', () => {
-    const p = thrown(() => requireControl(parseConfig('github: {appId: 1, privateKeyFile: k, webhookSecretFile: s}\npolicy: {repositories: [a/*]}\npools:\n  - {name: B, labels: [self-hosted]}\npolicy: {repositories: [b/*]}\n', 't')));
+    const p = thrown(() => requireControl(parseConfig('github: {appId: 1, privateKeyFile: k, webhookSecretFile: s}\npolicy: {repositories: [a/*]}\npools:\n  - {name: B, labels: [self-hosted]}\npolicy: {repositories: [b/*]}\ndashboard: {enabled: false}\n', 't')));
     expect(p).toEqual([
       { path: '', message: 'YAML DUPLICATE_KEY at line 5, column 1: Map keys must be unique' },
       { path: 'pools.0.name', message: 'lowercase letters, digits and dashes, at most 32, not starting with a dash', line: 4 },

@@ -31,7 +31,7 @@ describe('config', () => {
 
   test('defaults fill what is left out', () => {
     const cfg = requireControl(parseConfig(
-      'github: {appId: 1, privateKeyFile: k, webhookSecretFile: s}\npolicy: {repositories: [a/*]}\npools: [{name: b, labels: [self-hosted]}]',
+      'github: {appId: 1, privateKeyFile: k, webhookSecretFile: s}\npolicy: {repositories: [a/*]}\ndashboard: {enabled: false}\npools: [{name: b, labels: [self-hosted]}]',
       't',
     ));
     expect(cfg.github.apiUrl).toBe('https://api.github.com');
@@ -71,6 +71,8 @@ typo: 1
         'pools.2.colour',
         // Checks between keys run even while others are invalid: the duplicate is named too.
         'pools.2.name',
+        // The dashboard is on by default, and needs its token.
+        'dashboard.tokenFile',
         'typo',
       ].sort(),
     );
@@ -79,7 +81,7 @@ typo: 1
 
   test('duplicate pool names are named', () => {
     const problems = problemsOf(
-      'github: {appId: 1, privateKeyFile: k, webhookSecretFile: s}\npolicy: {repositories: [a/*]}\npools: [{name: b, labels: [self-hosted]}, {name: b, labels: [self-hosted]}]',
+      'github: {appId: 1, privateKeyFile: k, webhookSecretFile: s}\npolicy: {repositories: [a/*]}\ndashboard: {enabled: false}\npools: [{name: b, labels: [self-hosted]}, {name: b, labels: [self-hosted]}]',
     );
     expect(problems).toEqual([{ path: 'pools.1.name', message: 'duplicate pool name "b" (also pools.0)' }]);
   });
@@ -100,7 +102,7 @@ typo: 1
     writeFileSync(join(dir, 'secret'), 'hunter2-very-secret\n');
     writeFileSync(join(dir, 'key'), 'not a pem hunter3');
     const cfg = requireControl(parseConfig(
-      `github: {appId: 1, privateKeyFile: ${dir}/key, webhookSecretFile: ${dir}/secret, previousWebhookSecretFile: ${dir}/missing}\npolicy: {repositories: [a/*]}\npools: [{name: b, labels: [self-hosted]}]`,
+      `github: {appId: 1, privateKeyFile: ${dir}/key, webhookSecretFile: ${dir}/secret, previousWebhookSecretFile: ${dir}/missing}\npolicy: {repositories: [a/*]}\ndashboard: {enabled: false}\npools: [{name: b, labels: [self-hosted]}]`,
       't',
     ));
     let err: ConfigError | undefined;

@@ -116,7 +116,9 @@ function control(answer: (port: number) => JitAnswer): Control {
     async report() {
       return { phase: '' };
     },
-    async heartbeat() {},
+    async heartbeat() {
+      return { drain: false };
+    },
     async goodbye() {},
   };
 }

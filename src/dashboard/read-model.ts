@@ -1,0 +1,319 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { PLAN_MINUTES } from '../config/control-schema.js';
+import type { ControlConfig } from '../config/schema.js';
+import { batchProgress, latestBatch, utilisation, type BatchJob, type VmSpan } from '../domain/batch.js';
+import { monthOf, savings } from '../domain/savings.js';
+import { toEvent } from '../jobs/events.js';
+import { readJobRecords, recentJobIds, type JobRecord } from '../jobs/record.js';
+import type { Keys } from '../queue/keys.js';
+import type { BatchView, HostView, JobView, Overview, PoolView, RefusalView, SavingsView, StreamMessage } from './api-types.js';
+import { billedRun, hostView, isLive, jobView, phaseTimes, poolView, refusalView, resultOf, type Beat } from './views.js';
+
+/**
+ * The dashboard's read model: job records held in memory and kept current by following the
+ * events stream, so an answer is a walk over memory, never a scan of Redis. At start it loads
+ * the newest records (the job index, pipelined reads through jobs/record.ts) and then reads the
+ * stream from the id it had before loading (on a connection of its own, XREAD BLOCK), re-reading
+ * each job an event names. Hosts are the config's, joined with their heartbeats and drain flags,
+ * read every `hostsEveryMs`. Every change is handed to the listeners (the SSE clients) as the
+ * changed view: one reader per control, fanned out in process.
+ *
+ * Savings: the month's billed time of each job a Hangar runner ran is kept in a Redis hash per
+ * month (keys.savingsLedger), job id → ms. Written by every replica that sees the job complete,
+ * always the same value (an idempotent HSET), so it outlives the records (kept 14 days) and a
+ * control that was down when a job ended fills it in from the record at its next start.
+ */
+export interface ReadModelDeps {
+  config: ControlConfig;
+  redis: Redis;
+  keys: Keys;
+  logger: Logger;
+  /** Records held (the newest); older ones are dropped once final. */
+  maxJobs?: number;
+  hostsEveryMs?: number;
+  now?: () => number;
+}
+
+const MAX_OVERVIEW_JOBS = 200;
+const MAX_REFUSALS = 100;
+const LEDGER_TTL_SECONDS = 100 * 24 * 3600;
+
+export class ReadModel {
+  private readonly jobs = new Map<number, JobRecord>();
+  private hosts: HostView[] = [];
+  private hostsJson = new Map<string, string>();
+  private maxSlots = 0;
+  private month: string;
+  private readonly ledger = new Map<number, number>();
+  private readonly listeners = new Set<(m: StreamMessage) => void>();
+  private readonly reader: Redis;
+  private cursor = '0';
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+  private hostsTimer: NodeJS.Timeout | undefined;
+  private readonly now: () => number;
+  private readonly maxJobs: number;
+  private lastBatchJson = 'null';
+
+  constructor(private readonly d: ReadModelDeps) {
+    this.now = d.now ?? Date.now;
+    this.maxJobs = d.maxJobs ?? 20_000;
+    this.month = monthOf(this.now());
+    this.reader = d.redis.duplicate({ lazyConnect: true, maxRetriesPerRequest: null });
+    this.reader.on('error', () => undefined);
+  }
+
+  async start(): Promise<void> {
+    const { redis, keys: k } = this.d;
+    // The stream's last id before loading: what happens while loading is read again (harmless).
+    const last = await redis.xrevrange(k.events, '+', '-', 'COUNT', 1);
+    this.cursor = last[0]?.[0] ?? '0';
+    const ids = await recentJobIds(redis, k, this.maxJobs);
+    for (const r of await readJobRecords(redis, k, ids)) if (r) this.jobs.set(r.workflowJobId, r);
+    await this.loadLedger();
+    await this.refreshHosts();
+    this.lastBatchJson = JSON.stringify(this.batch());
+    await this.reader.connect();
+    this.loop = this.follow();
+    this.hostsTimer = setInterval(() => void this.refreshHosts().catch((err: Error) => this.d.logger.warn({ err: err.message }, 'dashboard: hosts not read')), this.d.hostsEveryMs ?? 2_000);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.hostsTimer);
+    this.reader.disconnect();
+    await this.loop?.catch(() => undefined);
+    this.listeners.clear();
+  }
+
+  subscribe(fn: (m: StreamMessage) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  get listenerCount(): number {
+    return this.listeners.size;
+  }
+
+  job(id: number): JobRecord | undefined {
+    return this.jobs.get(id);
+  }
+
+  overview(): Overview {
+    const recent: JobRecord[] = [];
+    const refused: RefusalView[] = [];
+    for (const r of this.jobs.values()) {
+      recent.push(r);
+      const ref = refusalView(r);
+      if (ref) refused.push(ref);
+    }
+    recent.sort((a, b) => b.updatedAt - a.updatedAt || b.workflowJobId - a.workflowJobId);
+    const live = recent.filter(isLive);
+    const shown = new Set(live.slice(0, MAX_OVERVIEW_JOBS).map((r) => r.workflowJobId));
+    for (const r of recent) {
+      if (shown.size >= MAX_OVERVIEW_JOBS) break;
+      shown.add(r.workflowJobId);
+    }
+    return {
+      generatedAt: this.now(),
+      hosts: this.hosts,
+      pools: this.pools(),
+      jobs: recent.filter((r) => shown.has(r.workflowJobId)).map(jobView),
+      refusals: refused.sort((a, b) => b.at - a.at || b.workflowJobId - a.workflowJobId).slice(0, MAX_REFUSALS),
+      batch: this.batch(),
+      savings: this.savings(),
+    };
+  }
+
+  pools(): PoolView[] {
+    const names = this.d.config.pools.map((p) => p.name);
+    return this.d.config.pools.map((p) => poolView(p, this.jobs.values(), this.hosts, names));
+  }
+
+  hostViews(): HostView[] {
+    return this.hosts;
+  }
+
+  savings(): SavingsView {
+    const s = this.d.config.dashboard.savings;
+    return savings(this.month, [...this.ledger.values()], {
+      plan: s.plan,
+      pricePerMinute: s.pricePerMinute,
+      includedMinutes: s.includedMinutes ?? PLAN_MINUTES[s.plan],
+      platformChargePerMinute: s.platformChargePerMinute,
+    });
+  }
+
+  batch(): BatchView | null {
+    const candidates: (BatchJob & { r: JobRecord })[] = [];
+    for (const r of this.jobs.values()) {
+      if (r.runEvent !== 'schedule') continue;
+      const t = phaseTimes(r);
+      const result = resultOf(r);
+      candidates.push({ r, workflowJobId: r.workflowJobId, runId: r.runId, event: r.runEvent, queuedAt: t.queued ?? r.createdAt, finishedAt: isLive(r) ? null : t.finished ?? r.phaseAt ?? r.updatedAt, failed: result === 'failed' || result === 'refused' });
+    }
+    const jobs = latestBatch(candidates);
+    if (jobs.length === 0) return null;
+    const now = this.now();
+    const p = batchProgress(jobs, now);
+    const views = jobs.map((j) => jobView(j.r));
+    const spans: VmSpan[] = [];
+    for (const r of this.jobs.values()) {
+      const t = phaseTimes(r);
+      if (t.vmUp !== null) spans.push({ up: t.vmUp, end: isLive(r) ? null : (t.finished ?? r.updatedAt) });
+    }
+    const total = this.maxSlots || this.hosts.reduce((n, h) => n + (h.slots?.total ?? 0), 0);
+    return {
+      runIds: [...new Set(jobs.map((j) => j.runId))],
+      jobs: views,
+      total: p.total,
+      done: p.done,
+      failed: p.failed,
+      running: views.filter((v) => v.result === 'running').length,
+      waiting: views.filter((v) => v.result === 'waiting').length,
+      firstQueuedAt: p.firstQueuedAt,
+      lastFinishedAt: p.lastFinishedAt,
+      makespanMs: p.makespanMs,
+      utilisation: p.firstQueuedAt === null ? [] : utilisation(spans, p.firstQueuedAt, p.lastFinishedAt ?? now, total),
+    };
+  }
+
+  /** Reads every host's heartbeat and drain flag (one pipeline); pushes the hosts (and pools) that changed. */
+  async refreshHosts(): Promise<void> {
+    const { redis, keys: k, config } = this.d;
+    const pipe = redis.pipeline();
+    for (const h of config.hosts) pipe.get(k.host(h.name)).exists(k.hostDrain(h.name));
+    const rows = (await pipe.exec()) ?? [];
+    const hosts = config.hosts.map((h, i) => {
+      const [e1, beat] = rows[2 * i] ?? [null, null];
+      const [e2, drained] = rows[2 * i + 1] ?? [null, 0];
+      if (e1 || e2) throw e1 ?? e2;
+      return hostView(h, parseBeat(beat as string | null), Number(drained) === 1);
+    });
+    this.hosts = hosts;
+    this.maxSlots = Math.max(this.maxSlots, hosts.reduce((n, h) => n + (h.slots?.total ?? 0), 0));
+    let changed = false;
+    for (const h of hosts) {
+      const json = JSON.stringify(h);
+      if (this.hostsJson.get(h.name) === json) continue;
+      this.hostsJson.set(h.name, json);
+      changed = true;
+      this.emit({ event: 'host', data: h });
+    }
+    if (changed) for (const p of this.pools()) this.emit({ event: 'pool', data: p });
+  }
+
+  private async follow(): Promise<void> {
+    while (!this.stopped) {
+      let batch: [string, string[]][] = [];
+      try {
+        const r = (await this.reader.xread('COUNT', 500, 'BLOCK', 1000, 'STREAMS', this.d.keys.events, this.cursor)) as [string, [string, string[]][]][] | null;
+        batch = r?.[0]?.[1] ?? [];
+      } catch (err) {
+        if (this.stopped) return;
+        this.d.logger.warn({ err: (err as Error).message }, 'dashboard: events stream not read; trying again');
+        await new Promise((res) => setTimeout(res, 1000));
+        continue;
+      }
+      if (batch.length === 0) continue;
+      this.cursor = batch[batch.length - 1]![0];
+      const ids = new Set<number>();
+      for (const [id, flat] of batch) {
+        const e = toEvent(id, flat);
+        if (e.workflowJobId !== null) ids.add(e.workflowJobId);
+      }
+      try {
+        await this.reread([...ids]);
+      } catch (err) {
+        this.d.logger.warn({ err: (err as Error).message }, 'dashboard: job records not read');
+      }
+    }
+  }
+
+  /** Reads these jobs' records again and pushes what changed. */
+  async reread(ids: readonly number[]): Promise<void> {
+    if (ids.length === 0) return;
+    const records = await readJobRecords(this.d.redis, this.d.keys, ids);
+    const pools = new Set<string>();
+    let billed = false;
+    for (const r of records) {
+      if (!r) continue;
+      const before = this.jobs.get(r.workflowJobId);
+      this.jobs.set(r.workflowJobId, r);
+      const view: JobView = jobView(r);
+      this.emit({ event: 'job', data: view });
+      const ref = refusalView(r);
+      if (ref && (!before || JSON.stringify(refusalView(before)) !== JSON.stringify(ref))) this.emit({ event: 'refusal', data: ref });
+      if (r.pool) pools.add(r.pool);
+      if (await this.bill(r)) billed = true;
+    }
+    this.trim();
+    for (const p of this.pools()) if (pools.has(p.name)) this.emit({ event: 'pool', data: p });
+    const batch = this.batch();
+    const batchJson = JSON.stringify(batch);
+    if (batchJson !== this.lastBatchJson) {
+      this.lastBatchJson = batchJson;
+      this.emit({ event: 'batch', data: batch });
+    }
+    if (billed) this.emit({ event: 'savings', data: this.savings() });
+  }
+
+  /** A job a Hangar runner ran, completed this month: into the ledger (once). */
+  private async bill(r: JobRecord): Promise<boolean> {
+    const month = monthOf(this.now());
+    if (month !== this.month) {
+      this.month = month;
+      await this.loadLedger();
+    }
+    const run = billedRun(r);
+    if (!run || monthOf(run.completedAt) !== this.month || this.ledger.get(r.workflowJobId) === run.ms) return false;
+    this.ledger.set(r.workflowJobId, run.ms);
+    const key = this.d.keys.savingsLedger(this.month);
+    await this.d.redis.multi().hset(key, String(r.workflowJobId), String(run.ms)).expire(key, LEDGER_TTL_SECONDS).exec();
+    return true;
+  }
+
+  private async loadLedger(): Promise<void> {
+    const key = this.d.keys.savingsLedger(this.month);
+    this.ledger.clear();
+    for (const [id, ms] of Object.entries(await this.d.redis.hgetall(key))) this.ledger.set(Number(id), Number(ms));
+    // Jobs that completed while no control was looking.
+    const missing: [string, string][] = [];
+    for (const r of this.jobs.values()) {
+      const run = billedRun(r);
+      if (run && monthOf(run.completedAt) === this.month && !this.ledger.has(r.workflowJobId)) {
+        this.ledger.set(r.workflowJobId, run.ms);
+        missing.push([String(r.workflowJobId), String(run.ms)]);
+      }
+    }
+    if (missing.length > 0) await this.d.redis.multi().hset(key, Object.fromEntries(missing)).expire(key, LEDGER_TTL_SECONDS).exec();
+  }
+
+  /** Holds at most maxJobs records: the oldest final ones go first. */
+  private trim(): void {
+    if (this.jobs.size <= this.maxJobs) return;
+    const old = [...this.jobs.values()].filter((r) => !isLive(r)).sort((a, b) => a.updatedAt - b.updatedAt);
+    for (const r of old.slice(0, this.jobs.size - this.maxJobs)) this.jobs.delete(r.workflowJobId);
+  }
+
+  private emit(m: StreamMessage): void {
+    for (const fn of this.listeners) {
+      try {
+        fn(m);
+      } catch (err) {
+        this.d.logger.warn({ err: (err as Error).message }, 'dashboard: a stream listener failed');
+      }
+    }
+  }
+}
+
+function parseBeat(raw: string | null): Beat | null {
+  if (!raw) return null;
+  try {
+    const b = JSON.parse(raw) as unknown;
+    return b && typeof b === 'object' ? (b as Beat) : null;
+  } catch {
+    return null;
+  }
+}
