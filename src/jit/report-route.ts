@@ -3,6 +3,7 @@ import { Counter, type Registry } from 'prom-client';
 import { z } from 'zod';
 import type { KnownHost } from './host-auth.js';
 import { hostRequest } from './host-request.js';
+import { jobMetrics } from '../metrics/job-metrics.js';
 import { reportJob, type JobReport, type ReportDeps } from './report.js';
 
 /**
@@ -51,13 +52,14 @@ export interface ReportRouteDeps extends ReportDeps {
 export const HEARTBEAT_TTL_SECONDS = 30;
 
 export async function reportRoutes(app: FastifyInstance, deps: ReportRouteDeps): Promise<void> {
+  const withMetrics = { ...deps, jobs: jobMetrics(deps.registry, deps.keys.prefix) };
   const reports = new Counter({ name: 'hangar_agent_reports_total', help: 'Agent reports on jobs, by kind and result', labelNames: ['kind', 'result'], registers: [deps.registry] });
   app.post<{ Params: { id: string } }>('/api/v1/jobs/:id/report', async (req, reply) => {
     const r = hostRequest(req, reply, deps.hosts, report);
     if (!r) return reply;
     const id = jobId.safeParse(req.params.id);
     if (!id.success) return reply.code(400).send({ error: 'bad-request', field: 'id', message: 'not a workflow job id' });
-    const result = await reportJob(deps, r.host, id.data, r.body);
+    const result = await reportJob(withMetrics, r.host, id.data, r.body);
     reports.inc({ kind: r.body.kind, result: result.kind });
     if (result.kind === 'ok') return { phase: result.phase };
     if (result.kind === 'unknown-job') return reply.code(404).send({ error: 'unknown-job', message: `no record of job ${id.data}` });
