@@ -104,7 +104,9 @@ export class RunVetter {
     const jobs = jobMoves(this.d.redis, this.d.keys);
     // A deploy job refused at intake is refused already: only its run's cancel is news.
     const moved = rec.phase === 'queued' ? await jobs.move(rec.workflowJobId, { to: 'refused', by: 'vetter', why: reason, fields }) : null;
-    if (moved?.ok) this.d.jobs?.refused('vet', reason);
+    // Once per job: the replica whose move went through, or (the cancel's own webhook moved the job
+    // to cancelled first) the one whose cancel stopped its run.
+    if (moved?.ok || (moved && fields.runCancelled === 'cancelled')) this.d.jobs?.refused('vet', reason);
     if (!moved?.ok) await jobs.note(rec.workflowJobId, { by: 'vetter', what: 'run-cancelled-after-intake', why: reason, fields });
     this.d.logger.warn({ workflowJobId: rec.workflowJobId, runId: rec.runId, reason }, 'refused run cancelled after intake');
   }

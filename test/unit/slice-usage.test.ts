@@ -27,7 +27,7 @@ function tree(files: Record<string, string>): string {
 }
 
 const SLICE = 'hangar-runners.slice';
-const opts = { cpuQuotaPercent: 150, memoryMaxBytes: 2 << 30, tasksMax: 100 };
+const opts = { cpuQuotaPercent: 150, memoryMaxBytes: 2 * 1024 ** 3, tasksMax: 100 };
 
 describe('cgroup v2', () => {
   function v2(cpuMax: string, usageUsec: number, memory: number, memoryMax: string) {
