@@ -36,7 +36,17 @@ export const ARC_RELABEL = `    metric_relabel_configs:
       - {source_labels: [__name__, name], regex: 'gha_.+;(.+)', target_label: actions_github_com_scale_set_name, replacement: '$1'}
       - {source_labels: [__name__, namespace], regex: 'gha_.+;(.+)', target_label: actions_github_com_scale_set_namespace, replacement: '$1'}`;
 
-export async function startPrometheus(targets: readonly Target[]): Promise<Prometheus> {
+export interface PrometheusOptions {
+  /** Run it inside this network namespace (`/run/netns/NAME`, entered with nsenter), beside what it scrapes. */
+  netns?: string;
+  /** How to GET its HTTP API (default fetch; inside a namespace, e.g. curl run there). */
+  get?: (url: string) => Promise<{ ok: boolean; text: string }>;
+}
+
+const fetchText = (url: string) => fetch(url).then(async (r) => ({ ok: r.ok, text: await r.text() }));
+
+export async function startPrometheus(targets: readonly Target[], o: PrometheusOptions = {}): Promise<Prometheus> {
+  const get = o.get ?? fetchText;
   const dir = mkdtempSync(join(tmpdir(), 'hangar-prometheus-'));
   const port = await freePort();
   const jobs = targets.map((t) => `  - job_name: ${t.job}
@@ -45,20 +55,22 @@ export async function startPrometheus(targets: readonly Target[]): Promise<Prome
 ${ARC_RELABEL}
 ${t.extra ? t.extra.replace(/^/gm, '    ') : ''}`);
   writeFileSync(join(dir, 'prometheus.yml'), `global: {scrape_interval: 1s, scrape_timeout: 900ms, evaluation_interval: 1s}\nscrape_configs:\n${jobs.join('\n')}\n`);
-  const proc = spawn(PROMETHEUS_BIN, [
+  const args = [
     `--config.file=${join(dir, 'prometheus.yml')}`,
     `--storage.tsdb.path=${join(dir, 'data')}`,
     `--web.listen-address=127.0.0.1:${port}`,
     '--log.level=warn',
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  ];
+  const [cmd, argv] = o.netns ? ['nsenter', [`--net=${o.netns}`, PROMETHEUS_BIN, ...args]] : [PROMETHEUS_BIN, args];
+  const proc = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   proc.stderr!.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));
   const url = `http://127.0.0.1:${port}`;
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  await ready(url, proc, exited, () => stderr);
+  await ready(url, get, proc, exited, () => stderr);
   const query = async (expr: string) => {
-    const res = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(expr)}`);
-    const body = (await res.json()) as { status: string; error?: string; data?: { resultType: string; result: { metric: Record<string, string>; value: [number, string] }[] } };
+    const res = await get(`${url}/api/v1/query?query=${encodeURIComponent(expr)}`);
+    const body = JSON.parse(res.text) as { status: string; error?: string; data?: { resultType: string; result: { metric: Record<string, string>; value: [number, string] }[] } };
     if (body.status !== 'success' || body.data?.resultType !== 'vector') throw new Error(`prometheus: ${expr}: ${body.error ?? body.data?.resultType}`);
     return body.data.result.map((r) => ({ metric: r.metric, value: Number(r.value[1]) }));
   };
@@ -77,12 +89,12 @@ ${t.extra ? t.extra.replace(/^/gm, '    ') : ''}`);
   };
 }
 
-async function ready(url: string, proc: ChildProcess, exited: Promise<number | null>, stderr: () => string): Promise<void> {
+async function ready(url: string, get: NonNullable<PrometheusOptions['get']>, proc: ChildProcess, exited: Promise<number | null>, stderr: () => string): Promise<void> {
   let gone: number | null | undefined;
   void exited.then((c) => (gone = c));
   for (let i = 0; i < 300; i++) {
     if (gone !== undefined) throw new Error(`prometheus exited (${gone}) before it was ready: ${stderr()}`);
-    const ok = await fetch(`${url}/-/ready`).then((r) => r.ok, () => false);
+    const ok = await get(`${url}/-/ready`).then((r) => r.ok, () => false);
     if (ok) return;
     await new Promise((r) => setTimeout(r, 100));
   }
