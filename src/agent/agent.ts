@@ -10,6 +10,8 @@ import { ControlError, type ControlClient } from './control-client.js';
 import type { GuestImage, HostParts } from './host-parts.js';
 import { destroyVm, runJob, type JobOutcome } from './run-job.js';
 import { Slots, takesJobs } from './slots.js';
+import { SliceUsage } from '../caps/slice-usage.js';
+import type { AgentMetrics } from '../metrics/agent-metrics.js';
 
 /**
  * The host agent: a BullMQ worker per pool this host serves, all sharing the host's slots.
@@ -29,6 +31,8 @@ export interface AgentDeps {
   pools: readonly PoolConfig[];
   logger: Logger;
   heartbeatMs?: number;
+  /** The agent's /metrics (VMs, slots, boots, slice usage); its boots also go out with the heartbeat. */
+  metrics?: AgentMetrics;
 }
 
 const MAX_REMINTS = 32;
@@ -45,9 +49,12 @@ export class Agent {
   private draining = false;
   /** The operator drained this host (the control's heartbeat answer): no new jobs until undrained. */
   private held = false;
+  private readonly slice: SliceUsage;
 
   constructor(private readonly d: AgentDeps) {
     this.slots = new Slots(d.agent.slots, (busy) => void this.throttle(busy));
+    this.slice = new SliceUsage(d.parts.caps);
+    d.metrics?.bind(() => ({ slots: { total: this.slots.total, busy: this.slots.busy }, vms: this.vms.size }));
   }
 
   /** Leftovers of an earlier run: VMs, links and cgroups this host's agent made. */
@@ -127,6 +134,7 @@ export class Agent {
       parts: this.d.parts, control: this.d.control, image: this.d.image, agent: this.d.agent, pools: this.d.pools, logger: this.d.logger,
       onVm: (id: string, on: boolean) => this.track(id, on, data),
       onVmUp: (id: string, runnerName: string) => this.reportUp(data, id, runnerName),
+      onBooted: (seconds: number) => this.d.metrics?.booted(seconds),
     };
     let outcome = await runJob(deps, data, slot);
     for (let again = 0; again < MAX_REMINTS && handedAnotherJob(outcome, data); again++) {
@@ -215,18 +223,21 @@ export class Agent {
   }
 
   private async beat(): Promise<void> {
-    const usage = await this.d.parts.caps.usage().catch((err: Error) => {
+    const usage = await this.slice.sample().catch((err: Error) => {
       this.d.logger.warn({ err: err.message }, 'heartbeat: the slice usage could not be read');
       return null;
     });
+    this.d.metrics?.sampled(usage);
+    const { driver } = this.d.parts;
     const answer = await this.d.control.heartbeat({
       slots: this.slots.total,
       busy: this.slots.busy,
       vms: [...this.vms].map(([vmId, workflowJobId]) => ({ vmId, workflowJobId })),
-      caps: usage,
+      usage,
+      driver: driver.name,
+      accel: driver.accelerator?.() ?? null,
+      ...(this.d.metrics ? { boots: this.d.metrics.boots } : {}),
       draining: this.draining || this.held,
-      driver: this.d.agent.vm.driver,
-      accel: this.d.agent.vm.accel,
     });
     if (answer.drain !== this.held) {
       this.held = answer.drain;

@@ -1,5 +1,6 @@
 import type { JobReport } from '../jit/report.js';
 import type { GateHints, GateReply } from './metadata.js';
+import type { BootSnapshot, HostUsage } from '../domain/host-usage.js';
 
 /**
  * The agent's side of `POST /api/v1/jit`. The host token and the JIT config live only in
@@ -28,10 +29,12 @@ export interface HostBeat {
   slots: number;
   busy: number;
   vms: { vmId: string; workflowJobId: number }[];
-  caps?: unknown;
-  draining: boolean;
+  /** The runner slice against its caps; null when it could not be read. */
+  usage?: HostUsage | null;
   driver?: string;
-  accel?: 'auto' | 'kvm' | 'tcg';
+  accel?: 'kvm' | 'tcg' | null;
+  boots?: BootSnapshot;
+  draining: boolean;
 }
 
 /** The control's answer to a heartbeat: whether the operator drained this host (an older control says nothing: no). */

@@ -59,6 +59,8 @@ export interface RunJobDeps {
    * settle, bounded; a report that fails does not hold the job up.
    */
   onVmUp?: (vmId: string, runnerName: string) => Promise<void>;
+  /** The guest booted: its first request to the metadata endpoint, this long after its VM was created. */
+  onBooted?: (seconds: number) => void;
 }
 
 /** The VM's name derives from the job attempt, so a retried job finds (and replaces) its VM. */
@@ -148,6 +150,9 @@ async function bootAndWait(deps: RunJobDeps, r: JobRun, signal?: AbortSignal): P
   log.info({ runnerName: minted.runnerName, slot: r.slot }, 'vm started');
   await deps.onVmUp?.(vmId, minted.runnerName);
   if (held.secret) r.jit.offer(held.secret);
+  void r.jit.taken.then(() => {
+    if (r.jit.askedAt !== null) deps.onBooted?.(Math.max(0, r.jit.askedAt - createAt) / 1000);
+  });
   void r.jit.taken.then(() => log.info({
     runnerName: minted.runnerName, startedAt: r.started, mintMs: minted.at - r.started, createMs: createAt - r.started,
     askedMs: (r.jit.askedAt ?? NaN) - r.started, handedMs: (r.jit.handedAt ?? NaN) - r.started,

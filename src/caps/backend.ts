@@ -44,6 +44,8 @@ export interface Backend {
   /** Sets limits on a cgroup that exists in every one of `dirs`. */
   applyLimits(dirs: string[], limits: CgroupLimits): Promise<void>;
   readUsage(dirs: string[]): Promise<CapsUsage>;
+  /** The CFS quota and period of a cgroup, µs; quota null when it has none. */
+  readCpuQuota(dirs: string[]): Promise<{ quotaUs: number | null; periodUs: number | null }>;
   /** Removes the slice directories this backend made (and nothing it was given). */
   removeSlice(): Promise<void>;
 }

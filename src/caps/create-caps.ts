@@ -8,6 +8,7 @@
 import { join } from 'node:path';
 import { type Backend, type CapsUsage, type CgroupLimits } from './backend.js';
 import { CapsError, childCgroups, ensureDir, exists, killAndRemove } from './cgroup-fs.js';
+import { quotaCores } from '../domain/host-usage.js';
 import { V1Backend, findV1Hierarchies } from './v1.js';
 import { V2Backend, findV2Mount, selfCgroupV2, v2HasControllers } from './v2.js';
 
@@ -59,6 +60,8 @@ export interface Caps {
   /** Slice-wide usage, or one VM's; null for a VM that has no cgroup. */
   usage(): Promise<CapsUsage>;
   usage(vmId: string): Promise<CapsUsage | null>;
+  /** The slice's CPUQuota in cores; null when it has none. */
+  cpuQuotaCores(): Promise<number | null>;
   /** Kills whatever is left in the VM's cgroup and removes it. An unknown id is success. */
   removeVmCgroup(vmId: string): Promise<void>;
   /** Ids of the VM cgroups under the slice: leftovers after a crash, at agent start. */
@@ -147,6 +150,11 @@ class CgroupCaps implements Caps {
     // slice figure means "OOM kills under the slice" on both flavours (removed VMs drop out).
     for (const id of await this.listVmCgroups()) slice.oomKills += (await this.usage(id).catch(() => null))?.oomKills ?? 0;
     return slice;
+  }
+
+  async cpuQuotaCores(): Promise<number | null> {
+    const q = await this.backend.readCpuQuota(this.backend.sliceDirs);
+    return quotaCores(q.quotaUs, q.periodUs);
   }
 
   async removeVmCgroup(vmId: string): Promise<void> {

@@ -79,6 +79,13 @@ export class V1Backend implements Backend {
     };
   }
 
+  async readCpuQuota(dirs: string[]): Promise<{ quotaUs: number | null; periodUs: number | null }> {
+    const cpu = this.dirFor('cpu', dirs);
+    // -1 is v1's "no quota".
+    const quota = await readNumber(join(cpu, 'cpu.cfs_quota_us'));
+    return { quotaUs: quota !== null && quota > 0 ? quota : null, periodUs: await readNumber(join(cpu, 'cpu.cfs_period_us')) };
+  }
+
   async removeSlice(): Promise<void> {
     for (const dir of this.sliceDirs) await killAndRemove(dir);
   }

@@ -99,6 +99,13 @@ export class V2Backend implements Backend {
     };
   }
 
+  async readCpuQuota(dirs: string[]): Promise<{ quotaUs: number | null; periodUs: number | null }> {
+    // `max 100000` (no quota) or `150000 100000`.
+    const [quota, period] = ((await readText(join(dirs[0]!, 'cpu.max'))) ?? '').trim().split(/\s+/);
+    const n = (s: string | undefined) => (s && /^\d+$/.test(s) ? Number(s) : null);
+    return { quotaUs: n(quota), periodUs: n(period) };
+  }
+
   async removeSlice(): Promise<void> {
     // A delegated slice is systemd's; only the one we built is ours to remove.
     if (!this.delegated) await killAndRemove(this.vmParents[0]!);

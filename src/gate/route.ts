@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { START_REFUSAL_TEXT } from '../domain/start-policy.js';
 import type { KnownHost } from '../jit/host-auth.js';
 import { hostRequest } from '../jit/host-request.js';
+import { jobMetrics } from '../metrics/job-metrics.js';
 import { askStartGate, type GateDeps } from './start-gate.js';
 
 /**
@@ -32,10 +33,11 @@ export async function gateRoutes(app: FastifyInstance, deps: GateRouteDeps): Pro
     labelNames: ['decision', 'reason'],
     registers: [deps.registry],
   });
+  const gate = { ...deps, jobs: jobMetrics(deps.registry, deps.keys.prefix) };
   app.post('/api/v1/job-started', async (req, reply) => {
     const r = hostRequest(req, reply, deps.hosts, body);
     if (!r) return reply;
-    const a = await askStartGate(deps, r.host, r.body);
+    const a = await askStartGate(gate, r.host, r.body);
     asked.inc({ decision: a.kind, reason: a.kind === 'deny' ? a.reason : '' });
     if (a.kind === 'allow') return { decision: 'allow', workflowJobId: a.workflowJobId ?? null };
     return { decision: 'deny', reason: a.reason, message: START_REFUSAL_TEXT[a.reason], workflowJobId: a.workflowJobId ?? null };

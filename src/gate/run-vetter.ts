@@ -5,6 +5,7 @@ import { isFork } from '../domain/start-policy.js';
 import type { GitHubClient } from '../github/index.js';
 import { keepRunEvent, readJobRecord, type JobRecord } from '../jobs/record.js';
 import { jobMoves } from '../jobs/transition.js';
+import type { JobMetrics } from '../metrics/job-metrics.js';
 import type { Keys } from '../queue/keys.js';
 
 /**
@@ -26,6 +27,8 @@ export interface RunVetterDeps {
   redis: Redis;
   keys: Keys;
   logger: Logger;
+  /** Refusals after intake (metrics/job-metrics.ts): counted by the replica whose move went through. */
+  jobs?: JobMetrics;
 }
 
 type Verdict = 'ok' | 'fork-pr' | 'deploy-not-allowed';
@@ -107,6 +110,9 @@ export class RunVetter {
     const jobs = jobMoves(this.d.redis, this.d.keys);
     // A deploy job refused at intake is refused already: only its run's cancel is news.
     const moved = rec.phase === 'queued' ? await jobs.move(rec.workflowJobId, { to: 'refused', by: 'vetter', why: reason, fields }) : null;
+    // Once per job: the replica whose move went through, or (the cancel's own webhook moved the job
+    // to cancelled first) the one whose cancel stopped its run.
+    if (moved?.ok || (moved && fields.runCancelled === 'cancelled')) this.d.jobs?.refused('vet', reason);
     if (!moved?.ok) await jobs.note(rec.workflowJobId, { by: 'vetter', what: 'run-cancelled-after-intake', why: reason, fields });
     this.d.logger.warn({ workflowJobId: rec.workflowJobId, runId: rec.runId, reason }, 'refused run cancelled after intake');
   }

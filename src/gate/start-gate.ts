@@ -5,7 +5,8 @@ import type { MintHost } from '../domain/mint-policy.js';
 import { cancelRunOnRefusal, checkStartRunner, decideStart, parseRunnerName, type StartDecision, type StartRefusal } from '../domain/start-policy.js';
 import type { GitHubClient, WorkflowJob } from '../github/index.js';
 import { readJobRecord } from '../jobs/record.js';
-import { jobMoves, type Move } from '../jobs/transition.js';
+import { jobMoves, type Move, type TransitionResult } from '../jobs/transition.js';
+import type { JobMetrics } from '../metrics/job-metrics.js';
 import type { Keys } from '../queue/keys.js';
 
 /**
@@ -38,16 +39,37 @@ export interface GateDeps {
   logger: Logger;
   /** How long GitHub may take to answer before the job is refused. */
   githubTimeoutMs?: number;
+  /** Jobs started and refused at start (metrics/job-metrics.ts). */
+  jobs?: JobMetrics;
 }
+
+/** What the metrics need of a job the gate answered for: the one GitHub handed the runner. */
+interface StartFacts { pool: string; repository: string; jobName: string; event: string; workflowJobId: number }
 
 const REPO = /^[A-Za-z0-9_.-]{1,100}\/[A-Za-z0-9_.-]{1,100}$/;
 
 export async function askStartGate(deps: GateDeps, host: MintHost, q: StartQuestion): Promise<StartAnswer> {
   const answer = await decideForRunner(deps, host, q);
-  if (answer.mintedFor !== undefined) await moveMintedFor(deps, host, answer.mintedFor, q.runnerName, answer);
-  const { mintedFor: _, ...rest } = answer;
+  const moved = answer.mintedFor !== undefined ? await moveMintedFor(deps, host, answer.mintedFor, q.runnerName, answer) : null;
+  if (deps.jobs) await count(deps, deps.jobs, answer, moved).catch((err: Error) => deps.logger.debug({ err: err.message }, 'metrics: gate answer not counted'));
+  const { mintedFor: _, facts: __, ...rest } = answer;
   return rest;
 }
+
+/**
+ * Counted once per runner: only when the move of the job it was minted for went through (a
+ * second ask for the same runner finds the move made and counts nothing). A refusal of a runner
+ * Hangar has no job for moves nothing and is counted as it is answered.
+ */
+async function count(deps: GateDeps, jobs: JobMetrics, a: Answered, moved: TransitionResult | null): Promise<void> {
+  if (moved && !moved.ok) return;
+  if (a.kind === 'deny') return jobs.refused('start', a.reason);
+  if (!a.facts) return;
+  const started = await readJobRecord(deps.redis, deps.keys, a.facts.workflowJobId);
+  jobs.started({ pool: a.facts.pool, repo: a.facts.repository, jobName: a.facts.jobName, event: a.facts.event }, started?.createdAt ?? null);
+}
+
+type Answered = StartAnswer & { mintedFor?: number; facts?: StartFacts };
 
 /**
  * The phase of the job the runner was minted for: `started` when the gate allowed the job its
@@ -57,17 +79,17 @@ export async function askStartGate(deps: GateDeps, host: MintHost, q: StartQuest
  * would be stranded when a runner minted for another job took it meanwhile. Compare and set: a
  * newer mint for the job is left alone.
  */
-async function moveMintedFor(deps: GateDeps, host: MintHost, workflowJobId: number, runnerName: string, a: StartAnswer): Promise<void> {
+async function moveMintedFor(deps: GateDeps, host: MintHost, workflowJobId: number, runnerName: string, a: StartAnswer): Promise<TransitionResult> {
   const onlyIf = { field: 'mintedRunner', equals: runnerName };
   const startedJob = a.workflowJobId ?? '';
   const move: Move =
     a.kind === 'allow'
       ? { to: 'started', by: `host:${host.name}`, why: 'allowed-at-start', fields: { startedJob }, onlyIf }
       : { to: 'refused-at-start', by: `host:${host.name}`, why: a.reason, fields: { startedJob, spentRunner: runnerName, startRefusal: a.reason }, remove: ['mintedRunner'], onlyIf };
-  await jobMoves(deps.redis, deps.keys).moveOrNote(workflowJobId, move);
+  return jobMoves(deps.redis, deps.keys).moveOrNote(workflowJobId, move);
 }
 
-async function decideForRunner(deps: GateDeps, host: MintHost, q: StartQuestion): Promise<StartAnswer & { mintedFor?: number }> {
+async function decideForRunner(deps: GateDeps, host: MintHost, q: StartQuestion): Promise<Answered> {
   const t0 = Date.now();
   const log = deps.logger.child({ host: host.name, runnerName: q.runnerName });
   const minted = await mintedFor(deps, host, q.runnerName);
@@ -98,7 +120,8 @@ async function decideForRunner(deps: GateDeps, host: MintHost, q: StartQuestion)
     // After the answer, so the hook prints its reason at once; the job fails either way.
     void cancelRefusedRun(deps, log, repository, run.id, job.id, decision.reason);
   }
-  return { ...answer, ...spent };
+  const started: StartFacts = { pool: pool.name, repository, jobName: job.name, event: run.event, workflowJobId: job.id };
+  return { ...answer, ...spent, facts: started };
 }
 
 type Minted = { kind: 'ok'; pool: PoolConfig; record: { repo: string; workflowJobId: number } } | { kind: 'deny'; reason: StartRefusal };
@@ -145,6 +168,8 @@ async function finish(deps: GateDeps, log: Logger, t0: number, host: MintHost, r
   // On the record of the job that started (it need not be the one the runner was minted for).
   const fields: Record<string, string | number> = { startRunner: runnerName, startHost: host.name, startAt: now, startDecision: d.kind, ...(runEvent ? { runEvent } : {}) };
   if (d.kind === 'deny') fields.startRefusal = d.reason;
+  // The run's event as GitHub said (the webhook does not carry it): ARC's event_name when the job completes.
+  if (runEvent) fields.startEvent = runEvent.slice(0, 64);
   await jobMoves(deps.redis, deps.keys).note(job?.id ?? null, {
     by: `host:${host.name}`,
     what: d.kind === 'allow' ? 'allowed-at-start' : 'refused-at-start',

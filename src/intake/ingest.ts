@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { decide, type Decision, type PolicyConfig } from '../domain/policy.js';
 import { PayloadError, StoreError } from '../domain/errors.js';
 import type { JobStore, RecordOutcome } from '../jobs/intake-record.js';
+import type { JobMetrics } from '../metrics/job-metrics.js';
 import type { Fence } from '../reconcile/leader.js';
 import { parseWorkflowJob } from './parse.js';
 
@@ -18,6 +19,8 @@ export interface IngestDeps {
   logger: Logger;
   /** `hangar_policy_decisions_total`, when this intake reports to a registry. */
   decisions?: Counter<'kind' | 'reason' | 'pool'>;
+  /** Refusals at intake and jobs completed (metrics/job-metrics.ts), when this intake reports to a registry. */
+  jobs?: JobMetrics;
 }
 
 const DELIVERY_ID = /^[A-Za-z0-9-]{1,100}$/;
@@ -72,6 +75,21 @@ export async function ingestDelivery(d: Delivered, deps: IngestDeps, fence?: Fen
       pool: decision.kind === 'accept' ? decision.pool : '',
     });
     log.info({ repo: ev.repo, decision }, 'workflow job decided');
+    if (decision.kind === 'reject') deps.jobs?.refused('intake', decision.reason);
   }
+  // Counted by the replica whose script moved GitHub's state to completed (once: state only moves
+  // forward), after the answer's work is done: a read of the record, off the webhook's answer.
+  if (deps.jobs && outcome === 'advanced' && ev.action === 'completed') void countCompleted(deps, deps.jobs, ev.workflowJobId, ev.conclusion);
   return { label: outcome, decision };
+}
+
+/** A job the gate allowed on a Hangar runner completed on GitHub: ARC's completed counter and execution time. */
+async function countCompleted(deps: IngestDeps, jobs: JobMetrics, workflowJobId: number, conclusion: string | null): Promise<void> {
+  try {
+    const r = await deps.store.read(workflowJobId);
+    if (!r || r.pool === null || r.startDecision !== 'allow' || r.startAt === null) return;
+    jobs.completed({ pool: r.pool, repo: r.repo, jobName: r.jobName, event: r.startEvent ?? '' }, conclusion, r.startAt);
+  } catch (err) {
+    deps.logger.debug({ workflowJobId, err: (err as Error).message }, 'metrics: completed job not counted');
+  }
 }

@@ -1,14 +1,18 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
+import { jobMetrics, type JobMetrics } from '../metrics/job-metrics.js';
 
 /** Intake's Prometheus metrics. Labels are bounded sets: results, decision kinds, reasons, pools. */
 export interface IntakeMetrics {
   deliveries: Counter<'result'>;
   decisions: Counter<'kind' | 'reason' | 'pool'>;
   latency: Histogram<'result'>;
+  /** Refusals at intake, jobs completed (shared with the control's other routes). */
+  jobs: JobMetrics;
 }
 
-export function intakeMetrics(registry: Registry): IntakeMetrics {
+export function intakeMetrics(registry: Registry, namespace: string): IntakeMetrics {
   return {
+    jobs: jobMetrics(registry, namespace),
     deliveries: new Counter({
       name: 'hangar_webhook_deliveries_total',
       help: 'Webhook deliveries received, by result',

@@ -61,7 +61,7 @@ async function handle(headers: Record<string, string | string[] | undefined>, bo
   const event = headers['x-github-event'];
   const r = await ingestDelivery(
     { deliveryId, event: typeof event === 'string' ? event : undefined, payload: () => parseJson(body) },
-    { policy: deps.policy, store: deps.store, logger: deps.logger, decisions: deps.metrics.decisions },
+    { policy: deps.policy, store: deps.store, logger: deps.logger, decisions: deps.metrics.decisions, jobs: deps.metrics.jobs },
   );
   switch (r.label) {
     case 'ping':

@@ -7,6 +7,7 @@ import type { GitHubClient, RunnerScope } from '../github/index.js';
 import { RunnerBusyError, RunnerNameTakenError } from '../github/index.js';
 import { readJobRecord } from '../jobs/record.js';
 import { describeRefusal, jobMoves } from '../jobs/transition.js';
+import type { JobMetrics } from '../metrics/job-metrics.js';
 import type { Keys } from '../queue/keys.js';
 import { claimJobAttempt } from './claim.js';
 import type { KnownHost } from './host-auth.js';
@@ -31,6 +32,8 @@ export interface MintDeps {
   redis: Redis;
   keys: Keys;
   logger: Logger;
+  /** Refusals at mint (metrics/job-metrics.ts). */
+  jobs?: JobMetrics;
 }
 
 export async function mintRunner(deps: MintDeps, host: KnownHost, poolName: string, workflowJobId: number): Promise<MintResult> {
@@ -186,6 +189,8 @@ async function refused(
   // end the job: the host is refused, the job stays where it is.
   const moved = hasRecord && JOB_REFUSALS.has(reason) ? await jobs.move(workflowJobId, { to: 'refused', by, why: reason, fields }) : null;
   if (!moved?.ok) await jobs.note(hasRecord ? workflowJobId : null, { by, what: 'mint-refused', why: reason });
+  // Once per refusal: a job refused already (say, by the sweep just now) is not counted again.
+  if (!moved || moved.ok) deps.jobs?.refused('mint', reason);
   log.warn({ reason }, 'runner refused');
   return { kind: 'refused', reason };
 }

@@ -3,12 +3,15 @@ import { Counter, type Registry } from 'prom-client';
 import { z } from 'zod';
 import type { KnownHost } from './host-auth.js';
 import { hostRequest } from './host-request.js';
+import { VM_BOOT_BUCKETS } from '../domain/arc-metrics.js';
+import { jobMetrics } from '../metrics/job-metrics.js';
 import { reportJob, type JobReport, type ReportDeps } from './report.js';
 
 /**
  * The agents' reports, so that no agent writes the control's keys in Redis:
  * - `POST /api/v1/jobs/:id/report`: its VM came up, its VM ended (how), or it gave up on the job;
- * - `PUT /api/v1/hosts/self/heartbeat`: its slots and VMs (the mint's claim takeover reads it),
+ * - `PUT /api/v1/hosts/self/heartbeat`: its slots and VMs (the mint's claim takeover reads it), its
+ *   driver and accelerator, its slice's usage and its VMs' boots (the dashboard's Hosts, /metrics);
  *   answered `{drain}`: whether the operator drained the host; `DELETE` when it drains.
  * The host is the one its token names; nothing in a body can speak for another host.
  */
@@ -32,15 +35,26 @@ const report: z.ZodType<JobReport> = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('failed'), reason: z.string().min(1).max(500), attempts: z.number().int().min(0) }),
 ]);
 
+const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const bytes = z.number().int().min(0).max(2 ** 53);
+/** The runner slice against its caps (domain/host-usage.ts), as the agent read its cgroups. */
+const usage = z.strictObject({
+  cpuPercent: z.number().min(0).max(100_000).nullable(),
+  memoryBytes: bytes,
+  memoryMaxBytes: bytes.nullable(),
+  cpuQuotaCores: z.number().positive().max(4096).nullable(),
+});
 const heartbeat = z.strictObject({
-  slots: z.number().int().min(0),
-  busy: z.number().int().min(0),
+  slots: z.number().int().min(0).max(1024),
+  busy: z.number().int().min(0).max(1024),
   vms: z.array(z.strictObject({ vmId: name, workflowJobId: z.number().int().positive() })).max(256),
-  caps: z.unknown().optional(),
+  usage: usage.nullable().optional(),
+  /** The VM driver (`qemu-microvm`) and the accelerator it boots with (null: not chosen yet, `auto` before the first VM). */
+  driver: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/).optional(),
+  accel: z.enum(['kvm', 'tcg']).nullable().optional(),
+  /** Its VMs' boots since it started (cumulative, VM_BOOT_BUCKETS), relayed on the control's /metrics. */
+  boots: z.strictObject({ count, sumSeconds: z.number().min(0).max(1e12), buckets: z.array(count).length(VM_BOOT_BUCKETS.length) }).optional(),
   draining: z.boolean(),
-  /** The VM driver and its accelerator as configured (`auto` picks per boot), for the dashboard. */
-  driver: z.string().max(32).optional(),
-  accel: z.enum(['auto', 'kvm', 'tcg']).optional(),
 });
 
 const jobId = z.coerce.number().int().positive();
@@ -54,13 +68,14 @@ export interface ReportRouteDeps extends ReportDeps {
 export const HEARTBEAT_TTL_SECONDS = 30;
 
 export async function reportRoutes(app: FastifyInstance, deps: ReportRouteDeps): Promise<void> {
+  const withMetrics = { ...deps, jobs: jobMetrics(deps.registry, deps.keys.prefix) };
   const reports = new Counter({ name: 'hangar_agent_reports_total', help: 'Agent reports on jobs, by kind and result', labelNames: ['kind', 'result'], registers: [deps.registry] });
   app.post<{ Params: { id: string } }>('/api/v1/jobs/:id/report', async (req, reply) => {
     const r = hostRequest(req, reply, deps.hosts, report);
     if (!r) return reply;
     const id = jobId.safeParse(req.params.id);
     if (!id.success) return reply.code(400).send({ error: 'bad-request', field: 'id', message: 'not a workflow job id' });
-    const result = await reportJob(deps, r.host, id.data, r.body);
+    const result = await reportJob(withMetrics, r.host, id.data, r.body);
     reports.inc({ kind: r.body.kind, result: result.kind });
     if (result.kind === 'ok') return { phase: result.phase };
     if (result.kind === 'unknown-job') return reply.code(404).send({ error: 'unknown-job', message: `no record of job ${id.data}` });

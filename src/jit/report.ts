@@ -5,6 +5,7 @@ import { phaseForVmEnd, type JobPhase, type VmEnd } from '../domain/job-phase.js
 import type { GitHubClient } from '../github/index.js';
 import { readJobRecord } from '../jobs/record.js';
 import { describeRefusal, jobMoves } from '../jobs/transition.js';
+import type { JobMetrics } from '../metrics/job-metrics.js';
 import type { Keys } from '../queue/keys.js';
 import { releaseJobAttempt } from './claim.js';
 import type { KnownHost } from './host-auth.js';
@@ -43,6 +44,8 @@ export interface ReportDeps {
   redis: Redis;
   keys: Keys;
   logger: Logger;
+  /** Egress drops from VMs' egress logs (metrics/job-metrics.ts). */
+  jobs?: JobMetrics;
 }
 
 /** The console tail kept on a record: bounded here too, whatever the agent sent. */
@@ -77,6 +80,7 @@ export async function reportJob(deps: ReportDeps, host: KnownHost, workflowJobId
   // Refused at start: the gate moved the job already; this only adds how its VM ended.
   if (r.end === 'refused-at-start') {
     await jobs.note(workflowJobId, { by, what: 'vm-ended', why: r.end, fields });
+    if (record.pool && r.egress !== undefined) deps.jobs?.egress(record.pool, r.egress);
     return { kind: 'ok', phase: 'refused-at-start' };
   }
   const to = phaseForVmEnd(r.end);
@@ -92,6 +96,8 @@ export async function reportJob(deps: ReportDeps, host: KnownHost, workflowJobId
     await jobs.note(workflowJobId, { by, what: 'vm-ended', why: `${r.end} (${r.vmMs} ms): ${describeRefusal(moved, to)}` });
     return { kind: 'illegal', message: describeRefusal(moved, to) };
   }
+  // Counted with the move (a repeated report is refused above and counts nothing).
+  if (record.pool && r.egress !== undefined) deps.jobs?.egress(record.pool, r.egress);
   // Its runner never ran a job: it must not linger registered, offline, waiting for one; and the
   // job attempt is free for whichever host takes its next try.
   if (spent) {

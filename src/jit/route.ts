@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { GitHubError } from '../domain/errors.js';
 import type { KnownHost } from './host-auth.js';
 import { hostRequest } from './host-request.js';
+import { jobMetrics } from '../metrics/job-metrics.js';
 import { mintRunner, type MintDeps } from './mint.js';
 
 /**
@@ -28,6 +29,7 @@ export async function jitRoutes(app: FastifyInstance, deps: JitRouteDeps): Promi
     labelNames: ['result', 'reason'],
     registers: [deps.registry],
   });
+  const mintDeps = { ...deps, jobs: jobMetrics(deps.registry, deps.keys.prefix) };
   app.post('/api/v1/jit', async (req, reply) => {
     const asked = hostRequest(req, reply, deps.hosts, body);
     if (!asked) {
@@ -36,7 +38,7 @@ export async function jitRoutes(app: FastifyInstance, deps: JitRouteDeps): Promi
     }
     const { host, body: q } = asked;
     try {
-      const r = await mintRunner(deps, host, q.pool, q.workflowJobId);
+      const r = await mintRunner(mintDeps, host, q.pool, q.workflowJobId);
       mints.inc({ result: r.kind, reason: r.kind === 'refused' ? r.reason : '' });
       if (r.kind === 'refused') return reply.code(403).send({ error: 'refused', reason: r.reason });
       if (r.kind === 'busy') return reply.code(409).send({ error: 'runner-busy', runnerName: r.runnerName });

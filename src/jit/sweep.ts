@@ -5,6 +5,7 @@ import { labelsServedBy } from '../domain/policy.js';
 import { cancelRunOnRefusal, decideStart, type StartRefusal } from '../domain/start-policy.js';
 import type { GitHubClient, RepositoryVisibility } from '../github/index.js';
 import { jobMoves } from '../jobs/transition.js';
+import type { JobMetrics } from '../metrics/job-metrics.js';
 import type { Keys } from '../queue/keys.js';
 
 /**
@@ -20,6 +21,8 @@ export interface SweepDeps {
   redis: Redis;
   keys: Keys;
   logger: Logger;
+  /** Refusals at mint (metrics/job-metrics.ts): the sweep runs before a mint. */
+  jobs?: JobMetrics;
 }
 
 export interface SweptRun {
@@ -60,6 +63,7 @@ async function record(deps: SweepDeps, ids: number[], reason: StartRefusal, pool
   for (const id of ids) {
     const fields = { runCancelled: result, runCancelledFor: reason, runCancelledPool: pool };
     const moved = await jobs.move(id, { to: 'refused', by: 'sweep', why: reason, fields });
+    if (moved.ok) deps.jobs?.refused('mint', reason);
     // Not Hangar's to move (no record, or past queuing): the cancel is still worth keeping.
     if (!moved.ok) await jobs.note(id, { by: 'sweep', what: 'run-cancelled-before-mint', why: reason, fields });
   }

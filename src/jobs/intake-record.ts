@@ -7,7 +7,7 @@ import type { PoolJobData } from '../queue/contracts.js';
 import type { Keys } from '../queue/keys.js';
 import type { Fence } from '../reconcile/leader.js';
 import { EVENTS_MAXLEN } from './events.js';
-import type { StaticFields } from './record.js';
+import { readJobRecord, type JobRecord, type StaticFields } from './record.js';
 
 /**
  * Records one verified `workflow_job` event in a single atomic script: delivery dedupe,
@@ -96,6 +96,11 @@ export class JobStore {
     redis.defineCommand(command, { numberOfKeys: 6, lua: script(opts.deliveryTtlSeconds, keepSeconds) });
     this.run = (redis as unknown as Record<string, (...a: (string | number)[]) => Promise<RecordOutcome>>)[command]!.bind(redis);
   }
+  /** The record of a job, as the intake's readers see it (record.ts). */
+  read(workflowJobId: number): Promise<JobRecord | null> {
+    return readJobRecord(this.redis, this.k, workflowJobId);
+  }
+
 
   /** With `fence` (a reconcile leader's), nothing is written once another replica leads: `fenced`. */
   async record(deliveryId: string, ev: WorkflowJobEvent, decision: Decision, now = Date.now(), fence?: Fence): Promise<RecordOutcome> {

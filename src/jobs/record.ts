@@ -15,7 +15,8 @@ import type { Keys } from '../queue/keys.js';
  *   `rank`, `runnerId`, `runnerName` (the runner GitHub gave the job), `conclusion`, `<state>At`, `ev:<action>`;
  * - Hangar's side: `phase`, `phaseAt`, `phaseBy`, `phaseWhy`, `at:<phase>` (last time in it);
  *   `host`, `mintedRunner`, `mintedAt` (the runner minted for it), `spentRunner` (one refused at start);
- *   the gate's `startRunner`/`startHost`/`startDecision`/`startRefusal`/`startedJob`;
+ *   the gate's `startRunner`/`startHost`/`startAt`/`startDecision`/`startEvent`/`startRefusal`/`startedJob`
+ *   (on the record of the job that started: the one GitHub handed the runner);
  *   the VM's end `vmOutcome`/`vmExitCode`/`vmMs`/`vmReason`/`consoleTail`/`egress`, `tries`;
  *   refusals `mintRefusal`/`vetRefusal`, and `runCancelled`/`runCancelledFor`;
  *   reconcile's `stuck` (when it was last flagged stuck, ms) and `stuckWhy` (domain/stuck-jobs.ts);
@@ -63,6 +64,10 @@ export interface JobRecord extends StaticFields {
   conclusion: string | null;
   /** The job the runner minted for this one was handed, as the gate saw it. */
   startedJob: number | null;
+  /** When the gate answered for this job (it was the one a runner was handed), what, and its run's event as GitHub said. */
+  startAt: number | null;
+  startDecision: 'allow' | 'deny' | null;
+  startEvent: string | null;
   startRefusal: string | null;
   mintRefusal: string | null;
   vetRefusal: string | null;
@@ -79,8 +84,6 @@ export interface JobRecord extends StaticFields {
   tries: number;
   /** The latest VM's id (set with `vm-up`). */
   vmId: string | null;
-  /** When the gate answered for the job that started on a runner (ms). */
-  startAt: number | null;
   /** The run's event (`push`, `pull_request`, `schedule`…), once something read the run. */
   runEvent: string | null;
   /** The last time it entered each phase (`at:<phase>`, ms). */
@@ -123,6 +126,9 @@ export function toRecord(workflowJobId: number, h: Record<string, string>): JobR
     host: str(h.host),
     conclusion: str(h.conclusion),
     startedJob: num(h.startedJob),
+    startAt: num(h.startAt),
+    startDecision: h.startDecision === 'allow' || h.startDecision === 'deny' ? h.startDecision : null,
+    startEvent: str(h.startEvent),
     startRefusal: str(h.startRefusal),
     mintRefusal: str(h.mintRefusal),
     vetRefusal: str(h.vetRefusal),
@@ -134,7 +140,6 @@ export function toRecord(workflowJobId: number, h: Record<string, string>): JobR
     stuckWhy: str(h.stuckWhy),
     tries: num(h.tries) ?? 0,
     vmId: str(h.vmId),
-    startAt: num(h.startAt),
     runEvent: str(h.runEvent),
     at: phaseTimes(h),
     githubAt: { queued: num(h.queuedAt), inProgress: num(h.in_progressAt), completed: num(h.completedAt) },
@@ -199,6 +204,27 @@ export async function openJobRecords(redis: Redis, k: Keys, withinMs: number, no
       if (err) throw err;
       const r = toRecord(batch[j]!, h as Record<string, string>);
       if (r?.phase && !FINAL_PHASES.includes(r.phase)) out.push(r);
+    });
+  }
+  return out;
+}
+
+/**
+ * Pool and phase of every job GitHub moved in the last `withinMs` (two fields per record, read
+ * in pipelined batches): what the control's gauges count (metrics/fleet-gauges.ts).
+ */
+export async function jobPhases(redis: Redis, k: Keys, withinMs: number, now = Date.now()): Promise<{ workflowJobId: number; pool: string | null; phase: JobPhase | null }[]> {
+  const ids = (await redis.zrangebyscore(k.jobIndex, now - withinMs, '+inf')).map(Number);
+  const out: { workflowJobId: number; pool: string | null; phase: JobPhase | null }[] = [];
+  for (let i = 0; i < ids.length; i += 1000) {
+    const batch = ids.slice(i, i + 1000);
+    const pipe = redis.pipeline();
+    for (const id of batch) pipe.hmget(k.job(id), 'pool', 'phase');
+    const rows = (await pipe.exec()) ?? [];
+    rows.forEach(([err, v], j) => {
+      if (err) throw err;
+      const [pool, phase] = v as [string | null, string | null];
+      out.push({ workflowJobId: batch[j]!, pool: pool || null, phase: isJobPhase(phase) ? phase : null });
     });
   }
   return out;

@@ -35,9 +35,11 @@ async function hostNetworks(): Promise<string[]> {
     .flatMap((l) => (l.addr_info ?? []).map((x) => `${x.local}/${x.prefixlen}`));
 }
 
-/** `GET /metrics` on agent.metricsListen: the isolation table's counters, per verdict. */
-export async function serveAgentMetrics(listen: string, guestNet: GuestNetwork | undefined, logger: Logger): Promise<Server> {
-  const registry = new Registry();
+/**
+ * `GET /metrics` on agent.metricsListen: the isolation table's counters, per verdict, beside
+ * whatever is in `registry` already (the agent's VMs, slots, boots and slice: metrics/agent-metrics.ts).
+ */
+export async function serveAgentMetrics(listen: string, guestNet: GuestNetwork | undefined, logger: Logger, registry = new Registry()): Promise<Server> {
   const packets = new Counter({ name: 'hangar_egress_packets_total', help: 'Guest packets by the isolation table\'s verdict', labelNames: ['verdict'], registers: [registry] });
   const read = async () => {
     if (!guestNet) return;

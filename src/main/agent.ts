@@ -11,6 +11,7 @@ import { createHostNetwork } from '../net/host-network.js';
 import { createQemuMicrovmDriver, probeAccelerator } from '../vm/index.js';
 import type { Server } from 'node:http';
 import type { GuestNetwork } from '../agent/guest-network.js';
+import { AgentMetrics } from '../metrics/agent-metrics.js';
 import { serveAgentMetrics, startGuestNetwork } from './agent-network.js';
 import { compose, unit } from './units.js';
 import { createLogger } from './logger.js';
@@ -51,6 +52,7 @@ export async function runAgent(configFile: string): Promise<void> {
   let guestNet: GuestNetwork | undefined;
   let metrics: Server | undefined;
   let agent: Agent | undefined;
+  const agentMetrics = new AgentMetrics();
   // Started in order, stopped in reverse: a clean stop leaves nothing (kill -9: the next start replaces it).
   const units = compose(
     [
@@ -60,7 +62,7 @@ export async function runAgent(configFile: string): Promise<void> {
         guestNet = await startGuestNetwork(a, config.pools, configFile, logger);
         if (!guestNet) await net.ensureEgress();
       }, () => (guestNet ? guestNet.stop() : net.removeEgress())),
-      unit('metrics', async () => void (metrics = await serveAgentMetrics(a.metricsListen, guestNet, logger)), async () => void metrics?.close()),
+      unit('metrics', async () => void (metrics = await serveAgentMetrics(a.metricsListen, guestNet, logger, agentMetrics.registry)), async () => void metrics?.close()),
       unit('queues', () => connection.connect(), async () => connection.disconnect()),
       unit('agent', async () => {
         agent = new Agent({
@@ -72,6 +74,7 @@ export async function runAgent(configFile: string): Promise<void> {
           control: createControlClient(a.controlUrl, token),
           image,
           logger,
+          metrics: agentMetrics,
         });
         await agent.start();
       }, () => agent!.drain()),

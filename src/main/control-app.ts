@@ -7,6 +7,8 @@ import type { ControlSecrets } from '../config/secrets.js';
 import { RunVetter } from '../gate/run-vetter.js';
 import { createGitHubClient, type GitHubClient } from '../github/index.js';
 import { JobStore } from '../jobs/intake-record.js';
+import { fleetGauges } from '../metrics/fleet-gauges.js';
+import { jobMetrics } from '../metrics/job-metrics.js';
 import { keys } from '../queue/keys.js';
 import { OutboxWorker } from '../queue/outbox-worker.js';
 import { RedisRateBudget } from '../queue/rate-budget.js';
@@ -71,20 +73,27 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
     logger.child({ unit: 'outbox' }),
     () => store.calls,
   );
+  // Counted where each move is made (metrics/job-metrics.ts): one registry, shared by every route and unit.
+  const jobs = jobMetrics(registry, k.prefix);
   const vetter = config.policy.cancelRefusedRuns
-    ? new RunVetter({ config, github, redisUrl: config.redis.url, redis, keys: k, logger: logger.child({ unit: 'vetter' }) })
+    ? new RunVetter({ config, github, redisUrl: config.redis.url, redis, keys: k, logger: logger.child({ unit: 'vetter' }), jobs })
     : null;
   const http = controlHttp({ config, secrets, logger, redis, keys: k, queues, store, github, registry });
   const reconciler = config.reconcile.enabled || config.intake.mode === 'pull'
     ? new Reconciler({
         redis, lockKey: k.leader, tokenKey: k.leaderToken, leaderTtlMs: config.reconcile.leaderTtlSeconds * 1000,
-        loops: createLoops(loopDeps({ config, redis, keys: k, github, store, logger: logger.child({ unit: 'reconcile' }) })),
+        loops: createLoops(loopDeps({ config, redis, keys: k, github, store, logger: logger.child({ unit: 'reconcile' }), jobs })),
         logger, registry: http.registry,
       })
     : null;
   const dashboard = config.dashboard.enabled && secrets.operatorToken
     ? createDashboard({ config, redis, keys: k, logger, token: secrets.operatorToken, github, queues, ...(opts.pageRoutes ? { pageRoutes: opts.pageRoutes } : {}) })
     : null;
+  // Gauges read from Redis: served by the reconcile leader alone, so Prometheus's sum over replicas counts each job once.
+  fleetGauges(http.registry, {
+    redis, keys: k, pools: config.pools.map((p) => p.name), hosts: config.hosts,
+    leads: () => reconciler === null || reconciler.lock.fence !== null,
+  });
   const units: Unit[] = [
     conns,
     unit('outbox', () => relay.start(), () => relay.stop()),

@@ -72,7 +72,7 @@ export function controlHttp(d: ControlHttpDeps): ControlHttp {
   const agentApi = { config, github, redis, keys: k, hosts: config.hosts, registry };
   // Pull mode: no webhook receiver at all (GitHub cannot reach this box); the reconciler's
   // deliveries loop is the intake, through the same parse → policy → record path.
-  if (config.intake.mode === 'push') void app.register(intakeRoutes, { webhookSecrets: d.secrets.webhookSecrets, policy: config, store: d.store, metrics: intakeMetrics(registry), logger: intakeLog, badSignatures });
+  if (config.intake.mode === 'push') void app.register(intakeRoutes, { webhookSecrets: d.secrets.webhookSecrets, policy: config, store: d.store, metrics: intakeMetrics(registry, k.prefix), logger: intakeLog, badSignatures });
   void app.register(jitRoutes, { ...agentApi, logger: logger.child({ unit: 'jit' }) });
   void app.register(gateRoutes, { ...agentApi, logger: logger.child({ unit: 'gate' }) });
   void app.register(reportRoutes, { ...agentApi, logger: logger.child({ unit: 'reports' }) });

@@ -31,7 +31,7 @@ export function createDeliveriesLoop(d: LoopDeps): ReconcileLoop<DeliveriesObser
   const pull = d.config.intake.mode === 'pull';
   const stateKey = d.keys.reconcileState(DELIVERIES_LOOP);
   const log = d.logger.child({ loop: DELIVERIES_LOOP });
-  const ingest: IngestDeps = { policy: d.config, store: d.store, logger: log.child({ via: 'pulled' }) };
+  const ingest: IngestDeps = { policy: d.config, store: d.store, logger: log.child({ via: 'pulled' }), ...(d.jobs ? { jobs: d.jobs } : {}) };
   const lookbackMs = d.config.reconcile.deliveriesLookbackMinutes * 60_000;
 
   return {

@@ -11,6 +11,7 @@ import type { AnyLoop } from './loop.js';
 import { queuedRunsLoop } from './queued-runs.js';
 import { runnersLoop } from './runners.js';
 import { stuckJobsLoop } from './stuck-jobs.js';
+import type { JobMetrics } from '../metrics/job-metrics.js';
 
 /** What every loop may use: the control's own connections and client, nothing of the agents'. */
 export interface LoopDeps {
@@ -22,6 +23,8 @@ export interface LoopDeps {
   store: JobStore;
   logger: Logger;
   installationId: string;
+  /** Refusals at intake and completed jobs of pulled deliveries (metrics/job-metrics.ts), when the control has a registry. */
+  jobs?: JobMetrics;
 }
 
 export function loopDeps(d: Omit<LoopDeps, 'installationId'>): LoopDeps {

@@ -60,4 +60,6 @@ export interface VmDriver {
   destroy(id: VmId): Promise<void>;
   /** Only VMs this host's agent created (found from the driver's state dir, not from memory). */
   list(): Promise<VmHandle[]>;
+  /** The accelerator it boots with, once known (`auto` decides at the first VM): the heartbeat says it. */
+  accelerator?(): 'kvm' | 'tcg' | null;
 }

@@ -107,7 +107,7 @@ beforeAll(async () => {
     ],
     dashboard: '{listen: "127.0.0.1:0"}',
   });
-  dash = control.dashboardUrl!;
+  dash = control.dashboard!.url!;
   sim.setWebhook({ url: `${control.url}/webhooks/github`, secret: TEST_SECRET });
   sim.createRepo({ owner: 'acme', name: 'app', visibility: 'private' });
   sim.createRepo({ owner: 'acme', name: 'nightly', visibility: 'private' });

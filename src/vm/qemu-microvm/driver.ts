@@ -52,10 +52,12 @@ class QemuMicrovmDriver implements VmDriver {
   private readonly locks = new Map<VmId, Promise<unknown>>();
   private host: Promise<{ sandbox: boolean; tscKhz: number }> | null = null;
   private accel: Promise<'kvm' | 'tcg'> | null = null;
+  private chosen: 'kvm' | 'tcg' | null;
   private readonly log: Logger | undefined;
 
   constructor(private readonly opts: QemuMicrovmOptions) {
     this.qemu = opts.qemuBinary ?? DEFAULT_QEMU;
+    this.chosen = opts.accel === 'auto' ? null : opts.accel;
     this.log = opts.logger?.child({ driver: 'qemu-microvm' });
   }
 
@@ -210,6 +212,10 @@ class QemuMicrovmDriver implements VmDriver {
     return this.host.catch((err) => { this.host = null; throw err; });
   }
 
+  accelerator(): 'kvm' | 'tcg' | null {
+    return this.chosen;
+  }
+
   /** Decided once per driver, with the first VM's image (a probe boot needs a kernel). */
   private resolveAccel(spec: VmSpec): Promise<'kvm' | 'tcg'> {
     this.accel ??= (async () => {
@@ -221,6 +227,7 @@ class QemuMicrovmDriver implements VmDriver {
         throw new DriverError('accel-unusable', 'accel', `KVM does not boot a guest here: ${(probes[0]?.reason ?? 'unknown').replace(/\s*\n\s*/g, '; ')}` +
           ' (use accel: tcg, or auto)');
       }
+      this.chosen = accel;
       return accel;
     })();
     return this.accel.catch((err) => { this.accel = null; throw err; });
