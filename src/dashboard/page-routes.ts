@@ -3,13 +3,15 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerHookHandler } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { PageContext } from './server.js';
 
 /**
  * The dashboard page's routes on the dashboard listener (the `pageRoutes` hook of server.ts):
  * - `GET /`: the page (index.html), behind the session (`ctx.requireSession` sends anyone
  *   without one to /login);
- * - `GET /assets/<file>`: its browser modules, their source maps and its stylesheet;
+ * - `GET /assets/<file>`: its browser modules, their source maps, its stylesheet and icon (also
+ *   at `/favicon.ico`, which browsers ask for by themselves);
  * - `GET /vendor/uplot/uPlot.esm.js`, `uPlot.min.css`: the chart library, from node_modules
  *   (npm `uplot`), so the page needs no CDN and works offline.
  * Assets and vendor files are code the same for everyone, with no data in them: they are served
@@ -21,10 +23,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerHookHandl
  * this module finds it there too; not built, `/` answers 503 saying so, and the rest of the
  * control runs on.
  */
-export interface PageContext {
-  requireSession: preHandlerHookHandler;
-}
-
 interface StaticFile {
   body: Buffer;
   type: string;
@@ -36,6 +34,7 @@ const TYPES: Record<string, string> = {
   '.js': 'text/javascript; charset=utf-8',
   '.css': 'text/css; charset=utf-8',
   '.map': 'application/json; charset=utf-8',
+  '.svg': 'image/svg+xml',
 };
 
 const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
@@ -63,13 +62,14 @@ function send(req: FastifyRequest, reply: FastifyReply, f: StaticFile): FastifyR
 
 export const UPLOT_FILES = { 'uPlot.esm.js': 'uplot/dist/uPlot.esm.js', 'uPlot.min.css': 'uplot/dist/uPlot.min.css' } as const;
 
+/** The page's routes (server.ts `PageRoutes`). */
 export function pageRoutes(app: FastifyInstance, ctx: PageContext): void {
   const dir = builtPageDir();
   const assets = new Map<string, StaticFile>();
   let index: StaticFile | null = null;
   if (dir) {
     index = load(join(dir, 'index.html'));
-    for (const name of readdirSync(dir)) if (/^[\w.-]+\.(js|js\.map|css)$/.test(name)) assets.set(name, load(join(dir, name)));
+    for (const name of readdirSync(dir)) if (/^[\w.-]+\.(js|js\.map|css|svg)$/.test(name)) assets.set(name, load(join(dir, name)));
   }
   const require = createRequire(import.meta.url);
   const vendor = new Map(Object.entries(UPLOT_FILES).map(([name, spec]) => [name, load(require.resolve(spec))]));
@@ -77,6 +77,12 @@ export function pageRoutes(app: FastifyInstance, ctx: PageContext): void {
   app.get('/', { preHandler: ctx.requireSession }, async (req, reply) => {
     if (!index) return reply.code(503).type('text/plain; charset=utf-8').send('The dashboard page is not built: run `npm run build`.\n');
     return send(req, reply, index);
+  });
+  // Browsers ask for it by themselves, on the login page too.
+  app.get('/favicon.ico', async (req, reply) => {
+    const f = assets.get('favicon.svg');
+    if (!f) return reply.code(404).send({ error: 'not-found', message: 'no such file' });
+    return send(req, reply, f);
   });
   app.get<{ Params: { file: string } }>('/assets/:file', async (req, reply) => {
     const f = assets.get(req.params.file);

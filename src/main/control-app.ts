@@ -15,6 +15,7 @@ import { RedisRateBudget } from '../queue/rate-budget.js';
 import { RedisRunFacts } from '../queue/run-facts.js';
 import type { PoolQueues } from '../queue/pool-queues.js';
 import { createLoops, loopDeps } from '../reconcile/loops.js';
+import { pageRoutes } from '../dashboard/page-routes.js';
 import { createDashboard, type Dashboard, type PageRoutes } from '../dashboard/server.js';
 import { Reconciler } from '../reconcile/reconciler.js';
 import { controlHttp } from './control-http.js';
@@ -43,7 +44,7 @@ export interface Control {
 }
 
 export interface ControlOptions {
-  /** The dashboard page's routes (src/dashboard/page/), registered on the dashboard's server. */
+  /** The dashboard page's routes, registered on the dashboard's server (default: the page, src/dashboard/page-routes.ts). */
   pageRoutes?: PageRoutes;
 }
 
@@ -87,7 +88,7 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
       })
     : null;
   const dashboard = config.dashboard.enabled && secrets.operatorToken
-    ? createDashboard({ config, redis, keys: k, logger, token: secrets.operatorToken, github, queues, ...(opts.pageRoutes ? { pageRoutes: opts.pageRoutes } : {}) })
+    ? createDashboard({ config, redis, keys: k, logger, token: secrets.operatorToken, github, queues, pageRoutes: opts.pageRoutes ?? pageRoutes })
     : null;
   // Gauges read from Redis: served by the reconcile leader alone, so Prometheus's sum over replicas counts each job once.
   fleetGauges(http.registry, {
