@@ -109,7 +109,7 @@ describe('agent end to end', () => {
     // The agent's heartbeat (through the control) says what it is and what it has.
     const beat = JSON.parse((await redis.get(keys(prefix).host('minipc'))) ?? '{}');
     expect(beat).toMatchObject({ host: 'minipc', role: 'build', pools: ['build', 'large', 'locked'], slots: 2, draining: false });
-    expect(beat.caps.memoryMaxBytes).toBe(2048 * 1024 * 1024);
+    expect(beat.usage.memoryMaxBytes).toBe(2048 * 1024 * 1024);
     expect(Date.now() - beat.at).toBeLessThan(15_000);
     await expectNoLeftovers();
   }, 300_000);
