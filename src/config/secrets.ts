@@ -39,6 +39,13 @@ export function checkSecretFiles(input: Record<string, unknown>): ConfigProblem[
   return [...github, ...(d.enabled === false ? [] : readOperatorToken(d).problems)];
 }
 
+/** The operator token for a client of the dashboard (`hangar status`): ConfigError naming the key when it is unusable. */
+export function readOperatorTokenFile(config: ControlConfig): string {
+  const r = readOperatorToken(config.dashboard);
+  if (r.token) return r.token;
+  throw new ConfigError('secrets', r.problems.length > 0 ? r.problems : [{ path: 'dashboard.tokenFile', message: 'not set: the dashboard has no operator token' }]);
+}
+
 /** The operator token: readable and long enough to be one. Never says what it is. */
 function readOperatorToken(d: Record<string, unknown>): { token?: string; problems: ConfigProblem[] } {
   const file = d.tokenFile;

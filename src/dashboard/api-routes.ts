@@ -46,7 +46,7 @@ export function apiRoutes(app: FastifyInstance, d: ApiDeps): void {
     }
   });
 
-  app.get('/api/v1/overview', async () => d.model.overview());
+  app.get('/api/v1/overview', async () => d.model.freshOverview());
 
   app.get<{ Params: { id: string } }>('/api/v1/jobs/:id', async (req, reply) => {
     const id = jobId.safeParse(req.params.id);

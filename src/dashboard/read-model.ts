@@ -100,6 +100,12 @@ export class ReadModel {
     return this.jobs.get(id);
   }
 
+  /** The overview, with the hosts' heartbeats read now (one pipeline), so a beat a moment ago shows. */
+  async freshOverview(): Promise<Overview> {
+    await this.refreshHosts();
+    return this.overview();
+  }
+
   overview(): Overview {
     const recent: JobRecord[] = [];
     const refused: RefusalView[] = [];

@@ -66,6 +66,16 @@ program
   });
 
 program
+  .command('status')
+  .requiredOption('-c, --config <file>', 'the control\'s config file (its dashboard section and operator token)')
+  .option('--json', 'print the overview JSON as the dashboard API gives it')
+  .option('--url <url>', 'the dashboard\'s URL (default: from dashboard.listen)')
+  .description('hosts, pools, recent jobs and refusals, savings: the dashboard in a terminal')
+  .action(async (opts: { config: string; json?: boolean; url?: string }) =>
+    (await import('./status.js')).status(opts.config, { json: Boolean(opts.json), ...(opts.url ? { url: opts.url } : {}) }),
+  );
+
+program
   .command('control')
   .requiredOption('-c, --config <file>', 'the config file')
   .description('run the control plane: webhooks, policy, queue, metrics')

@@ -115,3 +115,46 @@ typo: 1
     expect(err?.message).not.toMatch(/hunter/);
   });
 });
+
+describe('dashboard section', () => {
+  const base = 'github: {appId: 1, privateKeyFile: k, webhookSecretFile: s}\npolicy: {repositories: [a/*]}\npools: [{name: b, labels: [self-hosted]}]\n';
+  test('defaults: on, 127.0.0.1:8081, the free plan at $0.006/min', () => {
+    const cfg = requireControl(parseConfig(`${base}dashboard: {tokenFile: /etc/hangar/operator-token}`, 't'));
+    expect(cfg.dashboard).toEqual({
+      enabled: true, listen: '127.0.0.1:8081', tokenFile: '/etc/hangar/operator-token', sessionHours: 12,
+      savings: { pricePerMinute: 0.006, plan: 'free', platformChargePerMinute: 0.002 },
+    });
+  });
+  test.each([
+    ['no token file while enabled', 'dashboard: {}', [['dashboard.tokenFile', /required while the dashboard is enabled/]]],
+    ['the webhook port', 'control: {port: 9000}\ndashboard: {tokenFile: t, listen: "0.0.0.0:9000"}', [['dashboard.listen', /port 9000 is the webhook listener's/]]],
+    ['the default webhook port', 'dashboard: {tokenFile: t, listen: "127.0.0.1:8080"}', [['dashboard.listen', /port 8080/]]],
+    ['not host:port', 'dashboard: {tokenFile: t, listen: "8081"}', [['dashboard.listen', /expected "host:port"/]]],
+    ['an unknown plan and a typo', 'dashboard: {tokenFile: t, savings: {plan: gold, pricePerMinit: 1}}', [['dashboard.savings.plan', /./], ['dashboard.savings.pricePerMinit', /unknown key/]]],
+  ])('%s', (_n, extra, want) => {
+    const problems = problemsOf(`${base}${extra}`);
+    expect(problems.map((p) => p.path).sort()).toEqual(want.map(([p]) => p).sort());
+    for (const [path, re] of want) expect(problems.find((p) => p.path === path)!.message).toMatch(re as RegExp);
+  });
+  test('off: no token needed, any port left alone', () => {
+    expect(requireControl(parseConfig(`${base}dashboard: {enabled: false, listen: "127.0.0.1:8080"}`, 't')).dashboard.enabled).toBe(false);
+  });
+  test('the operator token file: unreadable or too short is named, its content never', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hangar-op-'));
+    writeFileSync(join(dir, 'short'), 'hunter5');
+    writeFileSync(join(dir, 'key'), '-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n');
+    writeFileSync(join(dir, 'secret'), 'webhook-secret-long');
+    for (const [file, re] of [['missing', /cannot read .*ENOENT/], ['short', /holds no token/]] as const) {
+      const cfg = requireControl(parseConfig(`github: {appId: 1, privateKeyFile: ${dir}/key, webhookSecretFile: ${dir}/secret}\npolicy: {repositories: [a/*]}\npools: [{name: b, labels: [self-hosted]}]\ndashboard: {tokenFile: ${dir}/${file}}`, 't'));
+      let err: ConfigError | undefined;
+      try {
+        readControlSecrets(cfg);
+      } catch (e) {
+        err = e as ConfigError;
+      }
+      expect(err?.problems.map((p) => p.path)).toEqual(['dashboard.tokenFile']);
+      expect(err?.message).toMatch(re);
+      expect(err?.message).not.toContain('hunter5');
+    }
+  });
+});
