@@ -104,7 +104,7 @@ export interface HostView {
 }
 
 export interface HostUsage {
-  /** CPU used by the slice, in percent of one core (150 = 1.5 cores busy). */
+  /** CPU the slice used since the agent's last sample, in percent of its CPUQuota (of the host's CPUs when it has none), as the heartbeat says (domain/host-usage.ts). */
   cpuPercent: number | null;
   memoryBytes: number | null;
   /** The slice's MemoryMax. */

@@ -1,5 +1,5 @@
 import type { PoolConfig, HostConfig } from '../config/schema.js';
-import { FINAL_PHASES, type JobPhase } from '../domain/job-phase.js';
+import { FINAL_PHASES, OPERATOR_RETRY_FROM, type JobPhase } from '../domain/job-phase.js';
 import { parseRunnerName } from '../domain/mint-policy.js';
 import { stuckWhy, WAITING_PHASES, type HostView as StuckHost, type StuckWhy } from '../domain/stuck-jobs.js';
 import type { JobEvent } from '../jobs/events.js';
@@ -90,14 +90,11 @@ export function refusalView(r: JobRecord): RefusalView | null {
   return { workflowJobId: r.workflowJobId, repo: r.repo, jobName: r.jobName, workflow: r.workflowName ?? null, headBranch: r.headBranch ?? null, where: f.where, why: f.why, at: f.at };
 }
 
-/** Phases from which the operator may queue a new try (domain/job-phase.ts OPERATOR_RETRY_FROM). */
-export const HANGAR_FAILED: readonly JobPhase[] = ['failed', 'not-run', 'lost', 'timed-out'];
-
 export type RetryHow = { how: 'requeued' | 'rerun' } | { how: null; why: string };
 
 /** What retry would do with this job (the action answers 409 with `why` when `how` is null). */
 export function retryPlan(r: JobRecord): RetryHow {
-  if (r.phase !== null && HANGAR_FAILED.includes(r.phase) && r.state === 'queued') return { how: 'requeued' };
+  if (r.phase !== null && OPERATOR_RETRY_FROM.includes(r.phase) && r.state === 'queued') return { how: 'requeued' };
   if (r.state === 'completed' && r.conclusion === 'failure') return { how: 'rerun' };
   if (r.state === 'completed') return { how: null, why: `GitHub finished it as ${r.conclusion ?? 'unknown'}: only a failed job is re-run` };
   return { how: null, why: `it has not failed (phase ${r.phase ?? 'none'}, GitHub: ${r.state})` };
@@ -130,7 +127,6 @@ export interface Beat {
   slots?: number;
   busy?: number;
   vms?: { vmId: string; workflowJobId: number }[];
-  caps?: unknown;
   usage?: unknown;
   draining?: boolean;
   driver?: string;
@@ -140,9 +136,9 @@ export interface Beat {
 
 const numOrNull = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 
-/** The slice's usage, from whichever heartbeat field carries it (dash-metrics' `usage`, or `caps`). */
+/** The slice's usage as the heartbeat carries it (jit/report-route.ts `usage`). */
 function usageOf(b: Beat): HostUsage | null {
-  const u = (b.usage ?? b.caps) as Record<string, unknown> | null | undefined;
+  const u = b.usage as Record<string, unknown> | null | undefined;
   if (!u || typeof u !== 'object') return null;
   const usage: HostUsage = {
     cpuPercent: numOrNull(u.cpuPercent),

@@ -168,8 +168,6 @@ async function finish(deps: GateDeps, log: Logger, t0: number, host: MintHost, r
   // On the record of the job that started (it need not be the one the runner was minted for).
   const fields: Record<string, string | number> = { startRunner: runnerName, startHost: host.name, startAt: now, startDecision: d.kind, ...(runEvent ? { runEvent } : {}) };
   if (d.kind === 'deny') fields.startRefusal = d.reason;
-  // The run's event as GitHub said (the webhook does not carry it): ARC's event_name when the job completes.
-  if (runEvent) fields.startEvent = runEvent.slice(0, 64);
   await jobMoves(deps.redis, deps.keys).note(job?.id ?? null, {
     by: `host:${host.name}`,
     what: d.kind === 'allow' ? 'allowed-at-start' : 'refused-at-start',

@@ -88,7 +88,7 @@ async function countCompleted(deps: IngestDeps, jobs: JobMetrics, workflowJobId:
   try {
     const r = await deps.store.read(workflowJobId);
     if (!r || r.pool === null || r.startDecision !== 'allow' || r.startAt === null) return;
-    jobs.completed({ pool: r.pool, repo: r.repo, jobName: r.jobName, event: r.startEvent ?? '' }, conclusion, r.startAt);
+    jobs.completed({ pool: r.pool, repo: r.repo, jobName: r.jobName, event: r.runEvent ?? '' }, conclusion, r.startAt);
   } catch (err) {
     deps.logger.debug({ workflowJobId, err: (err as Error).message }, 'metrics: completed job not counted');
   }

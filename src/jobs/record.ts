@@ -15,7 +15,7 @@ import type { Keys } from '../queue/keys.js';
  *   `rank`, `runnerId`, `runnerName` (the runner GitHub gave the job), `conclusion`, `<state>At`, `ev:<action>`;
  * - Hangar's side: `phase`, `phaseAt`, `phaseBy`, `phaseWhy`, `at:<phase>` (last time in it);
  *   `host`, `mintedRunner`, `mintedAt` (the runner minted for it), `spentRunner` (one refused at start);
- *   the gate's `startRunner`/`startHost`/`startAt`/`startDecision`/`startEvent`/`startRefusal`/`startedJob`
+ *   the gate's `startRunner`/`startHost`/`startAt`/`startDecision`/`startRefusal`/`startedJob`
  *   (on the record of the job that started: the one GitHub handed the runner);
  *   the VM's end `vmOutcome`/`vmExitCode`/`vmMs`/`vmReason`/`consoleTail`/`egress`, `tries`;
  *   refusals `mintRefusal`/`vetRefusal`, and `runCancelled`/`runCancelledFor`;
@@ -64,10 +64,9 @@ export interface JobRecord extends StaticFields {
   conclusion: string | null;
   /** The job the runner minted for this one was handed, as the gate saw it. */
   startedJob: number | null;
-  /** When the gate answered for this job (it was the one a runner was handed), what, and its run's event as GitHub said. */
+  /** When the gate answered for this job (it was the one a runner was handed), and what it answered. */
   startAt: number | null;
   startDecision: 'allow' | 'deny' | null;
-  startEvent: string | null;
   startRefusal: string | null;
   mintRefusal: string | null;
   vetRefusal: string | null;
@@ -128,7 +127,6 @@ export function toRecord(workflowJobId: number, h: Record<string, string>): JobR
     startedJob: num(h.startedJob),
     startAt: num(h.startAt),
     startDecision: h.startDecision === 'allow' || h.startDecision === 'deny' ? h.startDecision : null,
-    startEvent: str(h.startEvent),
     startRefusal: str(h.startRefusal),
     mintRefusal: str(h.mintRefusal),
     vetRefusal: str(h.vetRefusal),
@@ -194,19 +192,7 @@ export async function keepRunEvent(redis: Redis, k: Keys, workflowJobId: number,
  */
 export async function openJobRecords(redis: Redis, k: Keys, withinMs: number, now = Date.now()): Promise<JobRecord[]> {
   const ids = (await redis.zrangebyscore(k.jobIndex, now - withinMs, '+inf')).map(Number);
-  const out: JobRecord[] = [];
-  for (let i = 0; i < ids.length; i += 500) {
-    const batch = ids.slice(i, i + 500);
-    const pipe = redis.pipeline();
-    for (const id of batch) pipe.hgetall(k.job(id));
-    const rows = (await pipe.exec()) ?? [];
-    rows.forEach(([err, h], j) => {
-      if (err) throw err;
-      const r = toRecord(batch[j]!, h as Record<string, string>);
-      if (r?.phase && !FINAL_PHASES.includes(r.phase)) out.push(r);
-    });
-  }
-  return out;
+  return (await readJobRecords(redis, k, ids)).filter((r): r is JobRecord => r?.phase != null && !FINAL_PHASES.includes(r.phase));
 }
 
 /**

@@ -44,8 +44,9 @@ function slots(host: HostView): (HTMLElement | string)[] {
 function cpu(host: HostView): string {
   const u = host.usage;
   if (!u || u.cpuPercent === null) return '—';
+  // The heartbeat's percent is of the slice's quota, not of one core.
   const used = `${Math.round(u.cpuPercent)} %`;
-  return u.cpuQuotaCores === null ? used : `${used} / ${Math.round(u.cpuQuotaCores * 100)} %`;
+  return u.cpuQuotaCores === null ? `${used} of the host's CPUs` : `${used} of its ${Math.round(u.cpuQuotaCores * 100) / 100} cores`;
 }
 
 function memory(host: HostView): string {
