@@ -138,7 +138,7 @@ describe('queued runs no delivery announced', () => {
     }
     // GitHub-hosted jobs of the same runs: nothing of Hangar's, as the webhook route leaves them.
     expect(await Promise.all(hosted.map((id) => readJobRecord(c.redis, k, id)))).toEqual(hosted.map(() => null));
-    await expect.poll(() => entries(ids)).toBe(50);
+    await expect.poll(() => entries(ids), { timeout: 15_000 }).toBe(50);
 
     // A second pass finds nothing to do; the real deliveries come late (redelivered): no second entry.
     expect((await pass(queued)).actions).toEqual([]);
@@ -170,7 +170,8 @@ describe('queued runs no delivery announced', () => {
     expect(await readJobRecord(c.redis, k, outside!)).toBeNull();
     expect(await readJobRecord(c.redis, k, open!)).toMatchObject({ phase: 'refused', decision: 'reject', reason: 'public-repo' });
     expect(await readJobRecord(c.redis, k, inside!)).toMatchObject({ phase: 'queued', pool: 'build' });
-    await expect.poll(() => entries([inside!])).toBe(1);
+    // The outbox relay moves it into BullMQ on its own time: a loaded machine may take seconds.
+    await expect.poll(() => entries([inside!]), { timeout: 15_000 }).toBe(1);
     expect(await entries([outside!, open!])).toBe(0);
     // What the pass cost: the owner/* listing, two run lists for each of acme's 4 repositories (zed's
     // never), one job list per open run (the two of acme's).
@@ -205,7 +206,9 @@ describe('stuck jobs', () => {
 
     expect((await heartbeat({ slots: 2, busy: 2, vms: [], draining: false })).status).toBe(200);
     const p = await pass(stuck, later());
-    expect(p.applied).toMatchObject({ flagged: 1, fenced: 0 });
+    // This test's jobs only: one left by a test before it (say, one that failed) may be flagged too.
+    expect(p.applied).toMatchObject({ fenced: 0 });
+    expect(p.actions.filter((a) => a.includes(String(id)) || a.includes(String(deploy)))).toHaveLength(1);
     expect(await readJobRecord(c.redis, k, id!)).toMatchObject({ stuckWhy: 'slots-full', phase: 'queued' });
     expect(await flagsOf(id!)).toEqual(['every-host-down', 'slots-full']);
     expect(await flagsOf(deploy!)).toEqual(['no-host']);
