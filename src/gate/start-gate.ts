@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { ControlConfig, PoolConfig } from '../config/schema.js';
 import type { MintHost } from '../domain/mint-policy.js';
 import { cancelRunOnRefusal, checkStartRunner, decideStart, parseRunnerName, type StartDecision, type StartRefusal } from '../domain/start-policy.js';
-import type { GitHubClient, WorkflowJob } from '../github/index.js';
+import { withBudgetPriority, type GitHubClient, type WorkflowJob } from '../github/index.js';
 import { readJobRecord } from '../jobs/record.js';
 import { jobMoves, type Move, type TransitionResult } from '../jobs/transition.js';
 import type { JobMetrics } from '../metrics/job-metrics.js';
@@ -49,7 +49,8 @@ interface StartFacts { pool: string; repository: string; jobName: string; event:
 const REPO = /^[A-Za-z0-9_.-]{1,100}\/[A-Za-z0-9_.-]{1,100}$/;
 
 export async function askStartGate(deps: GateDeps, host: MintHost, q: StartQuestion): Promise<StartAnswer> {
-  const answer = await decideForRunner(deps, host, q);
+  // First call on the rate budget: a runner waits in its hook, and no answer in time is a refusal.
+  const answer = await withBudgetPriority('start', () => decideForRunner(deps, host, q));
   const moved = answer.mintedFor !== undefined ? await moveMintedFor(deps, host, answer.mintedFor, q.runnerName, answer) : null;
   if (deps.jobs) await count(deps, deps.jobs, answer, moved).catch((err: Error) => deps.logger.debug({ err: err.message }, 'metrics: gate answer not counted'));
   const { mintedFor: _, facts: __, ...rest } = answer;

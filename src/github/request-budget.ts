@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Octokit } from '@octokit/core';
 import type { OctokitOptions } from '@octokit/core/types';
 import type { Logger } from 'pino';
@@ -17,15 +18,38 @@ export type { PauseWhy } from '../domain/rate-limit.js';
 export interface RequestBudget {
   /**
    * Resolves when one request may go out: a token taken and no pause in force. Rejects with
-   * `RateBudgetError` rather than wait past its bound, so no call hangs on a long pause.
+   * `RateBudgetError` rather than wait past its bound, so no call hangs on a long pause. A
+   * request of a lower `priority` leaves the bucket's last tokens to higher ones.
    */
-  take(route: string): Promise<void>;
+  take(route: string, priority: BudgetPriority): Promise<void>;
   /**
    * Holds every holder's requests until `untilMs` (epoch ms, this process's clock). A pause
    * already set that lasts longer stands. Resolves to how many ms the shared pause grew by.
    */
   backOff(untilMs: number, why: PauseWhy): Promise<number>;
 }
+
+/**
+ * Who a request is for, highest first. When the bucket runs low its last tokens go to the gate:
+ * a runner waits in its job-started hook for the answer, and an answer that cannot be had in
+ * time refuses the job (GitHub then fails it). Minting comes next (a job waits for its runner);
+ * reconcile's polls and sweeps, which only catch up, wait for a bucket with room to spare.
+ */
+export const BUDGET_PRIORITIES = ['start', 'mint', 'background'] as const;
+export type BudgetPriority = (typeof BUDGET_PRIORITIES)[number];
+
+const priorityScope = new AsyncLocalStorage<BudgetPriority>();
+
+/**
+ * Runs `fn` with every GitHub request it makes (retries and token requests included) drawn at
+ * `priority`. Asynchronous context, so the client's methods need no extra argument.
+ */
+export function withBudgetPriority<T>(priority: BudgetPriority, fn: () => Promise<T>): Promise<T> {
+  return priorityScope.run(priority, fn);
+}
+
+/** The priority in force: `mint` outside any scope (the intake's and the operator's calls too). */
+export const currentBudgetPriority = (): BudgetPriority => priorityScope.getStore() ?? 'mint';
 
 /** What the client tells whoever counts its requests (the control's /metrics). */
 export interface RequestObserver {
@@ -62,7 +86,7 @@ export function requestBudgetPlugin(octokit: Octokit, options: OctokitOptions): 
   if (!o || (!o.budget && !o.observer)) return {};
   octokit.hook.wrap('request', async (request, opts) => {
     const route = routeLabel(opts.method, opts.url);
-    await o.budget?.take(route);
+    await o.budget?.take(route, currentBudgetPriority());
     try {
       const res = await request(opts);
       o.observer?.answered(route, res.status);

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { RateBudgetError, type PauseWhy, type RequestBudget } from '../github/index.js';
+import { RateBudgetError, type BudgetPriority, type PauseWhy, type RequestBudget } from '../github/index.js';
 
 /**
  * The control's rate budget for GitHub, in Redis so every replica draws from one: a token
@@ -10,12 +10,18 @@ import { RateBudgetError, type PauseWhy, type RequestBudget } from '../github/in
  * Tokens never go below zero, so over any window of `t` seconds all replicas together send at
  * most `burst + rate × t` requests. A request waits for its token (polling the script) for at
  * most `maxWaitMs`, then fails with `RateBudgetError`; a pause longer than that fails it at once.
+ *
+ * Priorities share the one bucket: a request may take a token only while the bucket holds more
+ * than its priority's reserve (`reserveFor`), so when minting and reconcile drain it, the gate
+ * still finds tokens (its reserve is none), and reconcile waits for a bucket with room. Reserves
+ * change who goes first, never the bound above.
  */
 
 const SCRIPT = `
 if redis.replicate_commands then redis.replicate_commands() end
 local key, op = KEYS[1], ARGV[1]
 local rate, burst = tonumber(ARGV[2]) / 1000, tonumber(ARGV[3])
+local reserve = tonumber(ARGV[5]) or 0
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local h = redis.call('HMGET', key, 'tokens', 'at', 'pause')
@@ -28,8 +34,8 @@ if pause <= now then pause = 0 end
 local answer
 if op == 'take' then
   if pause > 0 then answer = {0, pause - now, now}
-  elseif tokens >= 1 then tokens = tokens - 1; answer = {1, 0, now}
-  else answer = {0, math.ceil((1 - tokens) / rate), now} end
+  elseif tokens >= 1 + reserve then tokens = tokens - 1; answer = {1, 0, now}
+  else answer = {0, math.ceil((1 + reserve - tokens) / rate), now} end
 elseif op == 'pause' then
   local untilMs = now + tonumber(ARGV[4])
   local from = math.max(pause, now)
@@ -59,6 +65,17 @@ export interface BudgetState {
 
 type Op = 'take' | 'pause' | 'peek';
 
+/**
+ * The tokens a priority leaves in the bucket for those above it: minting leaves a tenth of the
+ * burst to the gate, reconcile a quarter (so minting has room above it too). With burst 100, a
+ * gate's three reads find tokens while mints and polls wait for the refill; with a burst under 4
+ * there is nothing to set aside and everyone shares.
+ */
+export function reserveFor(priority: BudgetPriority, burst: number): number {
+  if (priority === 'start') return 0;
+  return Math.floor(burst * (priority === 'mint' ? 0.1 : 0.25));
+}
+
 export interface StoredPause {
   /** Redis's clock: when the pause was stored, and when the shared pause (maybe longer) ends. */
   storedAtMs: number;
@@ -68,9 +85,10 @@ export interface StoredPause {
 }
 
 export class RedisRateBudget implements RequestBudget {
-  private readonly script: (key: string, op: Op, perSecond: string, burst: string, delayMs: string) => Promise<unknown[]>;
+  private readonly script: (key: string, op: Op, perSecond: string, burst: string, delayMs: string, reserve: string) => Promise<unknown[]>;
   private readonly perSecond: string;
   private readonly burst: string;
+  private readonly burstN: number;
   private readonly maxWaitMs: number;
 
   constructor(redis: Redis, private readonly key: string, o: RateBudgetOptions) {
@@ -81,18 +99,20 @@ export class RedisRateBudget implements RequestBudget {
     this.script = commands.hangarRateBudget!.bind(redis);
     this.perSecond = String(o.requestsPerHour / 3600);
     this.burst = String(o.burst);
+    this.burstN = o.burst;
     this.maxWaitMs = o.maxWaitMs ?? 120_000;
   }
 
-  async take(route: string): Promise<void> {
-    await this.takeAt(route);
+  async take(route: string, priority: BudgetPriority = 'mint'): Promise<void> {
+    await this.takeAt(route, priority);
   }
 
   /** `take`, resolving to when the token was granted by Redis's clock. */
-  async takeAt(route: string): Promise<number> {
+  async takeAt(route: string, priority: BudgetPriority = 'mint'): Promise<number> {
     const started = Date.now();
+    const reserve = String(reserveFor(priority, this.burstN));
     for (;;) {
-      const [granted, waitMs, now] = (await this.run('take', '0')) as [number, number, number];
+      const [granted, waitMs, now] = (await this.run('take', '0', reserve)) as [number, number, number];
       if (granted === 1) return now;
       const waited = Date.now() - started;
       if (waited + waitMs > this.maxWaitMs) {
@@ -118,8 +138,8 @@ export class RedisRateBudget implements RequestBudget {
     return { storedAtMs: now, untilMs: until, extendedMs };
   }
 
-  private run(op: Op, delayMs: string): Promise<unknown[]> {
-    return this.script(this.key, op, this.perSecond, this.burst, delayMs);
+  private run(op: Op, delayMs: string, reserve = '0'): Promise<unknown[]> {
+    return this.script(this.key, op, this.perSecond, this.burst, delayMs, reserve);
   }
 
   /** The bucket as it reads now (refilled, not changed), for /metrics. */

@@ -37,6 +37,8 @@ export function createDeliveriesLoop(d: LoopDeps): ReconcileLoop<DeliveriesObser
   return {
     name: DELIVERIES_LOOP,
     intervalMs: (pull ? d.config.intake.pullIntervalSeconds : d.config.reconcile.deliveriesIntervalSeconds) * 1000,
+    // Pulling, it is the intake: what it finds waits for it as a webhook's job would.
+    budgetPriority: pull ? 'mint' : 'background',
 
     async observe(now) {
       const cursor = parseCursor(await d.redis.get(stateKey), () => log.warn({ key: stateKey }, 'deliveries cursor unreadable: looking back again'));

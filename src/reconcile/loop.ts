@@ -1,3 +1,4 @@
+import type { BudgetPriority } from '../github/index.js';
 import type { Fence } from './leader.js';
 
 /**
@@ -10,6 +11,11 @@ export interface ReconcileLoop<Obs = unknown, Plan = unknown> {
   readonly name: string;
   /** Pause between two passes of this loop. */
   readonly intervalMs: number;
+  /**
+   * Its GitHub calls' place in the rate budget: `background` unless said (a loop that only
+   * catches up waits behind minting and the gate); the pulling intake says `mint`.
+   */
+  readonly budgetPriority?: BudgetPriority;
   observe(now: number): Promise<Obs>;
   plan(observed: Obs, now: number): Plan;
   /** One line per action the plan would take (`hangar reconcile --once --dry-run`, and the log). */

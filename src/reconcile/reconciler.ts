@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { withBudgetPriority } from '../github/index.js';
 import type { Unit } from '../main/units.js';
 import { LeaderLock, type Fence } from './leader.js';
 import type { AnyLoop, PassReport } from './loop.js';
@@ -129,7 +130,11 @@ export class Reconciler implements Unit {
     );
   }
 
-  private async pass(loop: AnyLoop, fence: Fence, dryRun: boolean): Promise<PassReport> {
+  private pass(loop: AnyLoop, fence: Fence, dryRun: boolean): Promise<PassReport> {
+    return withBudgetPriority(loop.budgetPriority ?? 'background', () => this.passAt(loop, fence, dryRun));
+  }
+
+  private async passAt(loop: AnyLoop, fence: Fence, dryRun: boolean): Promise<PassReport> {
     const started = Date.now();
     const log = this.log.child({ loop: loop.name });
     try {

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, expect, test } from 'vitest';
-import { RateBudgetError, type PauseWhy, type RequestBudget } from '../../src/github/index.js';
+import { RateBudgetError, withBudgetPriority, type BudgetPriority, type PauseWhy, type RequestBudget } from '../../src/github/index.js';
 import { githubMetrics } from '../../src/main/github-metrics.js';
 import { keys } from '../../src/queue/keys.js';
 import { RedisRateBudget, type RateBudgetOptions, type StoredPause } from '../../src/queue/rate-budget.js';
@@ -43,8 +43,8 @@ class Recorded implements RequestBudget {
   readonly grants: number[] = [];
   readonly pauses: StoredPause[] = [];
   constructor(private readonly inner: RedisRateBudget) {}
-  async take(route: string): Promise<void> {
-    this.grants.push(await this.inner.takeAt(route));
+  async take(route: string, priority: BudgetPriority): Promise<void> {
+    this.grants.push(await this.inner.takeAt(route, priority));
   }
   async backOff(untilMs: number, why: PauseWhy): Promise<number> {
     const p = await this.inner.pause(untilMs, why);
@@ -150,6 +150,56 @@ test('a pause longer than a request may wait fails the call at once, and nothing
   expect((err as RateBudgetError).retryAtMs).toBeGreaterThan(Date.now() + 590_000);
   expect(s.sim.callLog()).toEqual([]);
   expect((await budget.state()).pausedUntilMs).toBeGreaterThan(Date.now() + 590_000);
+});
+
+test('a bucket running low keeps its last tokens for the gate, then for minting; reconcile waits for room', async () => {
+  const prefix = testPrefix();
+  prefixes.push(prefix);
+  // Burst 20, one token an hour back: what is taken stays taken. Reserves: minting 2, reconcile 5.
+  const budget = budgetOn(prefix, { requestsPerHour: 1, burst: 20, maxWaitMs: 50 });
+  const drain = async (priority: BudgetPriority) => {
+    let granted = 0;
+    for (;;) {
+      const err = await budget.take('GET /x', priority).then(() => null, (e: unknown) => e);
+      if (err) {
+        expect(err).toBeInstanceOf(RateBudgetError);
+        return granted;
+      }
+      granted++;
+    }
+  };
+
+  expect(await drain('background')).toBe(15);
+  expect(await drain('mint')).toBe(3);
+  expect(await drain('start')).toBe(2);
+  expect(await drain('background')).toBe(0);
+  expect((await budget.state()).tokens).toBeLessThan(1);
+});
+
+test('the client draws at the priority of the scope it was called in: the gate\'s reads get through a bucket minting cannot use', async () => {
+  const prefix = testPrefix();
+  prefixes.push(prefix);
+  const budget = budgetOn(prefix, { requestsPerHour: 1, burst: 20, maxWaitMs: 50 });
+  const gh = s.client({ budget });
+  /** Lists runners until the budget refuses one; how many got through. */
+  const callsUntilRefused = async () => {
+    for (let n = 0; n < 50; n++) {
+      const err = await gh.listRunners(RUNNERS).then(() => null, (e: unknown) => e);
+      if (err) {
+        expect(err).toBeInstanceOf(RateBudgetError);
+        return n;
+      }
+    }
+    throw new Error('the budget never refused');
+  };
+  // Reconcile's polls (and the installation token they needed) take the bucket down to reconcile's reserve.
+  expect(await withBudgetPriority('background', callsUntilRefused)).toBeGreaterThan(5);
+  expect(Math.floor((await budget.state()).tokens)).toBe(5);
+  s.sim.resetCalls();
+  // A mint (no scope: minting's priority) gets 3 more; the gate still gets the last 2.
+  expect(await callsUntilRefused()).toBe(3);
+  expect(await withBudgetPriority('start', callsUntilRefused)).toBe(2);
+  expect(s.sim.callLog()).toHaveLength(5);
 });
 
 test('the control draws from the budget in Redis and shows it on /metrics', async () => {
