@@ -84,6 +84,13 @@ export const isJobPhase = (s: unknown): s is JobPhase => typeof s === 'string' &
  */
 export const OPERATOR_RETRY_FROM: readonly JobPhase[] = ['failed', 'timed-out', 'lost', 'not-run'];
 
+/**
+ * Reconcile's reopen of a job owed a runner (domain/owed-jobs.ts): `ran` back to `queued` when
+ * the runner minted for the job ran another one and GitHub still holds this one queued. Not in
+ * MOVES either: `ran` stays final for everything else (the agent's reports, replays).
+ */
+export const OWED_REOPEN_FROM: readonly JobPhase[] = ['ran'];
+
 /** May a job in `from` (null: no record yet) move to `to`? */
 export function canMove(from: JobPhase | null, to: JobPhase): boolean {
   return from === null ? FIRST_PHASES.includes(to) : MOVES[from].includes(to);

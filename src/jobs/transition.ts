@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { movesInto, OPERATOR_RETRY_FROM, type JobPhase } from '../domain/job-phase.js';
+import { movesInto, OPERATOR_RETRY_FROM, OWED_REOPEN_FROM, type JobPhase } from '../domain/job-phase.js';
 import type { Keys } from '../queue/keys.js';
 import type { Fence } from '../reconcile/leader.js';
 import { EVENTS_MAXLEN } from './events.js';
@@ -35,6 +35,8 @@ export interface Move {
   fence?: Fence;
   /** The operator's retry: to `queued` from a phase in OPERATOR_RETRY_FROM (domain/job-phase.ts), and from nowhere else. */
   operatorRetry?: boolean;
+  /** Reconcile's reopen of a job owed a runner: to `queued` from OWED_REOPEN_FROM, and from nowhere else. */
+  owedReopen?: boolean;
 }
 
 const NOTE = `
@@ -92,7 +94,7 @@ export class JobTransitions {
     const del = m.remove ?? [];
     const [status, from] = await this.run(
       this.k.job(workflowJobId), this.k.events, m.fence?.key ?? '',
-      m.to, (m.operatorRetry && m.to === 'queued' ? OPERATOR_RETRY_FROM : movesInto(m.to)).join(','), now, m.by, m.why, workflowJobId,
+      m.to, fromPhases(m).join(','), now, m.by, m.why, workflowJobId,
       set.length / 2, del.length, m.onlyIf?.field ?? '', m.onlyIf?.equals ?? '', m.fence?.value ?? '',
       ...set, ...del,
     );
@@ -141,4 +143,11 @@ export function jobMoves(redis: Redis, k: Keys): JobTransitions {
   let t = byConnection.get(redis);
   if (!t) byConnection.set(redis, (t = new JobTransitions(redis, k)));
   return t;
+}
+
+/** The phases a move may start from: the table's, or one of the two moves outside it. */
+function fromPhases(m: Move): readonly JobPhase[] {
+  if (m.to === 'queued' && m.operatorRetry) return OPERATOR_RETRY_FROM;
+  if (m.to === 'queued' && m.owedReopen) return OWED_REOPEN_FROM;
+  return movesInto(m.to);
 }

@@ -83,7 +83,7 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
   const reconciler = config.reconcile.enabled || config.intake.mode === 'pull'
     ? new Reconciler({
         redis, lockKey: k.leader, tokenKey: k.leaderToken, leaderTtlMs: config.reconcile.leaderTtlSeconds * 1000,
-        loops: createLoops(loopDeps({ config, redis, keys: k, github, store, logger: logger.child({ unit: 'reconcile' }), jobs })),
+        loops: createLoops(loopDeps({ config, redis, keys: k, github, store, logger: logger.child({ unit: 'reconcile' }), jobs, queues })),
         logger, registry: http.registry,
       })
     : null;

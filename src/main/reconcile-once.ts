@@ -36,7 +36,7 @@ export async function reconcileOnce(configFile: string, opts: { dryRun: boolean;
     const store = new JobStore(conns.redis, k, { deliveryTtlSeconds: config.control.deliveryTtlHours * 3600 });
     const reconciler = new Reconciler({
       redis: conns.redis, lockKey: k.leader, tokenKey: k.leaderToken, leaderTtlMs: config.reconcile.leaderTtlSeconds * 1000,
-      loops: createLoops(loopDeps({ config, redis: conns.redis, keys: k, github, store, logger })), logger, replica: 'cli',
+      loops: createLoops(loopDeps({ config, redis: conns.redis, keys: k, github, store, logger, queues: conns.queues })), logger, replica: 'cli',
     });
     const reports = await reconciler.runOnce({ dryRun: opts.dryRun });
     if (reports === null) {

@@ -5,9 +5,11 @@ import { installationIdOf } from '../config/installation-id.js';
 import type { GitHubClient } from '../github/index.js';
 import type { JobStore } from '../jobs/intake-record.js';
 import type { Keys } from '../queue/keys.js';
+import type { PoolQueues } from '../queue/pool-queues.js';
 import { createDeliveriesLoop } from './deliveries.js';
 import { hostsLoop } from './hosts.js';
 import type { AnyLoop } from './loop.js';
+import { owedJobsLoop } from './owed-jobs.js';
 import { queuedRunsLoop } from './queued-runs.js';
 import { runnersLoop } from './runners.js';
 import { stuckJobsLoop } from './stuck-jobs.js';
@@ -25,6 +27,8 @@ export interface LoopDeps {
   installationId: string;
   /** Refusals at intake and completed jobs of pulled deliveries (metrics/job-metrics.ts), when the control has a registry. */
   jobs?: JobMetrics;
+  /** The pools' queues, for the loops that put a job back in one (owed-jobs). */
+  queues?: PoolQueues;
 }
 
 export function loopDeps(d: Omit<LoopDeps, 'installationId'>): LoopDeps {
@@ -37,5 +41,7 @@ export function createLoops(d: LoopDeps): AnyLoop[] {
   if (!d.config.reconcile.enabled) return [createDeliveriesLoop(d)];
   // Jobs in first (what GitHub announced, then what it did not), then hosts, runners, and what is stuck.
   const loops: AnyLoop[] = [createDeliveriesLoop(d), queuedRunsLoop(d), hostsLoop(d), runnersLoop(d), stuckJobsLoop(d)];
+  // Jobs whose runner ran another job, still queued on GitHub: back in their queue.
+  if (d.queues) loops.push(owedJobsLoop({ ...d, queues: d.queues }));
   return loops;
 }
