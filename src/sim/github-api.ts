@@ -10,23 +10,34 @@ import { DOCS, SimError, errorBody } from './errors.js';
  * Call inside a plugin scope so none of it touches the control API or the runner protocol.
  */
 export function githubApiHooks(scope: FastifyInstance, ctx: SimContext): void {
-  const rate = { limit: 5000, used: 0, reset: Math.floor(Date.now() / 1000) + 3600 };
+  const rate = { used: 0, reset: Math.floor(Date.now() / 1000) + 3600 };
 
   scope.addHook('onRequest', async (req, reply) => {
     const now = Math.floor(Date.now() / 1000);
     if (now >= rate.reset) Object.assign(rate, { used: 0, reset: now + 3600 });
-    rate.used++;
+    const limit = ctx.knobs.get().rateLimitPerHour;
+    const spent = rate.used >= limit;
+    if (!spent) rate.used++;
     reply.headers({
       'content-type': 'application/json; charset=utf-8',
       'x-github-api-version-selected': '2022-11-28',
       'x-github-media-type': 'github.v3; format=json',
       'x-github-request-id': `${randomBytes(2).toString('hex').toUpperCase()}:${randomBytes(4).toString('hex').toUpperCase()}`,
-      'x-ratelimit-limit': String(rate.limit),
-      'x-ratelimit-remaining': String(Math.max(0, rate.limit - rate.used)),
+      'x-ratelimit-limit': String(limit),
+      'x-ratelimit-remaining': String(Math.max(0, limit - rate.used)),
       'x-ratelimit-reset': String(rate.reset),
       'x-ratelimit-used': String(rate.used),
       'x-ratelimit-resource': 'core',
     });
+    if (spent) {
+      // GitHub's answer once the hour's requests are spent: 403, remaining 0, until the reset.
+      await reply.code(403).send({
+        message: 'API rate limit exceeded for installation. If you reach out to GitHub Support for help, please include the request ID.',
+        documentation_url: 'https://docs.github.com/rest/overview/rate-limits-for-the-rest-api',
+        status: '403',
+      });
+      return reply;
+    }
     const knobs = ctx.knobs.get();
     if (ctx.knobs.chance(knobs.rateLimitShare)) {
       const id = reply.getHeader('x-github-request-id');

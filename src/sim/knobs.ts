@@ -16,6 +16,12 @@ export const KnobsSchema = z.object({
   /** Share of REST calls answered with a secondary rate limit. */
   rateLimitShare: z.number().min(0).max(1),
   retryAfterSeconds: z.number().int().min(0).max(3600),
+  /**
+   * The primary limit, requests an hour (the x-ratelimit-* headers; past it, GitHub's 403 "API
+   * rate limit exceeded" until the hour resets). GitHub gives an App installation 5,000, more
+   * with many repositories or users (up to 12,500), 15,000 on Enterprise Cloud.
+   */
+  rateLimitPerHour: z.number().int().min(1).max(1_000_000),
   /** 403 is what GitHub sends for a secondary rate limit most of the time; 429 happens too. */
   rateLimitStatus: z.union([z.literal(403), z.literal(429)]),
   /**
@@ -50,6 +56,7 @@ export const DEFAULT_KNOBS: Knobs = {
   delayMs: 0,
   rateLimitShare: 0,
   retryAfterSeconds: 60,
+  rateLimitPerHour: 5000,
   rateLimitStatus: 403,
   jitLatencyMs: 0,
   assignAfterMs: 0,

@@ -113,6 +113,25 @@ describe('secondary rate limit knob', () => {
     expect(await sample()).toEqual(a);
   });
 
+  test('the primary limit: the hour’s last request says remaining 0, the next is GitHub’s 403 until the reset', async () => {
+    const used = Number((await h.call('GET', '/repos/acme/app')).headers.get('x-ratelimit-used'));
+    h.sim.setKnobs({ rateLimitPerHour: used + 2 });
+    try {
+      expect((await h.call('GET', '/repos/acme/app')).headers.get('x-ratelimit-remaining')).toBe('1');
+      const last = await h.call('GET', '/repos/acme/app');
+      expect(last.status).toBe(200);
+      expect(last.headers.get('x-ratelimit-remaining')).toBe('0');
+      const over = await h.call('GET', '/repos/acme/app');
+      expect(over.status).toBe(403);
+      expect(over.headers.get('x-ratelimit-remaining')).toBe('0');
+      expect(Number(over.headers.get('x-ratelimit-reset'))).toBeGreaterThan(now());
+      expect((over.body as { message: string }).message).toMatch(/^API rate limit exceeded/);
+    } finally {
+      h.sim.setKnobs({ rateLimitPerHour: 5000 });
+    }
+    expect((await h.call('GET', '/repos/acme/app')).status).toBe(200);
+  });
+
   test('GitHub’s rate-limit headers on every REST answer', async () => {
     const res = await h.call('GET', '/repos/acme/app');
     for (const k of ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'x-ratelimit-used', 'x-github-request-id']) expect(res.headers.get(k)).toBeTruthy();
