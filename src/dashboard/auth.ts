@@ -23,7 +23,15 @@ export type Caller =
 interface StoredSession {
   csrf: string;
   expiresAt: number;
+  /**
+   * sha256 of the operator token and the session's id hash: a session holds only while the
+   * token it logged in with is the one in force, so replacing the token file (and restarting
+   * the control) ends every session at once. Not the token, and different for every session.
+   */
+  bound: string;
 }
+
+const binding = (token: string, idHash: string): string => sha256(`${token}\0${idHash}`).toString('hex');
 
 const sha256 = (s: string): Buffer => createHash('sha256').update(s).digest();
 
@@ -77,8 +85,10 @@ export class DashboardAuth {
     const idHash = sha256(id).toString('hex');
     const raw = await this.d.redis.get(this.d.keys.dashboardSession(idHash));
     if (!raw) return { via: 'none' };
-    const s = JSON.parse(raw) as StoredSession;
-    return { via: 'cookie', idHash, csrf: s.csrf, expiresAt: s.expiresAt };
+    const s = JSON.parse(raw) as Partial<StoredSession>;
+    // A session of another token (rotated since) is no session: the login page again.
+    if (typeof s.bound !== 'string' || !sameSecret(s.bound, binding(this.d.token, idHash)) || typeof s.csrf !== 'string') return { via: 'none' };
+    return { via: 'cookie', idHash, csrf: s.csrf, expiresAt: Number(s.expiresAt) };
   }
 
   /** A new session for a correct token: the cookie's value (never stored) and its CSRF token. */
@@ -87,8 +97,9 @@ export class DashboardAuth {
     const id = randomBytes(32).toString('base64url');
     const csrf = randomBytes(24).toString('base64url');
     const expiresAt = this.now() + this.d.sessionSeconds * 1000;
-    const stored: StoredSession = { csrf, expiresAt };
-    await this.d.redis.set(this.d.keys.dashboardSession(sha256(id).toString('hex')), JSON.stringify(stored), 'EX', this.d.sessionSeconds);
+    const idHash = sha256(id).toString('hex');
+    const stored: StoredSession = { csrf, expiresAt, bound: binding(this.d.token, idHash) };
+    await this.d.redis.set(this.d.keys.dashboardSession(idHash), JSON.stringify(stored), 'EX', this.d.sessionSeconds);
     return { id, csrf, expiresAt };
   }
 

@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { JobDetail, Overview } from '../../src/dashboard/api-types.js';
+import type { FastifyRequest } from 'fastify';
+import { DashboardAuth } from '../../src/dashboard/auth.js';
 import { keys } from '../../src/queue/keys.js';
 import { OPERATOR_TOKEN, TEST_SECRET, writeTestConfig } from '../helpers/control.js';
 import { beat, BUILD_TOKEN, DEPLOY_TOKEN, http, openStream, recordedJobs, runThrough, startDashboardRig, type DashboardRig } from '../helpers/dashboard.js';
@@ -190,6 +192,17 @@ describe('who may look', () => {
     expect(out.status).toBe(303);
     expect(out.headers.get('set-cookie')).toMatch(/^hangar_session=; Max-Age=0/);
     expect((await http(`${rig.dash}/api/v1/overview`, { cookie })).status).toBe(401);
+  });
+
+  test('a session holds only under the token it logged in with: a new token ends every session', async () => {
+    const ok = await http(`${rig.dash}/login`, { method: 'POST', token: null, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `token=${encodeURIComponent(OPERATOR_TOKEN)}` });
+    const cookie = ok.headers.get('set-cookie')!.split(';')[0]!;
+    const asked = { headers: { cookie } } as unknown as FastifyRequest;
+    const auth = (token: string) => new DashboardAuth({ redis: rig.redis, keys: keys(rig.prefix), token, sessionSeconds: 60 });
+    expect((await auth(OPERATOR_TOKEN).caller(asked)).via).toBe('cookie');
+    // The control restarted with the token file replaced: the same cookie is no session.
+    expect((await auth('a-rotated-operator-token-0123456789').caller(asked)).via).toBe('none');
+    expect(await dumpPrefix(redisUrl(), rig.prefix)).not.toContain(OPERATOR_TOKEN);
   });
 
   test('no secret in any answer: operator and host tokens, webhook secret, App key, JIT configs', async () => {
