@@ -4,7 +4,7 @@ import { throttling } from '@octokit/plugin-throttling';
 import { Octokit } from '@octokit/rest';
 import Bottleneck from 'bottleneck';
 import type { Logger } from 'pino';
-import { requestBudgetPlugin, type RequestBudget, type RequestObserver } from './request-budget.js';
+import { requestBudgetPlugin, requestBudgetPrepayPlugin, type RequestBudget, type RequestObserver } from './request-budget.js';
 
 /**
  * One Octokit, authenticated as the App (JWT) or as one installation, with GitHub's
@@ -55,8 +55,9 @@ export function createWriteGroup(throttle: ThrottleOptions | undefined): Bottlen
 }
 
 // The budget first: plugins registered earlier wrap the request more closely, so the retries
-// plugin-throttling and plugin-retry make go through it again.
-const HangarOctokit = Octokit.plugin(requestBudgetPlugin, throttling, retry);
+// plugin-throttling and plugin-retry make go through it again. And last: a first attempt takes
+// its token before plugin-throttling holds a place for it (request-budget.ts).
+const HangarOctokit = Octokit.plugin(requestBudgetPlugin, throttling, retry, requestBudgetPrepayPlugin);
 export type HangarOctokit = InstanceType<typeof HangarOctokit>;
 
 /** Statuses a retry cannot fix, or that plugin-throttling owns (403, 429). 409 is a name clash. */

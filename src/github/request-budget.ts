@@ -79,14 +79,19 @@ export interface BudgetHookOptions {
 /**
  * An Octokit plugin. It must come before plugin-throttling and plugin-retry in
  * `Octokit.plugin(...)`: hooks registered first run innermost, so every retry those plugins make
- * passes through here again and draws its own token.
+ * passes through here again and draws its own token. With requestBudgetPrepayPlugin last, the
+ * first attempt's token is taken there instead.
  */
 export function requestBudgetPlugin(octokit: Octokit, options: OctokitOptions): Record<string, never> {
   const o = (options as { requestBudget?: BudgetHookOptions }).requestBudget;
   if (!o || (!o.budget && !o.observer)) return {};
   octokit.hook.wrap('request', async (request, opts) => {
     const route = routeLabel(opts.method, opts.url);
-    await o.budget?.take(route, currentBudgetPriority());
+    const r = opts.request as Prepaid | undefined;
+    // A first attempt's token was taken outside the limiters (requestBudgetPrepayPlugin); a
+    // retry, or a request made on the way (an installation token), takes its own here.
+    if (r?.hangarPrepaid === true && !(Number(r.retryCount) > 0)) r.hangarPrepaid = false;
+    else await o.budget?.take(route, currentBudgetPriority());
     try {
       const res = await request(opts);
       o.observer?.answered(route, res.status);
@@ -100,6 +105,31 @@ export function requestBudgetPlugin(octokit: Octokit, options: OctokitOptions): 
       if (answered) await notePause(o, route, answerOf(err, status));
       throw err;
     }
+  });
+  return {};
+}
+
+interface Prepaid {
+  hangarPrepaid?: boolean;
+  retryCount?: number;
+}
+
+/**
+ * The same budget, outermost: it takes a request's first token before plugin-throttling's
+ * limiters hold a place for it. plugin-throttling lets ten requests of a process be in flight
+ * and queues the rest in order; were the token taken inside, ten mints and polls waiting for
+ * tokens would hold every place while a gate's read, whose priority would give it the next
+ * token, queued behind them past its bound. Taken here, a request waits for its token (in
+ * priority order, see RedisRateBudget) holding nothing, and the innermost hook only counts
+ * what it was given. Register last in `Octokit.plugin(...)`.
+ */
+export function requestBudgetPrepayPlugin(octokit: Octokit, options: OctokitOptions): Record<string, never> {
+  const budget = (options as { requestBudget?: BudgetHookOptions }).requestBudget?.budget;
+  if (!budget) return {};
+  octokit.hook.wrap('request', async (request, opts) => {
+    await budget.take(routeLabel(opts.method, opts.url), currentBudgetPriority());
+    opts.request = { ...(opts.request ?? {}), hangarPrepaid: true } as typeof opts.request;
+    return request(opts);
   });
   return {};
 }

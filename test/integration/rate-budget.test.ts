@@ -202,6 +202,29 @@ test('the client draws at the priority of the scope it was called in: the gate\'
   expect(s.sim.callLog()).toHaveLength(5);
 });
 
+test('requests waiting for tokens hold no place in the client\'s limiters: the gate\'s read passes a dozen polls that wait', async () => {
+  const prefix = testPrefix();
+  prefixes.push(prefix);
+  // A token every 2 s: a poll waits ~2 s for the bucket to pass its reserve, or gives up after 3.
+  const o = { requestsPerHour: 1800, burst: 20 };
+  const gh = s.client({ budget: budgetOn(prefix, { ...o, maxWaitMs: 3000 }) });
+  await gh.listRunners(RUNNERS); // the installation and its token, looked up once
+  // Reconcile's polls take the bucket down to their reserve.
+  const drainer = budgetOn(prefix, { ...o, maxWaitMs: 50 });
+  while (await drainer.take('GET /x', 'background').then(() => true, () => false));
+  // A dozen polls wait for tokens (more than plugin-throttling's ten in flight).
+  let done = 0;
+  const polls = Array.from({ length: 12 }, () =>
+    withBudgetPriority('background', () => gh.listRunners(RUNNERS)).then(() => 'ran', (e: unknown) => e).finally(() => done++));
+  await sleep(200);
+  // The gate's read is answered while every poll still waits (were they holding the ten places,
+  // it would wait for one of them to get its token or give up).
+  await withBudgetPriority('start', () => gh.listRunners(RUNNERS));
+  expect(done).toBe(0);
+  const outcomes = await Promise.all(polls);
+  expect(outcomes.filter((p) => p !== 'ran').every((p) => p instanceof RateBudgetError)).toBe(true);
+});
+
 test('the control draws from the budget in Redis and shows it on /metrics', async () => {
   const prefix = testPrefix();
   prefixes.push(prefix);
@@ -228,6 +251,8 @@ test('the control draws from the budget in Redis and shows it on /metrics', asyn
     await control.close();
   }
 });
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** One sample's value from Prometheus text, by its name and labels as printed. */
 function metric(text: string, series: string): number {
