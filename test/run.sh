@@ -71,6 +71,14 @@ node -e '
     // A lane that failed with no failed test: a file that did not load, a setup that threw, an unhandled error.
     if (rc !== 0 && (!r || r.numFailedTests === 0)) broken.push(l);
   }
+  // Where the VM lanes spend their time: their slowest files (the figures issue 10 argues from).
+  for (const l of lanes.filter((x) => x === "system" || x === "e2e")) {
+    let r = null;
+    try { r = JSON.parse(fs.readFileSync(`${dir}/${l}.json`, "utf8")); } catch {}
+    if (!r) continue;
+    const files = r.testResults.map((f) => ({ name: f.name.replace(/^.*\/test\//, "test/"), s: (f.endTime - f.startTime) / 1000 })).sort((a, b) => b.s - a.s);
+    console.log(`${l} files by time: ${files.map((f) => `${f.name} ${f.s.toFixed(0)}s`).join(", ")}`);
+  }
   if (broken.length) console.log(`lanes that failed outside their tests (see above): ${broken.join(", ")}`);
   console.log(`${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""));
 ' "$run" "${lanes[@]}"
