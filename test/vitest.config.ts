@@ -7,7 +7,9 @@ import { defineConfig } from 'vitest/config';
  *   integration  servers on 127.0.0.1:0, the run's Redis (its own key prefix per test), the CLI
  *                from dist/; everything not listed in another lane lands here
  *   system       root: cgroups, taps and nftables in namespaces, QEMU microVMs
- *   e2e          whole fleets (test/helpers/fleet.ts): one agent per machine, so one at a time
+ *   e2e          whole fleets (test/helpers/fleet.ts), one at a time: each has namespaces, a Redis
+ *                and a runner slice of its own, but two fleets' TCG guests on two cores starve
+ *                each other past the tests' timeouts (tried: 5 of 42 failed, admission 130 → 505 s)
  * test/run.sh runs unit and integration with files in parallel, system and e2e one file at a
  * time; run directly (`npx vitest run --config test/vitest.config.ts FILE`), files go one at a time.
  */

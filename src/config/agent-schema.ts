@@ -40,7 +40,14 @@ const caps = z.strictObject({
   mode: z.enum(['auto', 'v1', 'v2']).default('auto'),
   /** CPU for all VMs together, in percent of one core (150 = 1.5 cores). */
   cpuQuotaPercent: z.number().int().min(10),
-  /** Memory for all VMs together (MemoryMax of hangar-runners.slice). */
+  /**
+   * The runner slice every VM's cgroup is made under. The agent's start-up removes the VM
+   * cgroups it finds under this slice (leftovers of its own earlier run) and nothing outside
+   * it. Keep the default with the shipped units; a second agent on one machine (a test's
+   * fleet) takes a slice of its own.
+   */
+  slice: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]*\.slice$/, 'a systemd slice name: letters, digits, - and _, ending in .slice').default('hangar-runners.slice'),
+  /** Memory for all VMs together (MemoryMax of the slice). */
   memoryMaxMiB: z.number().int().min(256),
   tasksMax: z.number().int().min(64).default(4096),
   /** Host memory a VM takes beyond its guest RAM (QEMU itself). */

@@ -41,6 +41,7 @@ export async function runAgent(configFile: string): Promise<void> {
   });
   const caps = await createCaps({
     mode: a.caps.mode,
+    sliceName: a.caps.slice,
     cpuQuotaPercent: a.caps.cpuQuotaPercent,
     memoryMaxBytes: a.caps.memoryMaxMiB * 1024 * 1024,
     tasksMax: a.caps.tasksMax,

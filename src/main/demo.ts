@@ -132,7 +132,7 @@ async function curiousJob(f: Fleet, r: Redis, id: number, targets: string[]): Pr
 
 /** What the agent left on this host after the batch: nothing, or what. */
 async function leftovers(f: Fleet): Promise<string> {
-  const caps = await createCaps({ mode: 'auto', cpuQuotaPercent: 100, memoryMaxBytes: 1 << 30, tasksMax: 100 });
+  const caps = await createCaps({ mode: 'auto', sliceName: f.slice, cpuQuotaPercent: 100, memoryMaxBytes: 1 << 30, tasksMax: 100 });
   const found = [
     ...readdirSync(join(f.stateDir, 'vms')).map((v) => `VM state ${v}`),
     ...(await caps.listVmCgroups()).map((c) => `cgroup ${c}`),

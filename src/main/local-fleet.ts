@@ -1,10 +1,11 @@
 import { createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
 import { Redis } from 'ioredis';
+import { createCaps } from '../caps/create-caps.js';
 import { CONTROL_NODE_FLAGS } from '../config/runtime.js';
 import { tokenSha256 } from '../jit/host-auth.js';
 import { startLocalRedis, type LocalRedis } from './local-redis.js';
@@ -117,6 +118,12 @@ export interface Fleet {
   prefix: string;
   configFile: string;
   stateDir: string;
+  /**
+   * The agent's runner slice (agent.caps.slice), the fleet's own: its agent's start-up cleans
+   * VM cgroups under it only, so fleets (and a real agent's hangar-runners.slice) never touch
+   * each other's. close() removes it.
+   */
+  slice: string;
   hostToken: string;
   /** The dashboard's operator token (its dashboard.tokenFile), for `Authorization: Bearer` or the login form. */
   operatorToken: string;
@@ -158,20 +165,24 @@ export async function startLocalFleet(o: FleetOptions = {}): Promise<Fleet> {
   const image = await ensureTestImage();
   // A crashed run's processes go with its namespaces; then its folder (the App key, tokens).
   await removeStaleTopologies();
+  await removeStaleSlices();
   removeStaleDirs();
   const dir = mkdtempSync(join(tmpdir(), `hangar-fleet-${process.pid}-`));
+  const slice = `${basename(dir)}.slice`;
   const parts: Parts = {};
   const close = async () => {
     parts.client?.disconnect();
     // The hangar processes (the agent drains, then removes its taps and table), then the Redis they used.
     await parts.procs?.stop();
+    // The agent removed its VMs' cgroups; the slice is the fleet's own.
+    await removeSlice(slice);
     await parts.redis?.dispose();
     // Deleting the namespaces removes whatever the processes left in them.
     await parts.topology?.dispose();
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    return await start(o, image, dir, parts, close);
+    return await start(o, image, dir, slice, parts, close);
   } catch (err) {
     await close();
     throw err;
@@ -181,10 +192,12 @@ export async function startLocalFleet(o: FleetOptions = {}): Promise<Fleet> {
 /** What a fleet has started so far: close() undoes exactly that, also after a failed start. */
 interface Parts { topology?: Topology; redis?: LocalRedis; procs?: Processes; client?: Redis }
 
-async function start(o: FleetOptions, image: TestImage, dir: string, parts: Parts, close: () => Promise<void>): Promise<Fleet> {
+async function start(o: FleetOptions, image: TestImage, dir: string, slice: string, parts: Parts, close: () => Promise<void>): Promise<Fleet> {
   // QEMU drops to this user once it has opened its files (the Ansible role makes it in production).
   if ((await execa('id', ['-u', VM_USER], { reject: false })).exitCode !== 0) {
-    await execa('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', VM_USER]);
+    // Exit 9: another fleet starting beside this one made it first.
+    const made = await execa('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', VM_USER], { reject: false });
+    if (made.exitCode !== 0 && made.exitCode !== 9) throw new Error(`useradd ${VM_USER}: ${made.stderr}`);
   }
   const topology = (parts.topology = await createTopology({ hosts: [{ name: 'build', prod: o.role === 'deploy' }] }));
   const host = topology.host('build');
@@ -203,7 +216,7 @@ async function start(o: FleetOptions, image: TestImage, dir: string, parts: Part
   const agentControlUrl = o.controlFaults ? `http://127.0.0.1:${FAULTY_CONTROL_PORT}` : controlUrl;
   const stateDir = join(dir, 'state');
   const configFile = join(dir, 'hangar.yaml');
-  writeFileSync(configFile, fleetConfig({ ...o, prefix, dir, simUrl, redisUrl: redis.url, controlUrl: agentControlUrl, hostToken, imageDir: image.dir, stateDir }));
+  writeFileSync(configFile, fleetConfig({ ...o, prefix, dir, simUrl, redisUrl: redis.url, controlUrl: agentControlUrl, hostToken, imageDir: image.dir, stateDir, slice }));
 
   await procs.start('sim', topology.netns.internet, /sim listening/, [
     'sim', '--host', INTERNET.sim, '--port', String(SIM_PORT), '--socket', sockets.sim, '--app-id', '1', '--public-url', simPublicUrl,
@@ -219,7 +232,7 @@ async function start(o: FleetOptions, image: TestImage, dir: string, parts: Part
     await startTool(topology, host.netns, 'faults', [{ host: '127.0.0.1', port: FAULTY_CONTROL_PORT, to: { host: '127.0.0.1', port: CONTROL_PORT }, fail: o.controlFaults }]);
   }
   const fleet: Fleet = {
-    dir, image, simUrl, controlUrl, redisUrl: redis.url, prefix, configFile, stateDir, hostToken, operatorToken, agent: null, control: null, sockets, redisServer: redis,
+    dir, image, simUrl, controlUrl, redisUrl: redis.url, prefix, configFile, stateDir, slice, hostToken, operatorToken, agent: null, control: null, sockets, redisServer: redis,
     netns: { host: host.netns, lan: topology.netns.lan, internet: topology.netns.internet },
     addresses: {
       host: host.address, router: LAN.router, lanWeb: LAN.web, metadata: LAN.metadata, sim: INTERNET.sim, publicWeb: INTERNET.publicWeb,
@@ -270,6 +283,34 @@ async function start(o: FleetOptions, image: TestImage, dir: string, parts: Part
 }
 
 /** Folders of fleets whose process is gone (`hangar-fleet-<pid>-…`); other names are left alone. */
+/** A fleet's slice and whatever VM cgroups are left in it (an unknown one is success). */
+async function removeSlice(sliceName: string): Promise<void> {
+  const caps = await createCaps({ mode: 'auto', sliceName, cpuQuotaPercent: 100, memoryMaxBytes: 1 << 30, tasksMax: 100 });
+  await caps.removeSlice();
+}
+
+/** The slices of fleets whose process is gone (a crashed or killed test run). */
+async function removeStaleSlices(): Promise<void> {
+  const root = '/sys/fs/cgroup';
+  const names = new Set<string>();
+  // v2: slices at the root or in the agent's own cgroup's parent; v1: one per hierarchy.
+  for (const dir of [root, ...readdirSafe(root).map((d) => join(root, d))]) {
+    for (const name of readdirSafe(dir)) {
+      const m = /^hangar-fleet-(\d+)-[A-Za-z0-9_-]+\.slice$/.exec(name);
+      if (m && !pidAlive(Number(m[1]))) names.add(name);
+    }
+  }
+  for (const name of names) await removeSlice(name).catch(() => undefined);
+}
+
+function readdirSafe(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
 function removeStaleDirs(): void {
   for (const name of readdirSync(tmpdir())) {
     const m = /^hangar-fleet-(\d+)-/.exec(name);
@@ -324,6 +365,7 @@ interface ConfigInput extends FleetOptions {
   hostToken: string;
   imageDir: string;
   stateDir: string;
+  slice: string;
 }
 
 /** One hangar.yaml for both the control and the agent, as a one-box homelab has (both in the build host's namespace). */
@@ -355,7 +397,7 @@ agent:
   stateDir: ${c.stateDir}${c.gateTimeoutSeconds ? `\n  gateTimeoutSeconds: ${c.gateTimeoutSeconds}` : ''}
   network: {dns: {upstreams: ["${INTERNET.dns}"]}${prod}}
   vm: {accel: ${c.accel ?? 'tcg'}, image: ${c.imageDir}, memoryMiB: ${c.memoryMiB ?? 256}, vcpus: 1, timeoutMinutes: ${c.timeoutMinutes ?? 5}, runAs: ${VM_USER}}
-  caps: {cpuQuotaPercent: 180, memoryMaxMiB: 2048, overheadMiB: 256}
+  caps: {slice: ${c.slice}, cpuQuotaPercent: 180, memoryMaxMiB: 2048, overheadMiB: 256}
 log: {level: info}
 `;
 }

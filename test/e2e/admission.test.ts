@@ -50,7 +50,7 @@ function helpers(fleet: () => Fleet, prefix: () => string) {
   };
   const noLeftovers = async () => {
     await expect.poll(() => processesWith(fleet().stateDir), { timeout: 20_000 }).toEqual([]);
-    const caps = await createCaps({ mode: 'auto', cpuQuotaPercent: 100, memoryMaxBytes: 1 << 30, tasksMax: 100 });
+    const caps = await createCaps({ mode: 'auto', sliceName: fleet().slice, cpuQuotaPercent: 100, memoryMaxBytes: 1 << 30, tasksMax: 100 });
     await expect.poll(() => caps.listVmCgroups(), { timeout: 20_000 }).toEqual([]);
     await expect.poll(() => readdirSync(join(fleet().stateDir, 'vms')), { timeout: 20_000 }).toEqual([]);
     await expect.poll(() => fleet().taps(), { timeout: 20_000 }).toEqual([]);

@@ -35,7 +35,7 @@ async function finished(ids: number[], timeout = 180_000): Promise<SimJob[]> {
 /** Nothing left on the host: no qemu of ours, no VM cgroup, no VM state (overlays, JIT files), no tap. */
 async function expectNoLeftovers(): Promise<void> {
   await expect.poll(() => processesWith(fleet.stateDir), { timeout: 15_000 }).toEqual([]);
-  const caps = await createCaps({ mode: 'auto', cpuQuotaPercent: 100, memoryMaxBytes: 1 << 30, tasksMax: 100 });
+  const caps = await createCaps({ mode: 'auto', sliceName: fleet.slice, cpuQuotaPercent: 100, memoryMaxBytes: 1 << 30, tasksMax: 100 });
   await expect.poll(() => caps.listVmCgroups(), { timeout: 15_000 }).toEqual([]);
   const vmsDir = join(fleet.stateDir, 'vms');
   expect(readdirSync(vmsDir)).toEqual([]);
@@ -115,7 +115,7 @@ describe('agent end to end', () => {
   }, 300_000);
 
   test('a fork bomb and a memory hog stay inside their VMs and cgroups; the VM beside finishes; the time cap kills and reports', async () => {
-    const caps = await createCaps({ mode: 'auto', cpuQuotaPercent: 100, memoryMaxBytes: 1 << 30, tasksMax: 100 });
+    const caps = await createCaps({ mode: 'auto', sliceName: fleet.slice, cpuQuotaPercent: 100, memoryMaxBytes: 1 << 30, tasksMax: 100 });
     const [bomb] = await run('acme/app', [{ name: 'fork bomb', labels: ['self-hosted', 'build'], steps: ['f() { f | f & }; f; sleep 600'] }]);
     await expect.poll(async () => (await job(bomb!)).status, { timeout: 60_000 }).toBe('in_progress');
     const [beside] = await run('acme/app', [{ name: 'beside', labels: ['self-hosted', 'large'], steps: ['echo BESIDE-OK'] }]);

@@ -48,6 +48,16 @@ describe('each process validates its own sections', () => {
     expect(problems(both({ agent: 'slots: 2\n  gateTimeoutSeconds: 30' })).map((p) => p.path)).toEqual(['agent.gateTimeoutSeconds']);
   });
 
+  test('the runner slice: hangar-runners.slice by default (the shipped units), a name of its own for a second agent', () => {
+    expect(requireAgent(parseConfig(both(), 't.yaml')).agent.caps.slice).toBe('hangar-runners.slice');
+    const own = both().replace('caps: {cpuQuotaPercent', 'caps: {slice: hangar-fleet-1.slice, cpuQuotaPercent');
+    expect(requireAgent(parseConfig(own, 't.yaml')).agent.caps.slice).toBe('hangar-fleet-1.slice');
+    for (const bad of ['../etc.slice', 'runners', '.slice', 'a/b.slice']) {
+      const text = both().replace('caps: {cpuQuotaPercent', `caps: {slice: "${bad}", cpuQuotaPercent`);
+      expect(problems(text).map((p) => p.path), bad).toEqual(['agent.caps.slice']);
+    }
+  });
+
   test('a broken agent section does not stop the control, nor a broken github section the agent', () => {
     expect(requireControl(parseConfig(both({ agent: 'slots: many' }), 't.yaml')).pools).toHaveLength(2);
     expect(requireAgent(parseConfig(both({ github: 'appId: -1, privateKeyFile: k, webhookSecretFile: s' }), 't.yaml')).agent.slots).toBe(2);
