@@ -105,7 +105,8 @@ for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) 
 async function startServer(mode, args = []) {
   const child = fork(join(here, 'dashboard-server.mjs'), [mode, ...args], {
     env: { ...process.env, HANGAR_BENCH_DIST: dist },
-    execArgv: [...CONTROL_NODE_FLAGS],
+    // The control's node flags, as its unit starts it; HANGAR_BENCH_SERVER_ARGS replaces them (e.g. "--cpu-prof").
+    execArgv: process.env.HANGAR_BENCH_SERVER_ARGS !== undefined ? process.env.HANGAR_BENCH_SERVER_ARGS.split(' ').filter(Boolean) : [...CONTROL_NODE_FLAGS],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })));

@@ -10,7 +10,9 @@ import { isLive, jobView, phaseTimes, refusalView, resultOf } from './views.js';
  *   per version of the record (all of them pure functions of the record alone);
  * - the records newest first (by last update, then id) and the refusals newest first (by time,
  *   then id): sorted arrays, one binary search and one splice per change;
- * - the live records (not in a final phase), in the same order as all records, for the pools.
+ * - the live records (not in a final phase) of each pool, in the same order as all records: all
+ *   that the pools' counts and oldest waiting job are made from.
+ * `version` moves with every change, for what the read model keeps between changes.
  * Pure: no Redis, no clock. The orders are the ones read-model.ts sorted by before (total, ids
  * being unique), so every section comes out as it did.
  */
@@ -73,9 +75,11 @@ export class JobIndex {
   private readonly facts = new Map<number, Facts>();
   private readonly recent: JobRecord[] = [];
   private readonly refused: RefusalView[] = [];
-  private readonly liveJobs = new Map<number, JobRecord>();
+  private readonly liveByPool = new Map<string | null, Map<number, JobRecord>>();
   /** A record became live again out of its place in `facts`' order: rebuilt when next read. */
   private liveOutOfOrder = false;
+  /** Moves with every change. */
+  version = 0;
   private readonly scheduled = new Map<number, BatchCandidate>();
   private spanList: VmSpan[] | null = null;
 
@@ -98,6 +102,7 @@ export class JobIndex {
   set(r: JobRecord): { before: JobRecord | undefined; view: JobView; refusal: RefusalView | null; refusalBefore: RefusalView | null } {
     const id = r.workflowJobId;
     const old = this.facts.get(id);
+    this.version++;
     if (old) this.unlink(old);
     const f = factsOf(r);
     this.facts.set(id, f);
@@ -106,10 +111,14 @@ export class JobIndex {
     if (f.live) {
       // A new job is last in both orders and one that was live keeps its place; one that comes
       // back to life (an operator's retry) belongs where it was first set: rebuilt when read.
-      if (old && !old.live) this.liveOutOfOrder = true;
-      this.liveJobs.set(id, r);
+      // (A job's pool never changes; were it to, the same.)
+      if (old && (!old.live || old.r.pool !== r.pool)) {
+        if (old.live) this.livePoolMap(old.r.pool).delete(id);
+        this.liveOutOfOrder = true;
+      }
+      this.livePoolMap(r.pool).set(id, r);
     } else if (old?.live) {
-      this.liveJobs.delete(id);
+      this.livePoolMap(old.r.pool).delete(id);
     }
     if (f.batch) this.scheduled.set(id, f.batch);
     if (f.span || old?.span) this.spanList = null;
@@ -119,8 +128,9 @@ export class JobIndex {
   delete(id: number): void {
     const old = this.facts.get(id);
     if (!old) return;
+    this.version++;
     this.unlink(old);
-    this.liveJobs.delete(id);
+    if (old.live) this.livePoolMap(old.r.pool).delete(id);
     this.facts.delete(id);
     if (old.span) this.spanList = null;
   }
@@ -147,14 +157,20 @@ export class JobIndex {
     return this.refused.slice(0, n);
   }
 
-  /** The live records, in the order of all records. */
-  live(): IterableIterator<JobRecord> {
+  /** The live records of a pool, in the order of all records. */
+  live(pool: string | null): IterableIterator<JobRecord> {
     if (this.liveOutOfOrder) {
-      this.liveJobs.clear();
-      for (const f of this.facts.values()) if (f.live) this.liveJobs.set(f.r.workflowJobId, f.r);
+      this.liveByPool.clear();
+      for (const f of this.facts.values()) if (f.live) this.livePoolMap(f.r.pool).set(f.r.workflowJobId, f.r);
       this.liveOutOfOrder = false;
     }
-    return this.liveJobs.values();
+    return (this.liveByPool.get(pool) ?? new Map<number, JobRecord>()).values();
+  }
+
+  private livePoolMap(pool: string | null): Map<number, JobRecord> {
+    let m = this.liveByPool.get(pool);
+    if (!m) this.liveByPool.set(pool, (m = new Map()));
+    return m;
   }
 
   /** Jobs of `schedule` runs: what the nightly batch is chosen from. */

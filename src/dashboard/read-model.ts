@@ -4,10 +4,11 @@ import { PLAN_MINUTES } from '../config/control-schema.js';
 import type { ControlConfig } from '../config/schema.js';
 import { batchProgress, latestBatch, utilisation } from '../domain/batch.js';
 import { monthOf, savings } from '../domain/savings.js';
-import { toEvent } from '../jobs/events.js';
+import { EVENTS_MAXLEN, toEvent, type JobEvent } from '../jobs/events.js';
 import { readJobRecords, recentJobIds, type JobRecord } from '../jobs/record.js';
 import type { Keys } from '../queue/keys.js';
 import type { BatchView, HostView, Overview, PoolView, SavingsView, StreamMessage } from './api-types.js';
+import { EventLog } from './event-log.js';
 import { JobIndex } from './job-index.js';
 import { billedRun, hostView, isLive, poolView, type Beat } from './views.js';
 
@@ -46,6 +47,8 @@ const LEDGER_TTL_SECONDS = 100 * 24 * 3600;
 
 export class ReadModel {
   private readonly jobs = new JobIndex();
+  /** The events stream as read (twice what it keeps: never fewer entries than Redis holds). */
+  private readonly events = new EventLog(2 * EVENTS_MAXLEN);
   private hosts: HostView[] = [];
   private hostsJson = new Map<string, string>();
   private maxSlots = 0;
@@ -60,6 +63,9 @@ export class ReadModel {
   private readonly now: () => number;
   private readonly maxJobs: number;
   private lastBatchJson = 'null';
+  /** The pools, until a job or a host changes (hostsVersion). */
+  private poolsCache: { key: string; pools: PoolView[] } | null = null;
+  private hostsVersion = 0;
   /** The month's savings, until the ledger changes. */
   private savingsView: SavingsView | null = null;
 
@@ -76,6 +82,7 @@ export class ReadModel {
     // The stream's last id before loading: what happens while loading is read again (harmless).
     const last = await redis.xrevrange(k.events, '+', '-', 'COUNT', 1);
     this.cursor = last[0]?.[0] ?? '0';
+    await this.events.load(redis, k, this.cursor);
     const ids = await recentJobIds(redis, k, this.maxJobs);
     for (const r of await readJobRecords(redis, k, ids)) if (r) this.jobs.set(r);
     await this.loadLedger();
@@ -146,10 +153,13 @@ export class ReadModel {
   }
 
   pools(): PoolView[] {
+    const key = `${this.jobs.version}/${this.hostsVersion}`;
+    if (this.poolsCache?.key === key) return this.poolsCache.pools;
     const names = this.d.config.pools.map((p) => p.name);
-    // Waiting and running jobs are live ones: the pools need no other record.
-    const live = [...this.jobs.live()];
-    return this.d.config.pools.map((p) => poolView(p, live, this.hosts, names));
+    // Waiting and running jobs are live ones of the pool: it needs no other record.
+    const pools = this.d.config.pools.map((p) => poolView(p, this.jobs.live(p.name), this.hosts, names));
+    this.poolsCache = { key, pools };
+    return pools;
   }
 
   hostViews(): HostView[] {
@@ -212,6 +222,7 @@ export class ReadModel {
       changed = true;
       this.emit({ event: 'host', data: h });
     }
+    if (changed) this.hostsVersion++;
     if (changed) for (const p of this.pools()) this.emit({ event: 'pool', data: p });
   }
 
@@ -232,6 +243,7 @@ export class ReadModel {
       const ids = new Set<number>();
       for (const [id, flat] of batch) {
         const e = toEvent(id, flat);
+        this.events.add(e);
         if (e.workflowJobId !== null) ids.add(e.workflowJobId);
       }
       try {
@@ -240,6 +252,11 @@ export class ReadModel {
         this.d.logger.warn({ err: (err as Error).message }, 'dashboard: job records not read');
       }
     }
+  }
+
+  /** Every event of one job still in the stream, oldest first (as jobs/events.ts `eventsOfJob`), from the held copy. */
+  eventsOfJob(workflowJobId: number): Promise<JobEvent[]> {
+    return this.events.eventsOf(this.d.redis, this.d.keys, workflowJobId, this.cursor);
   }
 
   /** Reads these jobs' records again and pushes what changed. */

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { JobDetail, Overview } from '../../src/dashboard/api-types.js';
 import type { FastifyRequest } from 'fastify';
 import { DashboardAuth } from '../../src/dashboard/auth.js';
+import { jobMoves } from '../../src/jobs/transition.js';
 import { keys } from '../../src/queue/keys.js';
 import { OPERATOR_TOKEN, TEST_SECRET, writeTestConfig } from '../helpers/control.js';
 import { beat, BUILD_TOKEN, DEPLOY_TOKEN, http, openStream, recordedJobs, runThrough, startDashboardRig, type DashboardRig } from '../helpers/dashboard.js';
@@ -103,6 +104,28 @@ describe('the overview and the stream', () => {
     const fork = (await overview()).refusals.find((r) => r.workflowJobId === forkJob)!;
     expect(fork).toMatchObject({ repo: 'acme/app', jobName: 'pwn', headBranch: 'feature' });
     expect((await overview()).jobs.find((j) => j.workflowJobId === forkJob)?.result).toBe('refused');
+  });
+
+  test('a move shows in the next overview and detail: what the read model keeps between changes follows it', async () => {
+    const [id] = await recordedJobs(rig, { repo: 'acme/app', jobs: [{ name: 'moves', labels: ['self-hosted', 'build'], steps: ['true'] }] });
+    const build = (o: Overview) => o.pools.find((p) => p.name === 'build')!;
+    await expect.poll(async () => (await overview()).jobs.find((j) => j.workflowJobId === id)?.phase, { timeout: 10_000 }).toBe('queued');
+    const before = await overview();
+    expect(build(before).waiting).toBeGreaterThanOrEqual(1);
+    expect((await jobMoves(rig.redis, keys(rig.prefix)).move(id!, { to: 'refused', by: 'test', why: 'fork-pr', fields: { mintRefusal: 'fork-pr' } })).ok).toBe(true);
+    // The detail reads what the model has not followed yet from the stream: the move is there at once.
+    const detail = (await http(`${rig.dash}/api/v1/jobs/${id}`)).body as JobDetail;
+    expect(detail.events.map((e) => e.type)).toEqual(['decision', 'github', 'move']);
+    expect(detail.events.at(-1)!.fields).toMatchObject({ from: 'queued', to: 'refused', why: 'fork-pr' });
+    await expect.poll(async () => (await overview()).refusals[0]?.workflowJobId, { timeout: 10_000 }).toBe(id);
+    const after = await overview();
+    expect(after.refusals[0]).toMatchObject({ where: 'mint', why: 'fork-pr' });
+    expect(after.jobs.find((j) => j.workflowJobId === id)).toMatchObject({ phase: 'refused', result: 'refused' });
+    expect(build(after).waiting).toBe(build(before).waiting - 1);
+    expect(((await http(`${rig.dash}/api/v1/jobs/${id}`)).body as JobDetail).events).toEqual(detail.events);
+    // GitHub still holds it queued: cancelled, so the next tests' runners are not handed it.
+    rig.sim.cancelJob(id!);
+    await rig.sim.idle();
   });
 
   test('the job detail: phases with times, the VM, a failed job\'s console tail, its events', async () => {

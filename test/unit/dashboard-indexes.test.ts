@@ -1,7 +1,9 @@
 import { describe, expect, test } from 'vitest';
 import { latestBatch, type BatchJob, type VmSpan } from '../../src/domain/batch.js';
 import { JOB_PHASES } from '../../src/domain/job-phase.js';
+import { compareStreamIds, EventLog } from '../../src/dashboard/event-log.js';
 import { JobIndex } from '../../src/dashboard/job-index.js';
+import type { JobEvent } from '../../src/jobs/events.js';
 import { isLive, jobView, phaseTimes, refusalView, resultOf } from '../../src/dashboard/views.js';
 import { toRecord, type JobRecord } from '../../src/jobs/record.js';
 
@@ -51,7 +53,8 @@ function walked(jobs: Map<number, JobRecord>) {
     }
     if (t.vmUp !== null) spans.push({ up: t.vmUp, end: isLive(r) ? null : (t.finished ?? r.updatedAt) });
   }
-  return { recent, refusals, live: [...jobs.values()].filter(isLive), batch: latestBatch(candidates), spans };
+  const live = (pool: string) => [...jobs.values()].filter((r) => isLive(r) && r.pool === pool).map((r) => r.workflowJobId);
+  return { recent, refusals, live, batch: latestBatch(candidates), spans };
 }
 
 const bySpan = (a: VmSpan, b: VmSpan) => a.up - b.up || (a.end ?? Infinity) - (b.end ?? Infinity);
@@ -69,7 +72,9 @@ describe('the dashboard job index', () => {
       } else {
         const r = randomRecord(rand, id);
         const before = jobs.get(id);
+        const v = index.version;
         const set = index.set(r);
+        expect(index.version).toBeGreaterThan(v);
         jobs.set(id, r);
         expect(set.before).toBe(before);
         expect(set.view).toEqual(jobView(r));
@@ -80,7 +85,7 @@ describe('the dashboard job index', () => {
       expect(index.size).toBe(jobs.size);
       expect(index.newestFirst()).toEqual(want.recent);
       expect(index.refusals(100)).toEqual(want.refusals.slice(0, 100));
-      expect([...index.live()].map((r) => r.workflowJobId)).toEqual(want.live.map((r) => r.workflowJobId));
+      for (const pool of ['build', 'deploy']) expect([...index.live(pool)].map((r) => r.workflowJobId)).toEqual(want.live(pool));
       expect(latestBatch(index.batchCandidates())).toEqual(want.batch);
       expect([...index.spans()].sort(bySpan)).toEqual([...want.spans].sort(bySpan));
       expect([...index.records()]).toEqual([...jobs.values()]);
@@ -90,11 +95,33 @@ describe('the dashboard job index', () => {
 
   test('a job that comes back to life takes its old place among the live ones', () => {
     const index = new JobIndex();
-    const rec = (id: number, phase: string) => toRecord(id, { job: JSON.stringify({ repo: 'acme/app', runId: 1, labels: [] }), state: 'queued', phase, createdAt: '1', updatedAt: '1' })!;
+    const rec = (id: number, phase: string) => toRecord(id, { job: JSON.stringify({ repo: 'acme/app', runId: 1, labels: [], pool: 'build' }), state: 'queued', phase, createdAt: '1', updatedAt: '1' })!;
     for (const id of [1, 2, 3]) index.set(rec(id, 'queued'));
     index.set(rec(1, 'failed'));
-    expect([...index.live()].map((r) => r.workflowJobId)).toEqual([2, 3]);
+    expect([...index.live('build')].map((r) => r.workflowJobId)).toEqual([2, 3]);
     index.set(rec(1, 'queued'));
-    expect([...index.live()].map((r) => r.workflowJobId)).toEqual([1, 2, 3]);
+    expect([...index.live('build')].map((r) => r.workflowJobId)).toEqual([1, 2, 3]);
+    expect([...index.live('deploy')]).toEqual([]);
+  });
+});
+
+describe('the dashboard event log', () => {
+  const ev = (ms: number, seq: number, job: number | null): JobEvent => ({ id: `${ms}-${seq}`, workflowJobId: job, at: ms, type: 'move', by: 'test', fields: {} });
+
+  test('stream ids in stream order', () => {
+    expect(['10-2', '9-5', '10-10', '-', '10-0'].sort(compareStreamIds)).toEqual(['-', '9-5', '10-0', '10-2', '10-10']);
+  });
+
+  test('a job\'s events in a range of ids; past its bound the oldest go, from every job', () => {
+    const log = new EventLog(5);
+    for (let i = 1; i <= 8; i++) log.add(ev(100 + i, 0, i % 2 === 0 ? 2 : 1));
+    log.add(ev(200, 0, null));
+    expect(log.size).toBe(5);
+    expect(log.of(1, '-', '999-0').map((e) => e.id)).toEqual(['105-0', '107-0']);
+    expect(log.of(2, '-', '999-0').map((e) => e.id)).toEqual(['104-0', '106-0', '108-0']);
+    expect(log.of(2, '105-0', '107-0').map((e) => e.id)).toEqual(['106-0']);
+    for (let i = 0; i < 10_000; i++) log.add(ev(300 + i, 0, 3));
+    expect(log.of(3, '-', '99999-0').map((e) => e.at)).toEqual([10_295, 10_296, 10_297, 10_298, 10_299]);
+    expect(log.of(1, '-', '99999-0')).toEqual([]);
   });
 });
