@@ -45,7 +45,7 @@ export function apiRoutes(app: FastifyInstance, d: ApiDeps): void {
     }
   });
 
-  app.get('/api/v1/overview', async () => d.model.freshOverview());
+  app.get('/api/v1/overview', async (_req, reply) => reply.type('application/json; charset=utf-8').send(await d.model.freshOverviewJson()));
 
   app.get<{ Params: { id: string } }>('/api/v1/jobs/:id', async (req, reply) => {
     const id = jobId.safeParse(req.params.id);

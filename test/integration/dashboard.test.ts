@@ -87,7 +87,11 @@ describe('the overview and the stream', () => {
     const o = await overview();
     expect(o.pools.find((p) => p.name === 'build')!.waiting).toBeGreaterThanOrEqual(1);
     expect(o.jobs.find((j) => j.workflowJobId === waiting)).toMatchObject({ phase: 'queued', result: 'waiting' });
+    expect(o.hosts.find((h) => h.name === 'minipc')?.slots).toEqual({ used: 2, total: 2 });
     expect((await beat(rig, BUILD_TOKEN, { slots: 2, busy: 0 })).status).toBe(200);
+    // The overview's sections are kept as text between changes: a beat just sent shows in the next one, asked at once.
+    const [a, b] = await Promise.all([overview(), overview()]);
+    for (const x of [a, b]) expect(x.hosts.find((h) => h.name === 'minipc')?.slots).toEqual({ used: 0, total: 2 });
     // Cancelled so the next tests start with an empty queue.
     rig.sim.cancelJob(waiting!);
     await rig.sim.idle();
