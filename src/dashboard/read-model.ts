@@ -69,7 +69,7 @@ export class ReadModel {
   /** Moves whenever the savings are made again. */
   private savingsVersion = 0;
   /** Each overview section's JSON, with what it was made from (freshOverviewJson). */
-  private readonly jsonCache: Partial<Record<'hosts' | 'pools' | 'jobs' | 'refusals' | 'batch' | 'savings', { key: string; json: string }>> = {};
+  private readonly jsonCache: Partial<Record<'hosts' | 'pools' | 'jobs' | 'refusals' | 'batch' | 'batchRuns' | 'batchJobs' | 'savings', { key: string; json: string }>> = {};
   private hostsInFlight: Promise<void> | null = null;
   private hostsNext: Promise<void> | null = null;
   /** The month's savings, until the ledger changes. */
@@ -144,9 +144,13 @@ export class ReadModel {
     };
     const jobsKey = String(this.jobs.version);
     const batch = this.batch();
-    const batchJson = batch === null || batch.lastFinishedAt === null
-      ? JSON.stringify(batch)
-      : part('batch', `${jobsKey}/${this.hostsVersion}/${this.maxSlots}`, () => batch);
+    let batchJson = 'null';
+    if (batch !== null && batch.lastFinishedAt !== null) batchJson = part('batch', `${jobsKey}/${this.hostsVersion}/${this.maxSlots}`, () => batch);
+    else if (batch !== null) {
+      // Running: its jobs' views (most of its text) are kept as the jobs change; the rest moves with the clock.
+      const { runIds, jobs, ...rest } = batch;
+      batchJson = `{"runIds":${part('batchRuns', jobsKey, () => runIds)},"jobs":${part('batchJobs', jobsKey, () => jobs)},${JSON.stringify(rest).slice(1)}`;
+    }
     return `{"generatedAt":${JSON.stringify(this.now())},"hosts":${part('hosts', String(this.hostsVersion), () => this.hosts)},`
       + `"pools":${part('pools', `${jobsKey}/${this.hostsVersion}`, () => this.pools())},"jobs":${part('jobs', jobsKey, () => this.shownJobs())},`
       + `"refusals":${part('refusals', jobsKey, () => this.jobs.refusals(MAX_REFUSALS))},"batch":${batchJson},`

@@ -147,6 +147,30 @@ describe('the overview and the stream', () => {
     expect((await http(`${rig.dash}/api/v1/jobs/999999999`)).status).toBe(404);
     expect((await http(`${rig.dash}/api/v1/jobs/abc`)).body).toMatchObject({ error: 'bad-request', field: 'id' });
   }, 30_000);
+
+  test('the overview\'s JSON, from kept sections, is the overview the stream sends, after every kind of change', async () => {
+    const same = async () => {
+      const api = await overview();
+      const stream = await openStream(`${rig.dash}/api/v1/stream`, { authorization: `Bearer ${OPERATOR_TOKEN}` });
+      try {
+        await expect.poll(() => stream.messages.length, { timeout: 5_000 }).toBeGreaterThan(0);
+        const first = stream.messages[0]!;
+        expect(first.event).toBe('overview');
+        expect({ ...(first.data as Overview), generatedAt: 0 }).toEqual({ ...api, generatedAt: 0 });
+      } finally {
+        stream.close();
+      }
+    };
+    await same();
+    // A host's change, a job's, and the ledger's (a scheduled job run to the end).
+    expect((await beat(rig, BUILD_TOKEN, { slots: 2, busy: 1 })).status).toBe(200);
+    await same();
+    const [id] = await recordedJobs(rig, { repo: 'acme/app', event: 'schedule', workflowName: 'nightly', jobs: [{ name: 'again', labels: ['self-hosted', 'build'], steps: ['true'] }] });
+    await runThrough(rig, id!);
+    await expect.poll(async () => (await overview()).jobs.find((j) => j.workflowJobId === id)?.result, { timeout: 10_000 }).toBe('succeeded');
+    expect((await beat(rig, BUILD_TOKEN, { slots: 2, busy: 0 })).status).toBe(200);
+    await same();
+  });
 });
 
 describe('who may look', () => {
