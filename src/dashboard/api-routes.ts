@@ -1,6 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { eventsOfJob } from '../jobs/events.js';
 import { readJobRecord } from '../jobs/record.js';
 import { cancelJob, retryJob, setDrain, type ActionDeps, type Answer } from './actions.js';
 import type { ApiError, SessionView } from './api-types.js';
@@ -46,14 +45,15 @@ export function apiRoutes(app: FastifyInstance, d: ApiDeps): void {
     }
   });
 
-  app.get('/api/v1/overview', async () => d.model.freshOverview());
+  app.get('/api/v1/overview', async (_req, reply) => reply.type('application/json; charset=utf-8').send(await d.model.freshOverviewJson()));
 
   app.get<{ Params: { id: string } }>('/api/v1/jobs/:id', async (req, reply) => {
     const id = jobId.safeParse(req.params.id);
     if (!id.success) return fail(reply, 400, { error: 'bad-request', field: 'id', message: 'not a workflow job id' });
     const r = d.model.job(id.data) ?? (await readJobRecord(d.redis, d.keys, id.data));
     if (!r) return fail(reply, 404, { error: 'unknown-job', message: `no record of job ${id.data}` });
-    return jobDetail(r, await eventsOfJob(d.redis, d.keys, id.data));
+    // From the read model's copy of the events stream: the stream itself is ~10,000 entries to read for one job's.
+    return jobDetail(r, await d.model.eventsOfJob(id.data));
   });
 
   app.get('/api/v1/session', async (req): Promise<SessionView> => {

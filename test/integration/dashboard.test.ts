@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { JobDetail, Overview } from '../../src/dashboard/api-types.js';
 import type { FastifyRequest } from 'fastify';
 import { DashboardAuth } from '../../src/dashboard/auth.js';
+import { jobMoves } from '../../src/jobs/transition.js';
 import { keys } from '../../src/queue/keys.js';
 import { OPERATOR_TOKEN, TEST_SECRET, writeTestConfig } from '../helpers/control.js';
 import { beat, BUILD_TOKEN, DEPLOY_TOKEN, http, openStream, recordedJobs, runThrough, startDashboardRig, type DashboardRig } from '../helpers/dashboard.js';
@@ -86,7 +87,11 @@ describe('the overview and the stream', () => {
     const o = await overview();
     expect(o.pools.find((p) => p.name === 'build')!.waiting).toBeGreaterThanOrEqual(1);
     expect(o.jobs.find((j) => j.workflowJobId === waiting)).toMatchObject({ phase: 'queued', result: 'waiting' });
+    expect(o.hosts.find((h) => h.name === 'minipc')?.slots).toEqual({ used: 2, total: 2 });
     expect((await beat(rig, BUILD_TOKEN, { slots: 2, busy: 0 })).status).toBe(200);
+    // The overview's sections are kept as text between changes: a beat just sent shows in the next one, asked at once.
+    const [a, b] = await Promise.all([overview(), overview()]);
+    for (const x of [a, b]) expect(x.hosts.find((h) => h.name === 'minipc')?.slots).toEqual({ used: 0, total: 2 });
     // Cancelled so the next tests start with an empty queue.
     rig.sim.cancelJob(waiting!);
     await rig.sim.idle();
@@ -105,6 +110,28 @@ describe('the overview and the stream', () => {
     expect((await overview()).jobs.find((j) => j.workflowJobId === forkJob)?.result).toBe('refused');
   });
 
+  test('a move shows in the next overview and detail: what the read model keeps between changes follows it', async () => {
+    const [id] = await recordedJobs(rig, { repo: 'acme/app', jobs: [{ name: 'moves', labels: ['self-hosted', 'build'], steps: ['true'] }] });
+    const build = (o: Overview) => o.pools.find((p) => p.name === 'build')!;
+    await expect.poll(async () => (await overview()).jobs.find((j) => j.workflowJobId === id)?.phase, { timeout: 10_000 }).toBe('queued');
+    const before = await overview();
+    expect(build(before).waiting).toBeGreaterThanOrEqual(1);
+    expect((await jobMoves(rig.redis, keys(rig.prefix)).move(id!, { to: 'refused', by: 'test', why: 'fork-pr', fields: { mintRefusal: 'fork-pr' } })).ok).toBe(true);
+    // The detail reads what the model has not followed yet from the stream: the move is there at once.
+    const detail = (await http(`${rig.dash}/api/v1/jobs/${id}`)).body as JobDetail;
+    expect(detail.events.map((e) => e.type)).toEqual(['decision', 'github', 'move']);
+    expect(detail.events.at(-1)!.fields).toMatchObject({ from: 'queued', to: 'refused', why: 'fork-pr' });
+    await expect.poll(async () => (await overview()).refusals[0]?.workflowJobId, { timeout: 10_000 }).toBe(id);
+    const after = await overview();
+    expect(after.refusals[0]).toMatchObject({ where: 'mint', why: 'fork-pr' });
+    expect(after.jobs.find((j) => j.workflowJobId === id)).toMatchObject({ phase: 'refused', result: 'refused' });
+    expect(build(after).waiting).toBe(build(before).waiting - 1);
+    expect(((await http(`${rig.dash}/api/v1/jobs/${id}`)).body as JobDetail).events).toEqual(detail.events);
+    // GitHub still holds it queued: cancelled, so the next tests' runners are not handed it.
+    rig.sim.cancelJob(id!);
+    await rig.sim.idle();
+  });
+
   test('the job detail: phases with times, the VM, a failed job\'s console tail, its events', async () => {
     failedOnGitHub = (await recordedJobs(rig, { repo: 'acme/app', jobs: [{ name: 'flaky', labels: ['self-hosted', 'build'], steps: ['exit 1'] }] }))[0]!;
     await runThrough(rig, failedOnGitHub!, { exit: 1 });
@@ -120,6 +147,30 @@ describe('the overview and the stream', () => {
     expect((await http(`${rig.dash}/api/v1/jobs/999999999`)).status).toBe(404);
     expect((await http(`${rig.dash}/api/v1/jobs/abc`)).body).toMatchObject({ error: 'bad-request', field: 'id' });
   }, 30_000);
+
+  test('the overview\'s JSON, from kept sections, is the overview the stream sends, after every kind of change', async () => {
+    const same = async () => {
+      const api = await overview();
+      const stream = await openStream(`${rig.dash}/api/v1/stream`, { authorization: `Bearer ${OPERATOR_TOKEN}` });
+      try {
+        await expect.poll(() => stream.messages.length, { timeout: 5_000 }).toBeGreaterThan(0);
+        const first = stream.messages[0]!;
+        expect(first.event).toBe('overview');
+        expect({ ...(first.data as Overview), generatedAt: 0 }).toEqual({ ...api, generatedAt: 0 });
+      } finally {
+        stream.close();
+      }
+    };
+    await same();
+    // A host's change, a job's, and the ledger's (a scheduled job run to the end).
+    expect((await beat(rig, BUILD_TOKEN, { slots: 2, busy: 1 })).status).toBe(200);
+    await same();
+    const [id] = await recordedJobs(rig, { repo: 'acme/app', event: 'schedule', workflowName: 'nightly', jobs: [{ name: 'again', labels: ['self-hosted', 'build'], steps: ['true'] }] });
+    await runThrough(rig, id!);
+    await expect.poll(async () => (await overview()).jobs.find((j) => j.workflowJobId === id)?.result, { timeout: 10_000 }).toBe('succeeded');
+    expect((await beat(rig, BUILD_TOKEN, { slots: 2, busy: 0 })).status).toBe(200);
+    await same();
+  });
 });
 
 describe('who may look', () => {
