@@ -2,10 +2,12 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { createCaps } from '../caps/create-caps.js';
+import type { Overview } from '../dashboard/api-types.js';
 import { readEvents } from '../jobs/events.js';
 import { readJobRecord, type JobRecord } from '../jobs/record.js';
 import { keys } from '../queue/keys.js';
 import { startLocalFleet, type Fleet } from './local-fleet.js';
+import { requestOverSocket } from './unix-http.js';
 
 /**
  * `hangar demo`: a whole installation on this machine — Redis, `hangar sim` (a local GitHub),
@@ -101,6 +103,8 @@ export async function runDemo(opts: { keep?: boolean; jobs?: number } = {}): Pro
     say();
     say(await curiousJob(f, r, curious!, [a.lanWeb, a.metadata]));
     say();
+    say(await dashboardView(f));
+    say();
     say(await leftovers(f));
     if (opts.keep) {
       say(`Running until Ctrl-C. Try: curl --unix-socket ${f.sockets.control} http://control/metrics`);
@@ -127,6 +131,32 @@ async function curiousJob(f: Fleet, r: Redis, id: number, targets: string[]): Pr
     if (saw !== 'blocked' || !logged) throw new Error(`the curious job's attempt on ${t} was not blocked and logged:\n${j.output}`);
   }
   lines.push(`  (the job's record keeps the whole log; on a real host: hangar egress ${id} --config hangar.yaml)`);
+  return lines.join('\n');
+}
+
+/** The batch and the savings as the dashboard's API gives them (what the operator's page shows). */
+async function dashboardView(f: Fleet): Promise<string> {
+  const res = await requestOverSocket(f.sockets.dashboard, 'GET', '/api/v1/overview', undefined, { authorization: `Bearer ${f.operatorToken}` });
+  if (res.status !== 200) throw new Error(`the dashboard's overview answered ${res.status}`);
+  const o = JSON.parse(res.body) as Overview;
+  const lines = ['the dashboard (/api/v1/overview, what its page shows)'];
+  const b = o.batch;
+  if (b) {
+    // Time-weighted busy slots over the batch: each sample holds until the next.
+    const u = b.utilisation;
+    let busy = 0, span = 0;
+    for (let i = 0; i + 1 < u.length; i++) {
+      const dt = u[i + 1]!.at - u[i]!.at;
+      busy += (u[i]!.total > 0 ? u[i]!.busy / u[i]!.total : 0) * dt;
+      span += dt;
+    }
+    const makespan = b.makespanMs === null ? 'running' : `${(b.makespanMs / 1000).toFixed(0)} s`;
+    lines.push(`  nightly batch   ${b.done} of ${b.total} done, ${b.failed} failed, makespan ${makespan}, slots ${span > 0 ? `${((100 * busy) / span).toFixed(0)} %` : '—'} busy over it`);
+  }
+  lines.push(`  refusals        ${o.refusals.length}: ${[...new Set(o.refusals.map((x) => `${x.why} (${x.where})`))].join(', ')}`);
+  const s = o.savings;
+  lines.push(`  savings ${s.month}  ${s.jobs} jobs, ${s.minutes} billed minutes at $${s.pricePerMinute}/min = $${s.gross.toFixed(2)}; the ${s.plan} plan's ${s.includedMinutes} included minutes cover $${s.included.toFixed(2)}, so GitHub would bill $${s.saved.toFixed(2)}`);
+  lines.push(`  (on a real host: hangar status --config hangar.yaml, or the page at dashboard.listen)`);
   return lines.join('\n');
 }
 
