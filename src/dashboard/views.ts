@@ -51,6 +51,8 @@ export function refusalOf(r: JobRecord): { where: RefusalWhere; why: string; at:
   if (r.vetRefusal) return { where: 'vet', why: r.vetRefusal, at: r.at.refused ?? r.updatedAt };
   if (r.mintRefusal) return { where: 'mint', why: r.mintRefusal, at: r.at.refused ?? r.updatedAt };
   if (r.startRefusal) return { where: 'start', why: r.startRefusal, at: r.startAt ?? r.updatedAt };
+  // Refused by the mint's sweep before this change wrote mintRefusal beside it (records kept 14 days).
+  if (r.phase === 'refused' && r.runCancelledFor) return { where: 'mint', why: r.runCancelledFor, at: r.at.refused ?? r.updatedAt };
   return null;
 }
 

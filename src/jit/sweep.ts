@@ -61,7 +61,8 @@ export async function sweepRefusedRuns(deps: SweepDeps, repository: string, visi
 async function record(deps: SweepDeps, ids: number[], reason: StartRefusal, pool: string, result: string): Promise<void> {
   const jobs = jobMoves(deps.redis, deps.keys);
   for (const id of ids) {
-    const fields = { runCancelled: result, runCancelledFor: reason, runCancelledPool: pool };
+    // Refused where the mint is (its sweep): mintRefusal says so in the record, as the mint's own refusals do.
+    const fields = { mintRefusal: reason, runCancelled: result, runCancelledFor: reason, runCancelledPool: pool };
     const moved = await jobs.move(id, { to: 'refused', by: 'sweep', why: reason, fields });
     if (moved.ok) deps.jobs?.refused('mint', reason);
     // Not Hangar's to move (no record, or past queuing): the cancel is still worth keeping.

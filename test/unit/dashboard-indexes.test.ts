@@ -125,3 +125,25 @@ describe('the dashboard event log', () => {
     expect(log.of(1, '-', '99999-0')).toEqual([]);
   });
 });
+
+describe('where and why a job was refused', () => {
+  // What the intake decided is in the record's fixed part (`job`); the rest are fields of their own.
+  const rec = ({ decision, reason, ...fields }: Record<string, string>) =>
+    toRecord(7, { job: JSON.stringify({ repo: 'acme/app', runId: 1, labels: [], pool: 'build', ...(decision ? { decision, reason } : {}) }), state: 'queued', createdAt: '1', updatedAt: '2', ...fields })!;
+
+  test.each([
+    ['intake', { decision: 'reject', reason: 'public-repo', phase: 'refused' }, { where: 'intake', why: 'public-repo' }],
+    ['the vetter', { vetRefusal: 'fork-pr', runCancelledFor: 'fork-pr', phase: 'refused' }, { where: 'vet', why: 'fork-pr' }],
+    ['the mint', { mintRefusal: 'host-drained', phase: 'refused' }, { where: 'mint', why: 'host-drained' }],
+    ['the mint\'s sweep', { mintRefusal: 'fork-pr', runCancelledFor: 'fork-pr', phase: 'refused' }, { where: 'mint', why: 'fork-pr' }],
+    ['the mint\'s sweep, a record from before it wrote mintRefusal', { runCancelledFor: 'fork-pr', phase: 'refused' }, { where: 'mint', why: 'fork-pr' }],
+    ['the gate at job start', { startRefusal: 'deploy-not-allowed', phase: 'refused-at-start' }, { where: 'start', why: 'deploy-not-allowed' }],
+  ])('refused by %s', (_name, fields, want) => {
+    expect(refusalView(rec(fields))).toMatchObject(want);
+  });
+
+  test('a job whose run was cancelled for another job\'s refusal, but that ran, is no refusal', () => {
+    expect(refusalView(rec({ runCancelledFor: 'fork-pr', phase: 'ran' }))).toBeNull();
+    expect(refusalView(rec({ phase: 'queued' }))).toBeNull();
+  });
+});
