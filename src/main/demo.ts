@@ -103,7 +103,7 @@ export async function runDemo(opts: { keep?: boolean; jobs?: number } = {}): Pro
     say();
     say(await curiousJob(f, r, curious!, [a.lanWeb, a.metadata]));
     say();
-    say(await dashboardView(f));
+    say(await dashboardView(f, refused.map(([run]) => run.jobs[0]!.id)));
     say();
     say(await leftovers(f));
     if (opts.keep) {
@@ -135,7 +135,7 @@ async function curiousJob(f: Fleet, r: Redis, id: number, targets: string[]): Pr
 }
 
 /** The batch and the savings as the dashboard's API gives them (what the operator's page shows). */
-async function dashboardView(f: Fleet): Promise<string> {
+async function dashboardView(f: Fleet, refusedIds: number[]): Promise<string> {
   const res = await requestOverSocket(f.sockets.dashboard, 'GET', '/api/v1/overview', undefined, { authorization: `Bearer ${f.operatorToken}` });
   if (res.status !== 200) throw new Error(`the dashboard's overview answered ${res.status}`);
   const o = JSON.parse(res.body) as Overview;
@@ -153,6 +153,8 @@ async function dashboardView(f: Fleet): Promise<string> {
     const makespan = b.makespanMs === null ? 'running' : `${(b.makespanMs / 1000).toFixed(0)} s`;
     lines.push(`  nightly batch   ${b.done} of ${b.total} done, ${b.failed} failed, makespan ${makespan}, slots ${span > 0 ? `${((100 * busy) / span).toFixed(0)} %` : '—'} busy over it`);
   }
+  const missing = refusedIds.filter((id) => !o.refusals.some((x) => x.workflowJobId === id));
+  if (missing.length > 0) throw new Error(`the dashboard's refusals lack jobs the policy refused: ${missing.join(', ')}`);
   lines.push(`  refusals        ${o.refusals.length}: ${[...new Set(o.refusals.map((x) => `${x.why} (${x.where})`))].join(', ')}`);
   const s = o.savings;
   lines.push(`  savings ${s.month}  ${s.jobs} jobs, ${s.minutes} billed minutes at $${s.pricePerMinute}/min = $${s.gross.toFixed(2)}; the ${s.plan} plan's ${s.includedMinutes} included minutes cover $${s.included.toFixed(2)}, so GitHub would bill $${s.saved.toFixed(2)}`);
