@@ -100,6 +100,15 @@ export function checkAgentFiles(input: Record<string, unknown>): ConfigProblem[]
   return problems;
 }
 
+/** ioredis options for `redis.passwordFile`: none without one; a ConfigError naming the key when it cannot be read. */
+export function redisAuth(redis: { passwordFile?: string | undefined }): { password?: string } {
+  if (!redis.passwordFile) return {};
+  const r = readFile(redis.passwordFile);
+  if (!r.ok) throw new ConfigError('secrets', [{ path: 'redis.passwordFile', message: r.message }]);
+  if (r.text === '') throw new ConfigError('secrets', [{ path: 'redis.passwordFile', message: `${redis.passwordFile} is empty` }]);
+  return { password: r.text };
+}
+
 function readFile(file: string): { ok: true; text: string } | { ok: false; message: string } {
   try {
     return { ok: true, text: readFileSync(file, 'utf8').trim() };
