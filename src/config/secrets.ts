@@ -100,13 +100,21 @@ export function checkAgentFiles(input: Record<string, unknown>): ConfigProblem[]
   return problems;
 }
 
-/** ioredis options for `redis.passwordFile`: none without one; a ConfigError naming the key when it cannot be read. */
-export function redisAuth(redis: { passwordFile?: string | undefined }): { password?: string } {
-  if (!redis.passwordFile) return {};
+/**
+ * Where and as whom to connect to Redis: with `redis.passwordFile`, the url's user and the file's
+ * password as ioredis options, the url without them (ioredis lets a url's empty password win over
+ * the options' one). A ConfigError naming the key when the file cannot be read.
+ */
+export function redisTarget(redis: { url: string; passwordFile?: string | undefined }): { url: string; auth: { username?: string; password?: string } } {
+  if (!redis.passwordFile) return { url: redis.url, auth: {} };
   const r = readFile(redis.passwordFile);
   if (!r.ok) throw new ConfigError('secrets', [{ path: 'redis.passwordFile', message: r.message }]);
   if (r.text === '') throw new ConfigError('secrets', [{ path: 'redis.passwordFile', message: `${redis.passwordFile} is empty` }]);
-  return { password: r.text };
+  const u = new URL(redis.url);
+  const username = decodeURIComponent(u.username);
+  u.username = '';
+  u.password = '';
+  return { url: u.toString(), auth: { ...(username ? { username } : {}), password: r.text } };
 }
 
 function readFile(file: string): { ok: true; text: string } | { ok: false; message: string } {

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import { loadConfig, validateConfig, type Config } from '../config/load.js';
 import { hostName, checkPoolsAndHosts } from '../config/schema.js';
-import { redisAuth } from '../config/secrets.js';
+import { redisTarget } from '../config/secrets.js';
 import { HangarError } from '../domain/errors.js';
 import { tokenSha256 } from '../jit/host-auth.js';
 import { hostAcl, hostAclUser, setUserRules } from '../queue/host-acl.js';
@@ -96,7 +96,8 @@ function writeSecret(file: string, value: string): void {
 }
 
 async function withAdmin<T>(config: Config, fn: (redis: Redis) => Promise<T>): Promise<T> {
-  const redis = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, retryStrategy: () => null, ...redisAuth(config.redis) });
+  const target = redisTarget(config.redis);
+  const redis = new Redis(target.url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, retryStrategy: () => null, ...target.auth });
   redis.on('error', () => undefined);
   try {
     await redis.connect().catch((err: Error) => {
