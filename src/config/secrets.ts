@@ -74,7 +74,7 @@ function readSecretFiles(github: Record<string, unknown>): { values: Partial<Rec
 
 /**
  * The agent's files: its token (readable, a token, and the one its hosts[] entry's tokenSha256
- * is of, or the control would refuse it) and its image folder. Never says what the token is.
+ * is of, or the control would refuse it), its Redis password file and its image folder. Never says what the token is.
  */
 export function checkAgentFiles(input: Record<string, unknown>): ConfigProblem[] {
   const a = isRecord(input.agent) ? input.agent : {};
@@ -88,6 +88,12 @@ export function checkAgentFiles(input: Record<string, unknown>): ConfigProblem[]
     else if (typeof want === 'string' && /^[0-9a-f]{64}$/.test(want) && createHash('sha256').update(r.text).digest('hex') !== want) {
       problems.push({ path: 'agent.tokenFile', message: `the token in ${a.tokenFile} is not the one hosts.${entry![1]}.tokenSha256 is the sha256 of: the control would refuse this host` });
     }
+  }
+  const redis = isRecord(input.redis) ? input.redis : {};
+  if (typeof redis.passwordFile === 'string' && redis.passwordFile !== '') {
+    const r = readFile(redis.passwordFile);
+    if (!r.ok) problems.push({ path: 'redis.passwordFile', message: r.message });
+    else if (r.text === '') problems.push({ path: 'redis.passwordFile', message: `${redis.passwordFile} is empty` });
   }
   const image = isRecord(a.vm) ? a.vm.image : undefined;
   if (typeof image === 'string' && image !== '') {

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Queue, Worker, type Job } from 'bullmq';
+import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { execa } from 'execa';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -60,6 +60,11 @@ describe('hangar host add / remove: a build host\'s Redis user', () => {
     return r;
   }
 
+  async function aclLog(): Promise<Record<string, unknown>[]> {
+    const log = (await admin.call('ACL', 'LOG', '128')) as unknown[][];
+    return log.map((e) => Object.fromEntries(Array.from({ length: e.length / 2 }, (_, i) => [String(e[2 * i]), e[2 * i + 1]])));
+  }
+
   test('writes the token and the password to 0600 files, prints the agent\'s config and the hosts entry, and no secret', async () => {
     for (const f of [`${name}.token`, `${name}.redis-password`]) expect(statSync(join(cfg.dir, 'creds', f)).mode & 0o777).toBe(0o600);
     expect(added.stdout).toContain(`  url: redis://${user}@127.0.0.1:`);
@@ -77,11 +82,24 @@ describe('hangar host add / remove: a build host\'s Redis user', () => {
     expect(acl[acl.indexOf('channels') + 1]).toBe(`&${prefix}:pool-build:*`);
   });
 
-  test('a real BullMQ Worker on its pool takes and completes a job the control side added', async () => {
+  test('a real BullMQ Worker on its pool takes and settles jobs the control side added, as the agent does', async () => {
     const queue = new Queue(queueName('build'), { connection: admin.duplicate(), prefix });
-    const worker = new Worker(queueName('build'), async (job: Job) => ({ ran: job.data.n }), {
+    const tries = new Map<string, number>();
+    // The agent's paths: complete; back to the queue (a drained host: moveToDelayed); fatal; transient then retried.
+    const worker = new Worker(queueName('build'), async (job: Job, token?: string) => {
+      const n = (tries.get(job.id!) ?? 0) + 1;
+      tries.set(job.id!, n);
+      if (job.id === 'wj-2' && n === 1) {
+        await job.moveToDelayed(Date.now() + 50, token);
+        throw new DelayedError();
+      }
+      if (job.id === 'wj-3') throw new UnrecoverableError('fatal');
+      if (job.id === 'wj-4' && n === 1) throw new Error('transient');
+      return { ran: job.data.n };
+    }, {
       connection: hostConnection({ maxRetriesPerRequest: null }),
       prefix,
+      concurrency: 2,
       lockDuration: 15_000,
       stalledInterval: 10_000,
       maxStalledCount: 1,
@@ -89,14 +107,16 @@ describe('hangar host add / remove: a build host\'s Redis user', () => {
     const errors: Error[] = [];
     worker.on('error', (err) => errors.push(err));
     closers.push(() => queue.close(), () => worker.close());
-    const done = new Promise<unknown>((resolve, reject) => {
-      worker.on('completed', (_job, value) => resolve(value));
-      worker.on('failed', (_job, err) => reject(err));
-    });
-    await queue.add('run', { n: 7 }, { jobId: 'wj-7' });
-    expect(await done).toEqual({ ran: 7 });
-    expect(await (await queue.getJob('wj-7'))!.getState()).toBe('completed');
+    for (const n of [1, 2, 3, 4]) await queue.add('run', { n }, { jobId: `wj-${n}`, attempts: 3, backoff: { type: 'fixed', delay: 50 } });
+    const want = { 'wj-1': 'completed', 'wj-2': 'completed', 'wj-3': 'failed', 'wj-4': 'completed' };
+    const states = async () => Object.fromEntries(await Promise.all(Object.keys(want).map(async (id) => [id, await queue.getJobState(id)])));
+    await expect.poll(states, { timeout: 10_000, interval: 50 }).toEqual(want);
+    expect((await queue.getJob('wj-1'))!.returnvalue).toEqual({ ran: 1 });
+    expect(tries.get('wj-4')).toBe(2);
     expect(errors).toEqual([]);
+    await worker.close();
+    // Nothing BullMQ did was refused and swallowed: Redis logged no refusal of this user.
+    expect((await aclLog()).filter((e) => e.username === user)).toEqual([]);
   });
 
   describe('everything else is NOPERM', () => {
@@ -152,6 +172,12 @@ describe('hangar host add / remove: a build host\'s Redis user', () => {
       await expect(host.call('FUNCTION', 'FLUSH')).rejects.toThrow(refused);
       await expect(host.flushdb()).rejects.toThrow(refused);
       await expect(host.publish(`${prefix}:events`, 'x')).rejects.toThrow(refused);
+    });
+
+    test('Redis logs each refusal with the user (ACL LOG), for the operator to see who tried what', async () => {
+      const ours = (await aclLog()).filter((e) => e.username === user);
+      expect(ours.some((e) => e.reason === 'key' && e.object === k().leader)).toBe(true);
+      expect(ours.some((e) => e.reason === 'command' && e.object === 'scan')).toBe(true);
     });
   });
 

@@ -1,4 +1,9 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { checkAgentFiles, redisTarget } from '../../src/config/secrets.js';
+import { ConfigError } from '../../src/domain/errors.js';
 import { HOST_COMMAND_RULES, hostAcl, setUserRules } from '../../src/queue/host-acl.js';
 import { keys, queueName } from '../../src/queue/keys.js';
 
@@ -71,5 +76,27 @@ describe('a host\'s ACL: its pools\' queues and nothing else', () => {
     expect(HOST_COMMAND_RULES.slice(0, 3)).toEqual(['+@all', '-@admin', '-@dangerous']);
     for (const deny of ['-scan', '-randomkey', '-function', '-script|flush', '-script|kill']) expect(HOST_COMMAND_RULES).toContain(deny);
     expect(HOST_COMMAND_RULES.filter((r) => r.startsWith('+'))).toEqual(['+@all', '+info']);
+  });
+});
+
+describe('redisTarget: the agent connects as its url\'s user with the password from its file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hangar-redis-target-'));
+  const pw = join(dir, 'pw');
+  writeFileSync(pw, 'p@ss/word\n', { mode: 0o600 });
+  test.each([
+    ['no password file: the url as written', { url: 'redis://a:b@h:1' }, { url: 'redis://a:b@h:1', auth: {} }],
+    ['a user in the url', { url: 'redis://hangar-host-x@h:6379', passwordFile: pw }, { url: 'redis://h:6379', auth: { username: 'hangar-host-x', password: 'p@ss/word' } }],
+    ['TLS and a db number kept', { url: 'rediss://u@h:6380/2', passwordFile: pw }, { url: 'rediss://h:6380/2', auth: { username: 'u', password: 'p@ss/word' } }],
+    ['no user: the default user\'s password', { url: 'redis://h:6379', passwordFile: pw }, { url: 'redis://h:6379', auth: { password: 'p@ss/word' } }],
+  ])('%s', (_name, input, want) => expect(redisTarget(input)).toEqual(want));
+
+  test('an unreadable or empty file is a ConfigError naming redis.passwordFile, in config check too', () => {
+    const empty = join(dir, 'empty');
+    writeFileSync(empty, '\n');
+    for (const file of [join(dir, 'nope'), empty]) {
+      expect(() => redisTarget({ url: 'redis://u@h:1', passwordFile: file })).toThrow(ConfigError);
+      expect(checkAgentFiles({ redis: { passwordFile: file } })).toEqual([{ path: 'redis.passwordFile', message: expect.stringContaining(file) }]);
+    }
+    expect(checkAgentFiles({ redis: { passwordFile: pw } })).toEqual([]);
   });
 });
