@@ -93,6 +93,12 @@ export const sharedShape = {
       url: z.string().regex(/^rediss?:\/\//, 'expected redis:// or rediss://').default('redis://127.0.0.1:6379'),
       /** Key prefix, so several Hangars (or tests) can share one Redis. */
       prefix: z.string().regex(/^[A-Za-z0-9_-]+$/).default('hangar'),
+      /**
+       * The password of the url's user, from a file (a host's own ACL user: `hangar host add`
+       * writes it), so it is in no YAML and no process list. Read by the agent (and `hangar host`);
+       * the control's own connections take `url` as it is, a password inside it included.
+       */
+      passwordFile: filePath.optional(),
     })
     .prefault({}),
   pools: z.array(pool).min(1),

@@ -74,7 +74,7 @@ function readSecretFiles(github: Record<string, unknown>): { values: Partial<Rec
 
 /**
  * The agent's files: its token (readable, a token, and the one its hosts[] entry's tokenSha256
- * is of, or the control would refuse it) and its image folder. Never says what the token is.
+ * is of, or the control would refuse it), its Redis password file and its image folder. Never says what the token is.
  */
 export function checkAgentFiles(input: Record<string, unknown>): ConfigProblem[] {
   const a = isRecord(input.agent) ? input.agent : {};
@@ -89,6 +89,12 @@ export function checkAgentFiles(input: Record<string, unknown>): ConfigProblem[]
       problems.push({ path: 'agent.tokenFile', message: `the token in ${a.tokenFile} is not the one hosts.${entry![1]}.tokenSha256 is the sha256 of: the control would refuse this host` });
     }
   }
+  const redis = isRecord(input.redis) ? input.redis : {};
+  if (typeof redis.passwordFile === 'string' && redis.passwordFile !== '') {
+    const r = readFile(redis.passwordFile);
+    if (!r.ok) problems.push({ path: 'redis.passwordFile', message: r.message });
+    else if (r.text === '') problems.push({ path: 'redis.passwordFile', message: `${redis.passwordFile} is empty` });
+  }
   const image = isRecord(a.vm) ? a.vm.image : undefined;
   if (typeof image === 'string' && image !== '') {
     try {
@@ -98,6 +104,23 @@ export function checkAgentFiles(input: Record<string, unknown>): ConfigProblem[]
     }
   }
   return problems;
+}
+
+/**
+ * Where and as whom to connect to Redis: with `redis.passwordFile`, the url's user and the file's
+ * password as ioredis options, the url without them (ioredis lets a url's empty password win over
+ * the options' one). A ConfigError naming the key when the file cannot be read.
+ */
+export function redisTarget(redis: { url: string; passwordFile?: string | undefined }): { url: string; auth: { username?: string; password?: string } } {
+  if (!redis.passwordFile) return { url: redis.url, auth: {} };
+  const r = readFile(redis.passwordFile);
+  if (!r.ok) throw new ConfigError('secrets', [{ path: 'redis.passwordFile', message: r.message }]);
+  if (r.text === '') throw new ConfigError('secrets', [{ path: 'redis.passwordFile', message: `${redis.passwordFile} is empty` }]);
+  const u = new URL(redis.url);
+  const username = decodeURIComponent(u.username);
+  u.username = '';
+  u.password = '';
+  return { url: u.toString(), auth: { ...(username ? { username } : {}), password: r.text } };
 }
 
 function readFile(file: string): { ok: true; text: string } | { ok: false; message: string } {

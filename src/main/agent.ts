@@ -6,6 +6,7 @@ import { createControlClient } from '../agent/control-client.js';
 import { resolveImage } from '../agent/image.js';
 import { createCaps } from '../caps/create-caps.js';
 import { loadConfig, requireAgent } from '../config/load.js';
+import { redisTarget } from '../config/secrets.js';
 import { ConfigError, HangarError } from '../domain/errors.js';
 import { createHostNetwork } from '../net/host-network.js';
 import { createQemuMicrovmDriver, probeAccelerator } from '../vm/index.js';
@@ -48,7 +49,8 @@ export async function runAgent(configFile: string): Promise<void> {
   });
   const net = createHostNetwork({ range: a.network.range });
   // Its pools' queues only: everything else the agent says goes through the control.
-  const connection = new Redis(config.redis.url, { maxRetriesPerRequest: null, lazyConnect: true });
+  const target = redisTarget(config.redis);
+  const connection = new Redis(target.url, { maxRetriesPerRequest: null, lazyConnect: true, ...target.auth });
   connection.on('error', (err: Error) => logger.debug({ err: err.message }, 'redis connection error'));
   let guestNet: GuestNetwork | undefined;
   let metrics: Server | undefined;

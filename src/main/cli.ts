@@ -125,6 +125,25 @@ host
   .argument('<file>', 'where to write the new token (mode 0600; give it to the agent as agent.tokenFile)')
   .description('make a host token; prints the sha256 the control keeps (hosts[].tokenSha256)')
   .action(async (file: string) => (await import('./host-token.js')).hostToken(file));
+host
+  .command('add')
+  .argument('<name>', 'the host\'s name (its hosts[] entry)')
+  .requiredOption('--role <role>', 'build or deploy')
+  .requiredOption('--pools <pools>', 'the pools it serves, comma-separated')
+  .requiredOption('-c, --config <file>', 'the control\'s config file (its redis.url is the admin connection)')
+  .option('--out <dir>', 'where to write NAME.token and NAME.redis-password (mode 0600)', '.')
+  .description('enrol a host: its token and a Redis ACL user that reaches only its pools\' queues; prints the agent\'s config and the hosts entry')
+  .action(async (name: string, opts: { role: string; pools: string; config: string; out: string }) => {
+    if (opts.role !== 'build' && opts.role !== 'deploy') throw new HangarError('host-role', `--role: expected build or deploy, not "${opts.role}"`);
+    const pools = opts.pools.split(',').map((p) => p.trim()).filter((p) => p !== '');
+    await (await import('./host-enroll.js')).hostAdd(name, { role: opts.role, pools, config: opts.config, out: opts.out });
+  });
+host
+  .command('remove')
+  .argument('<name>', 'the host\'s name')
+  .requiredOption('-c, --config <file>', 'the control\'s config file (its redis.url is the admin connection)')
+  .description('revoke a host: deletes its Redis ACL user (its connections close) and says how its token is revoked')
+  .action(async (name: string, opts: { config: string }) => (await import('./host-enroll.js')).hostRemove(name, opts));
 
 program
   .command('demo')

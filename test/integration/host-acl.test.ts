@@ -1,0 +1,267 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { execa } from 'execa';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { redisTarget } from '../../src/config/secrets.js';
+import { freePort } from '../../src/main/local-redis.js';
+import { keys, queueName } from '../../src/queue/keys.js';
+import { writeTestConfig } from '../helpers/control.js';
+import { dropPrefix, redisUrl, testPrefix } from '../helpers/redis.js';
+
+/**
+ * `hangar host add` / `remove` against the run's real Redis: a build host's ACL user runs a real
+ * BullMQ Worker on its pool and is refused (NOPERM) everything else; removed, it cannot log in.
+ * Only the ACL users these tests make are touched, and they are deleted at the end.
+ */
+const hangar = (args: string[]) => execa('node', ['dist/main/cli.js', ...args], { reject: false, timeout: 20_000 });
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+
+describe('hangar host add / remove: a build host\'s Redis user', () => {
+  const suffix = randomUUID().slice(0, 6);
+  const name = `side-${suffix}`;
+  const user = `hangar-host-${name}`;
+  let prefix: string;
+  let cfg: ReturnType<typeof writeTestConfig>;
+  let admin: Redis;
+  let host: Redis;
+  let added: Awaited<ReturnType<typeof hangar>>;
+  const k = () => keys(prefix);
+  const made = new Set<string>([user]);
+  const closers: (() => Promise<unknown> | void)[] = [];
+
+  beforeAll(async () => {
+    prefix = testPrefix();
+    cfg = writeTestConfig({ redisUrl: redisUrl(), prefix });
+    admin = new Redis(redisUrl());
+    added = await hangar(['host', 'add', name, '--role', 'build', '--pools', 'build', '--config', cfg.file, '--out', join(cfg.dir, 'creds')]);
+    expect(added.exitCode, added.stderr).toBe(0);
+    host = hostConnection();
+  });
+  afterAll(async () => {
+    while (closers.length) await closers.pop()!();
+    host?.disconnect();
+    for (const u of made) await admin.call('ACL', 'DELUSER', u);
+    await dropPrefix(redisUrl(), prefix);
+    admin.disconnect();
+  });
+
+  const password = () => readFileSync(join(cfg.dir, 'creds', `${name}.redis-password`), 'utf8').trim();
+  const token = () => readFileSync(join(cfg.dir, 'creds', `${name}.token`), 'utf8').trim();
+  /** The agent's connection as the printed snippet says: the url with the user, the password from its file. */
+  function hostConnection(opts: { maxRetriesPerRequest?: number | null } = {}): Redis {
+    const url = /^ {2}url: (\S+)$/m.exec(added.stdout)![1]!;
+    const passwordFile = /^ {2}passwordFile: (\S+)$/m.exec(added.stdout)![1]!;
+    const target = redisTarget({ url, passwordFile });
+    const r = new Redis(target.url, { ...target.auth, maxRetriesPerRequest: opts.maxRetriesPerRequest === undefined ? 1 : opts.maxRetriesPerRequest, retryStrategy: () => null });
+    r.on('error', () => undefined);
+    return r;
+  }
+
+  async function aclLog(): Promise<Record<string, unknown>[]> {
+    const log = (await admin.call('ACL', 'LOG', '128')) as unknown[][];
+    return log.map((e) => Object.fromEntries(Array.from({ length: e.length / 2 }, (_, i) => [String(e[2 * i]), e[2 * i + 1]])));
+  }
+
+  test('writes the token and the password to 0600 files, prints the agent\'s config and the hosts entry, and no secret', async () => {
+    for (const f of [`${name}.token`, `${name}.redis-password`]) expect(statSync(join(cfg.dir, 'creds', f)).mode & 0o777).toBe(0o600);
+    expect(added.stdout).toContain(`  url: redis://${user}@127.0.0.1:`);
+    expect(added.stdout).toContain(`  passwordFile: ${join(cfg.dir, 'creds', `${name}.redis-password`)}`);
+    expect(added.stdout).toContain(`  prefix: ${prefix}`);
+    expect(added.stdout).toContain(`  - name: ${name}\n    role: build\n    pools: [build]\n    tokenSha256: ${sha256(token())}`);
+    for (const secret of [password(), token()]) {
+      expect(added.stdout).not.toContain(secret);
+      expect(added.stderr).not.toContain(secret);
+    }
+    // The run's Redis has no aclfile: the user lasts until it restarts, and the operator is told.
+    expect(added.stderr).toMatch(/warning: Redis has no aclfile: .*CONFIG REWRITE/);
+    const acl = (await admin.call('ACL', 'GETUSER', user)) as unknown[];
+    expect(acl[acl.indexOf('keys') + 1]).toBe(`~${prefix}:pool-build:*`);
+    expect(acl[acl.indexOf('channels') + 1]).toBe(`&${prefix}:pool-build:*`);
+  });
+
+  test('a real BullMQ Worker on its pool takes and settles jobs the control side added, as the agent does', async () => {
+    const queue = new Queue(queueName('build'), { connection: admin.duplicate(), prefix });
+    const tries = new Map<string, number>();
+    // The agent's paths: complete; back to the queue (a drained host: moveToDelayed); fatal; transient then retried.
+    const worker = new Worker(queueName('build'), async (job: Job, token?: string) => {
+      const n = (tries.get(job.id!) ?? 0) + 1;
+      tries.set(job.id!, n);
+      if (job.id === 'wj-2' && n === 1) {
+        await job.moveToDelayed(Date.now() + 50, token);
+        throw new DelayedError();
+      }
+      if (job.id === 'wj-3') throw new UnrecoverableError('fatal');
+      if (job.id === 'wj-4' && n === 1) throw new Error('transient');
+      return { ran: job.data.n };
+    }, {
+      connection: hostConnection({ maxRetriesPerRequest: null }),
+      prefix,
+      concurrency: 2,
+      lockDuration: 15_000,
+      stalledInterval: 10_000,
+      maxStalledCount: 1,
+    });
+    const errors: Error[] = [];
+    worker.on('error', (err) => errors.push(err));
+    closers.push(() => queue.close(), () => worker.close());
+    for (const n of [1, 2, 3, 4]) await queue.add('run', { n }, { jobId: `wj-${n}`, attempts: 3, backoff: { type: 'fixed', delay: 50 } });
+    const want = { 'wj-1': 'completed', 'wj-2': 'completed', 'wj-3': 'failed', 'wj-4': 'completed' };
+    const states = async () => Object.fromEntries(await Promise.all(Object.keys(want).map(async (id) => [id, await queue.getJobState(id)])));
+    await expect.poll(states, { timeout: 10_000, interval: 50 }).toEqual(want);
+    expect((await queue.getJob('wj-1'))!.returnvalue).toEqual({ ran: 1 });
+    expect(tries.get('wj-4')).toBe(2);
+    expect(errors).toEqual([]);
+    await worker.close();
+    // Nothing BullMQ did was refused and swallowed: Redis logged no refusal of this user.
+    expect((await aclLog()).filter((e) => e.username === user)).toEqual([]);
+  });
+
+  describe('everything else is NOPERM', () => {
+    const refused = /NOPERM/;
+    test('the deploy queue: read, write, and through BullMQ', async () => {
+      await admin.lpush(`${prefix}:${queueName('deploy')}:wait`, 'x');
+      await expect(host.lrange(`${prefix}:${queueName('deploy')}:wait`, 0, -1)).rejects.toThrow(refused);
+      await expect(host.lpush(`${prefix}:${queueName('deploy')}:wait`, 'y')).rejects.toThrow(refused);
+      const deploy = new Queue(queueName('deploy'), { connection: hostConnection(), prefix });
+      closers.push(() => deploy.close());
+      await expect(deploy.add('run', { n: 1 })).rejects.toThrow(refused);
+      await expect(deploy.getJobs(['wait'])).rejects.toThrow(refused);
+    });
+
+    test('a job record', async () => {
+      await admin.hset(k().job(42), 'phase', 'queued');
+      await expect(host.hgetall(k().job(42))).rejects.toThrow(refused);
+      await expect(host.hset(k().job(42), 'phase', 'done')).rejects.toThrow(refused);
+    });
+
+    test('the events stream (decisions and phase moves)', async () => {
+      await admin.xadd(k().events, '*', 'kind', 'decision');
+      await expect(host.xrange(k().events, '-', '+')).rejects.toThrow(refused);
+      await expect(host.xadd(k().events, '*', 'kind', 'forged')).rejects.toThrow(refused);
+    });
+
+    test('another host\'s heartbeat, and its own (the control writes those)', async () => {
+      await expect(host.get(k().host('cloudbox'))).rejects.toThrow(refused);
+      await expect(host.set(k().host('cloudbox'), '{}')).rejects.toThrow(refused);
+      await expect(host.set(k().host(name), '{}')).rejects.toThrow(refused);
+    });
+
+    test('the control\'s keys: leader lock, rate budget, outbox', async () => {
+      await expect(host.set(k().leader, 'mine')).rejects.toThrow(refused);
+      await expect(host.incr(k().leaderToken)).rejects.toThrow(refused);
+      await expect(host.hgetall(k().rateBudget)).rejects.toThrow(refused);
+      await expect(host.xadd(k().outbox, '*', 'op', 'enqueue')).rejects.toThrow(refused);
+    });
+
+    test('inside a script too, declared or not', async () => {
+      await expect(host.eval("return redis.call('hgetall', KEYS[1])", 1, k().job(42))).rejects.toThrow(refused);
+      // A key the script did not declare is checked when the script reaches it (Redis says so in other words).
+      await expect(host.eval("return redis.call('get', ARGV[1])", 0, k().leader)).rejects.toThrow(/user executing the script can't access/);
+    });
+
+    test('listing keys, admin and global commands', async () => {
+      await expect(host.scan('0')).rejects.toThrow(refused);
+      await expect(host.keys('*')).rejects.toThrow(refused);
+      await expect(host.call('CONFIG', 'GET', 'aclfile')).rejects.toThrow(refused);
+      await expect(host.call('ACL', 'LIST')).rejects.toThrow(refused);
+      await expect(host.call('CLIENT', 'LIST')).rejects.toThrow(refused);
+      await expect(host.call('SCRIPT', 'FLUSH')).rejects.toThrow(refused);
+      await expect(host.call('FUNCTION', 'FLUSH')).rejects.toThrow(refused);
+      await expect(host.flushdb()).rejects.toThrow(refused);
+      await expect(host.publish(`${prefix}:events`, 'x')).rejects.toThrow(refused);
+    });
+
+    test('Redis logs each refusal with the user (ACL LOG), for the operator to see who tried what', async () => {
+      const ours = (await aclLog()).filter((e) => e.username === user);
+      expect(ours.some((e) => e.reason === 'key' && e.object === k().leader)).toBe(true);
+      expect(ours.some((e) => e.reason === 'command' && e.object === 'scan')).toBe(true);
+    });
+  });
+
+  test('refuses a deploy pool for a build host, an unknown pool, and a host that exists', async () => {
+    const other = `oth-${suffix}`;
+    made.add(`hangar-host-${other}`);
+    const out = join(cfg.dir, 'refused');
+    const deploy = await hangar(['host', 'add', other, '--role', 'build', '--pools', 'build,deploy', '--config', cfg.file, '--out', out]);
+    expect(deploy.exitCode).not.toBe(0);
+    expect(deploy.stderr).toContain('"deploy" is a deploy pool: only a host with role deploy may serve it');
+    const unknown = await hangar(['host', 'add', other, '--role', 'build', '--pools', 'biuld', '--config', cfg.file, '--out', out]);
+    expect(unknown.stderr).toContain('no pool named "biuld" (did you mean "build"?)');
+    expect(await admin.call('ACL', 'GETUSER', `hangar-host-${other}`)).toBeNull();
+    const again = await hangar(['host', 'add', name, '--role', 'build', '--pools', 'build', '--config', cfg.file, '--out', join(cfg.dir, 'again')]);
+    expect(again.exitCode).not.toBe(0);
+    expect(again.stderr).toContain(`Redis already has the ACL user ${user}: run "hangar host remove ${name}" first`);
+    expect(password()).toBe(readFileSync(join(cfg.dir, 'creds', `${name}.redis-password`), 'utf8').trim());
+    const login = hostConnection();
+    expect(await login.ping()).toBe('PONG');
+    login.disconnect();
+  });
+
+  test('host remove: the user is gone, its open connection closed, and it cannot log in again', async () => {
+    const open = hostConnection();
+    expect(await open.ping()).toBe('PONG');
+    const closed = new Promise<void>((resolve) => open.once('end', () => resolve()));
+    const r = await hangar(['host', 'remove', name, '--config', cfg.file]);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain(`deleted the Redis ACL user ${user}`);
+    expect(r.stdout).toContain(`remove the hosts entry "${name}"`);
+    await closed;
+    expect(await admin.call('ACL', 'GETUSER', user)).toBeNull();
+    const again = hostConnection();
+    await expect(again.ping()).rejects.toThrow(/WRONGPASS|NOAUTH|closed/);
+    again.disconnect();
+    const twice = await hangar(['host', 'remove', name, '--config', cfg.file]);
+    expect(twice.exitCode).toBe(0);
+    expect(twice.stdout).toContain('already removed');
+  });
+});
+
+describe('hangar host add with an aclfile: the user is saved and survives a restart', () => {
+  test('ACL SAVE, then the user is still there after Redis restarts', async () => {
+    const cfg = writeTestConfig({ redisUrl: 'redis://127.0.0.1:1', prefix: testPrefix() });
+    const aclfile = join(cfg.dir, 'users.acl');
+    writeFileSync(aclfile, '');
+    const port = await freePort();
+    const start = () => execa('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--aclfile', aclfile, '--dir', cfg.dir], { reject: false, cleanup: true });
+    let server = start();
+    const url = `redis://127.0.0.1:${port}`;
+    writeFileSync(cfg.file, readFileSync(cfg.file, 'utf8').replace('redis://127.0.0.1:1', url));
+    try {
+      await waitUp(url);
+      const r = await hangar(['host', 'add', 'saved', '--role', 'build', '--pools', 'build', '--config', cfg.file, '--out', cfg.dir]);
+      expect(r.exitCode).toBe(0);
+      expect(r.stderr).toContain('saved to Redis\'s aclfile (ACL SAVE)');
+      expect(readFileSync(aclfile, 'utf8')).toContain('user hangar-host-saved on');
+      server.kill('SIGTERM');
+      await server;
+      server = start();
+      await waitUp(url);
+      const r2 = new Redis(url, { username: 'hangar-host-saved', password: readFileSync(join(cfg.dir, 'saved.redis-password'), 'utf8').trim() });
+      expect(await r2.ping()).toBe('PONG');
+      r2.disconnect();
+    } finally {
+      server.kill('SIGTERM');
+      await server;
+    }
+  });
+});
+
+async function waitUp(url: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const r = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+    r.on('error', () => undefined);
+    try {
+      await r.connect();
+      if ((await r.ping()) === 'PONG') return;
+    } catch {
+      // not up yet
+    } finally {
+      r.disconnect();
+    }
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  throw new Error(`redis-server at ${url} did not come up`);
+}
