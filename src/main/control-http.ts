@@ -89,9 +89,16 @@ export function controlHttp(d: ControlHttpDeps): ControlHttp {
   const app = fastify(tls);
   if (tls) {
     // A client that does not speak TLS (an agent with an http:// controlUrl) or does not trust
-    // this certificate: said here, once per connection, with no secret in it.
+    // this certificate: said here, with no secret in it.
+    // At most one line a minute (a scanner on an open port would fill the log), with the count since the last.
+    let lastWarnAt = 0;
+    let unsaid = 0;
     app.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
-      httpLog.warn({ code: err.code ?? null, reason: err.message, remote: socket.remoteAddress ?? null }, 'TLS handshake failed on the private listener (a client speaking plain HTTP, or not trusting this certificate?)');
+      unsaid++;
+      if (Date.now() - lastWarnAt < 60_000) return;
+      lastWarnAt = Date.now();
+      httpLog.warn({ code: err.code ?? null, reason: err.message, remote: socket.remoteAddress ?? null, failures: unsaid }, 'TLS handshake failed on the private listener (a client speaking plain HTTP, or not trusting this certificate?)');
+      unsaid = 0;
     });
   }
   const intakeLog = logger.child({ unit: 'intake' });

@@ -1,8 +1,11 @@
+import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { ConfigError } from '../../src/domain/errors.js';
+import { configCheck } from '../../src/main/config-check.js';
 import { pino } from 'pino';
 import { ControlError, ControlUntrustedError, createControlClient } from '../../src/agent/control-client.js';
 import { certSha256 } from '../../src/config/tls-files.js';
-import { startTestControl, type TestControl } from '../helpers/control.js';
+import { startTestControl, writeTestConfig, type TestControl } from '../helpers/control.js';
 import { dropPrefix, redisUrl, testPrefix } from '../helpers/redis.js';
 import { makeCa, makeServerCert, type TestCa, type TestCert } from '../helpers/tls.js';
 
@@ -171,5 +174,38 @@ describe('TLS on the private listener', () => {
 
   test('a CA or a pin with an http:// controlUrl is refused before any request', () => {
     expect(() => createControlClient(plain.url, BUILD, { ca: ca.pem })).toThrow(/plain http:\/\//);
+  });
+});
+
+describe('hangar config check', () => {
+  /** The test config as an operator's file, with its private listener replaced. */
+  const problemsOf = async (privateListener: string, o: { dashboard?: string } = {}) => {
+    const { file } = writeTestConfig({ redisUrl: redisUrl(), prefix: 'unused', ...o });
+    writeFileSync(file, readFileSync(file, 'utf8').replace('private: {listen: "127.0.0.1:0"}', `private: ${privateListener}`));
+    const err = await configCheck(file).then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems.map((p) => `${p.path}: ${p.message}`);
+  };
+
+  test('names control.private.tls for a non-loopback listener without TLS', async () => {
+    expect(await problemsOf('{listen: "0.0.0.0:8443"}')).toEqual([expect.stringMatching(/^control\.private\.tls: required: control\.private\.listen 0\.0\.0\.0:8443 is not a loopback address/)]);
+  });
+
+  test('names each missing TLS file', async () => {
+    const problems = await problemsOf('{listen: "0.0.0.0:8443", tls: {certFile: /nonexistent/control.pem, keyFile: /nonexistent/control.key}}');
+    expect(problems).toEqual([
+      expect.stringMatching(/^control\.private\.tls\.certFile: cannot read \/nonexistent\/control\.pem: ENOENT/),
+      expect.stringMatching(/^control\.private\.tls\.keyFile: cannot read \/nonexistent\/control\.key: ENOENT/),
+    ]);
+  });
+
+  test('names a key that is not the certificate\'s', async () => {
+    const a = makeServerCert(null);
+    const b = makeServerCert(null);
+    expect(await problemsOf(`{listen: "0.0.0.0:8443", tls: {certFile: ${a.certFile}, keyFile: ${b.keyFile}}}`)).toEqual([expect.stringMatching(/^control\.private\.tls\.keyFile: .* is not the key of the certificate/)]);
+  });
+
+  test('names control.private.listen on the dashboard\'s port', async () => {
+    expect(await problemsOf('{listen: "127.0.0.1:8081"}', { dashboard: '{listen: "127.0.0.1:8081"}' })).toEqual([expect.stringMatching(/^control\.private\.listen: port 8081 is the dashboard's \(dashboard\.listen\)/)]);
   });
 });
