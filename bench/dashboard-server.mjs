@@ -1,7 +1,7 @@
 // The server side of bench/dashboard.mjs, run as a child process so that the load generator and
 // the SSE clients never share its event loop. Two modes:
 //   node bench/dashboard-server.mjs hangar CONFIG_FILE   the real control (buildControl from dist/):
-//        the webhook/agents' listener and the dashboard's own listener, both on 127.0.0.1:0, log silent
+//        the public (webhooks) and private (agents') listeners and the dashboard's own, all on 127.0.0.1:0, log silent
 //   node bench/dashboard-server.mjs bare                 node:http answering fixed JSON bodies (the
 //        parent sends them: {type:'bodies', bodies: {path: json}}), no auth, no work
 // IPC: sends {type:'ready', url, dashboard}; answers {type:'cpu'} with its CPU time,
@@ -25,8 +25,8 @@ async function startHangar() {
   const config = requireControl(loadConfig(configFile));
   // As main/control.ts composes it: buildControl starts every unit, the dashboard on its own listener.
   control = await buildControl(config, readControlSecrets(config), pino({ level: 'silent' }));
-  const url = await control.app.listen({ host: '127.0.0.1', port: 0 });
-  return { url, dashboard: control.dashboard.url, close: () => control.close() };
+  // The agents' API (heartbeats) is the private listener's.
+  return { url: control.url, dashboard: control.dashboard.url, close: () => control.close() };
 }
 
 let bodies = new Map();

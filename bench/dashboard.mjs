@@ -197,7 +197,7 @@ async function oneRun(index) {
   privateKeyFile: ${tmp}/app.pem
   webhookSecretFile: ${tmp}/secret
 redis: {url: "${lr.url}", prefix: ${prefix}}
-control: {host: 127.0.0.1, port: 0, bodyLimitBytes: 65536}
+control: {host: 127.0.0.1, port: 0, bodyLimitBytes: 65536, private: {listen: "127.0.0.1:0"}}
 policy: {repositories: ["acme/*"], cancelRefusedRuns: false}
 reconcile: {enabled: false}
 dashboard: {listen: "127.0.0.1:0", tokenFile: ${tmp}/operator-token}

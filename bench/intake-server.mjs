@@ -2,7 +2,7 @@
 // shares its event loop. Two modes:
 //   node bench/intake-server.mjs hangar CONFIG_FILE   the real control (buildControl), log silent
 //   node bench/intake-server.mjs bare                 a bare Fastify POST /webhooks/github → 202
-// Talks to the parent over IPC: sends {type:'ready', url}; answers {type:'cpu'} with its CPU time;
+// Talks to the parent over IPC: sends {type:'ready', url, metricsUrl} (the webhook listener, the one serving /metrics); answers {type:'cpu'} with its CPU time;
 // {type:'profile-start'} / {type:'profile-stop', file} take a CPU profile of the window between;
 // on {type:'stop'} closes cleanly and exits 0.
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -24,8 +24,8 @@ async function startHangar() {
   const { buildControl } = await fromDist('main/control-app.js');
   const config = requireControl(loadConfig(configFile));
   const control = await buildControl(config, readControlSecrets(config), pino({ level: 'silent' }));
-  const url = await control.app.listen({ host: '127.0.0.1', port: 0 });
-  return { url, close: () => control.close() };
+  // Webhooks go to the public listener; /metrics is the private one's.
+  return { url: control.webhookUrl, metricsUrl: control.url, close: () => control.close() };
 }
 
 async function startBare() {
@@ -141,7 +141,7 @@ try {
   if (mode === 'hangar') server = await startHangar();
   else if (mode === 'bare') server = await startBare();
   else throw new Error(`unknown mode ${mode}: expected hangar or bare`);
-  send({ type: 'ready', url: server.url, pid: process.pid });
+  send({ type: 'ready', url: server.url, metricsUrl: server.metricsUrl ?? server.url, pid: process.pid });
 } catch (err) {
   send({ type: 'failed', message: err?.stack ?? String(err) });
   process.exit(1);

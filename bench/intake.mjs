@@ -164,12 +164,12 @@ async function startServer(mode, args = []) {
     clearTimeout(t);
   };
   cleanups.push(stop);
-  const url = await new Promise((resolveUrl, reject) => {
+  const { url, metricsUrl } = await new Promise((resolveUrl, reject) => {
     const t = setTimeout(() => reject(new Error(`${mode} server did not start within 30 s`)), 30_000);
     child.on('message', (m) => {
       if (m?.type === 'ready') {
         clearTimeout(t);
-        resolveUrl(m.url);
+        resolveUrl({ url: m.url, metricsUrl: m.metricsUrl ?? m.url });
       } else if (m?.type === 'failed') {
         clearTimeout(t);
         reject(new Error(`${mode} server failed to start: ${m.message}`));
@@ -197,7 +197,7 @@ async function startServer(mode, args = []) {
     });
   const cpu = async () => (await ask('cpu')).usage;
   const mainThreadCpu = async () => (await ask('cpu')).mainThread;
-  return { mode, url, pid: child.pid, cpu, mainThreadCpu, ask, stop };
+  return { mode, url, metricsUrl, pid: child.pid, cpu, mainThreadCpu, ask, stop };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -488,7 +488,7 @@ async function oneRun(index, profDir) {
   privateKeyFile: ${tmp}/app.pem
   webhookSecretFile: ${tmp}/secret
 redis: {url: "${lr.url}", prefix: ${prefix}}
-control: {host: "${opt.listen}", port: 0, bodyLimitBytes: 65536}
+control: {host: "${opt.listen}", port: 0, bodyLimitBytes: 65536, private: {listen: "127.0.0.1:0"}}
 policy: {repositories: ["acme/*"]}
 dashboard: {enabled: false}
 pools:
@@ -526,7 +526,7 @@ log: {level: silent}
   // (While the intake is busy the relay moves one batch per 200 ms; see src/queue/outbox.ts.)
   const queue = new Queue(`pool-${POOL}`, { connection: redis, prefix });
   cleanups.push(() => queue.close());
-  const createdAfterLoad = (await scrape(hangar.url)).results.created ?? 0;
+  const createdAfterLoad = (await scrape(hangar.metricsUrl)).results.created ?? 0;
   const relay = await waitForRelay(queue, redis, `${prefix}:outbox`, createdAfterLoad, hangar);
   const warm = h.drives.length >= 2 ? h.drives[h.drives.length - 2] : { ok: 0, seconds: 0 };
   // End to end for the last attempt (warm-up + measured, back to back; earlier attempts were drained first).
@@ -540,7 +540,7 @@ log: {level: silent}
   }
 
   // Server-side view, then the outbox relay check over everything.
-  const server = await scrape(hangar.url);
+  const server = await scrape(hangar.metricsUrl);
   const created = server.results.created ?? 0;
   const other = Object.entries(server.results).filter(([k, v]) => k !== 'created' && v > 0);
   const sum = (p, f) => p.drives.reduce((n, d) => n + f(d), 0);

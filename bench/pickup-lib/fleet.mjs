@@ -95,15 +95,18 @@ export async function startFleet(o) {
   }
   const simPort = await freePort();
   const controlPort = await freePort();
+  // The agents' API is on the private listener (loopback, no TLS needed); webhooks on the public one.
+  const privatePort = await freePort();
   const hostToken = randomBytes(24).toString('base64url');
   writeFileSync(join(o.dir, 'host-token'), hostToken, { mode: 0o600 });
   fleet.simUrl = `http://${SIM_IP}:${simPort}`;
-  fleet.controlUrl = `http://127.0.0.1:${controlPort}`;
+  fleet.controlUrl = `http://127.0.0.1:${privatePort}`;
+  const webhookUrl = `http://127.0.0.1:${controlPort}/webhooks/github`;
   const configFile = join(o.dir, 'hangar.yaml');
   writeFileSync(configFile, `
 github: {apiUrl: "${fleet.simUrl}", appId: 1, privateKeyFile: ${o.dir}/app.pem, webhookSecretFile: ${o.dir}/webhook-secret, writeSpacingMs: 0}
 redis: {url: "${o.redisUrl}", prefix: ${o.prefix}}
-control: {host: 127.0.0.1, port: ${controlPort}}
+control: {host: 127.0.0.1, port: ${controlPort}, private: {listen: "127.0.0.1:${privatePort}"}}
 policy: {repositories: ["acme/*"]}
 dashboard: {enabled: false}
 pools:
@@ -113,7 +116,7 @@ hosts:
 agent:
   host: benchbox
   slots: ${o.slots}
-  controlUrl: http://127.0.0.1:${controlPort}
+  controlUrl: ${fleet.controlUrl}
   tokenFile: ${o.dir}/host-token
   stateDir: ${fleet.stateDir}
   # The guests reach the sim on this host's loopback, which isolation forbids; pickup measures
@@ -128,7 +131,7 @@ log: {level: info}
   start('sim', [
     'sim', '--host', SIM_IP, '--port', String(simPort), '--app-id', '1',
     '--app-key-file', join(o.dir, 'app.pem'), '--webhook-secret-file', join(o.dir, 'webhook-secret'),
-    '--webhook-url', `${fleet.controlUrl}/webhooks/github`,
+    '--webhook-url', webhookUrl,
   ]);
   await waitFor('sim', /sim listening/, 'hangar sim');
   start('control', ['control', '--config', configFile], CONTROL_NODE_FLAGS);

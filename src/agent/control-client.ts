@@ -1,6 +1,7 @@
 import type { JobReport } from '../jit/report.js';
 import type { GateHints, GateReply } from './metadata.js';
 import type { BootSnapshot, HostUsage } from '../domain/host-usage.js';
+import { ControlTlsError, controlTransport, type ControlReply, type ControlTrust } from './control-transport.js';
 
 /**
  * The agent's side of `POST /api/v1/jit`. The host token and the JIT config live only in
@@ -23,6 +24,32 @@ export class ControlError extends Error {
     return this.status === 0 || this.status === 429 || this.status >= 500;
   }
 }
+
+/** The control's certificate is not the one this agent trusts (or it does not speak TLS): another try cannot help. */
+export class ControlUntrustedError extends ControlError {
+  override get retryable(): boolean {
+    return false;
+  }
+}
+
+/** A failed send as the agent says it: the TLS reason as it is, else unreachable (with a hint when a plain request met a TLS listener). */
+function unreachable(err: unknown, controlUrl: string): ControlError {
+  if (err instanceof ControlTlsError) return new ControlUntrustedError(0, err.message);
+  const cause = (err as { cause?: { code?: string } }).cause;
+  const hint = controlUrl.startsWith('http:') && cause?.code === 'UND_ERR_SOCKET'
+    ? ' (the connection closed before any answer: if the control\'s private listener has TLS, agent.controlUrl must be https://)'
+    : '';
+  return new ControlError(0, `control unreachable at ${controlUrl}: ${(err as Error).name}${hint}`);
+}
+
+const json = (r: ControlReply): Record<string, unknown> => {
+  try {
+    const v: unknown = JSON.parse(r.text);
+    return v !== null && typeof v === 'object' ? (v as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+};
 
 /** What the agent's heartbeat tells the control (the host itself is the one its token names). */
 export interface HostBeat {
@@ -61,22 +88,31 @@ export interface ControlClient {
 
 const REPORT_PAUSES_MS = [250, 1000, 3000];
 
-export function createControlClient(controlUrl: string, token: string): ControlClient {
-  const url = new URL('/api/v1/jit', controlUrl).toString();
-  const gateUrl = new URL('/api/v1/job-started', controlUrl).toString();
+/**
+ * `trust`: how an `https://` controlUrl's certificate is checked (agent.controlCaFile,
+ * agent.controlCertSha256; control-transport.ts). A certificate that does not match fails every
+ * call at once with the reason (ControlUntrustedError, not retried), before the token is sent.
+ */
+export function createControlClient(controlUrl: string, token: string, trust: ControlTrust = {}): ControlClient {
+  const url = new URL('/api/v1/jit', controlUrl);
+  const gateUrl = new URL('/api/v1/job-started', controlUrl);
+  const send = controlTransport(controlUrl, trust);
+  const post = (target: URL, payload: unknown, signal: AbortSignal) =>
+    send('POST', target, { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, JSON.stringify(payload), signal);
   const call = async (method: string, path: string, payload?: unknown, timeoutMs = 10_000): Promise<{ status: number; body: Record<string, unknown> }> => {
-    let res: Response;
+    let res: ControlReply;
     try {
-      res = await fetch(new URL(path, controlUrl), {
+      res = await send(
         method,
-        headers: { authorization: `Bearer ${token}`, ...(payload === undefined ? {} : { 'content-type': 'application/json' }) },
-        ...(payload === undefined ? {} : { body: JSON.stringify(payload) }),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
+        new URL(path, controlUrl),
+        { authorization: `Bearer ${token}`, ...(payload === undefined ? {} : { 'content-type': 'application/json' }) },
+        payload === undefined ? undefined : JSON.stringify(payload),
+        AbortSignal.timeout(timeoutMs),
+      );
     } catch (err) {
-      throw new ControlError(0, `control unreachable at ${controlUrl}: ${(err as Error).name}`);
+      throw unreachable(err, controlUrl);
     }
-    const body = res.status === 204 ? {} : ((await res.json().catch(() => ({}))) as Record<string, unknown>);
+    const body = res.status === 204 ? {} : json(res);
     if (res.status >= 400) throw new ControlError(res.status, `control answered ${res.status} to ${method} ${path}: ${String(body.error ?? '')} ${String(body.message ?? '')}`.trim());
     return { status: res.status, body };
   };
@@ -109,16 +145,13 @@ export function createControlClient(controlUrl: string, token: string): ControlC
       let pause = 250;
       let last = 'unreachable';
       while (Date.now() < deadline) {
-        let res: Response;
+        let res: ControlReply;
         try {
-          res = await fetch(gateUrl, {
-            method: 'POST',
-            headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-            body: JSON.stringify({ runnerName, hints }),
-            signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())),
-          });
+          res = await post(gateUrl, { runnerName, hints }, AbortSignal.timeout(Math.max(1, deadline - Date.now())));
         } catch (err) {
           if ((err as Error).name === 'TimeoutError') return refuse(`the Hangar control at ${controlUrl} gave no answer within ${timeoutMs / 1000} s, so the job is refused (fail closed)`);
+          // Not the control this host trusts: asking again cannot change that, and nothing was sent.
+          if (err instanceof ControlTlsError) return { decision: 'deny', reason: 'control-untrusted', message: `${err.message}; the job is refused (fail closed)`, workflowJobId: null };
           last = 'unreachable';
           await new Promise((r) => setTimeout(r, Math.min(pause, Math.max(0, deadline - Date.now()))));
           pause = Math.min(pause * 2, 2000);
@@ -126,12 +159,11 @@ export function createControlClient(controlUrl: string, token: string): ControlC
         }
         if ([502, 503, 504].includes(res.status)) {
           last = `answering ${res.status}`;
-          await res.body?.cancel().catch(() => undefined);
           await new Promise((r) => setTimeout(r, Math.min(pause, Math.max(0, deadline - Date.now()))));
           pause = Math.min(pause * 2, 2000);
           continue;
         }
-        const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
+        const body = json(res);
         const workflowJobId = typeof body.workflowJobId === 'number' ? body.workflowJobId : null;
         if (res.status === 200 && body.decision === 'allow') return { decision: 'allow', workflowJobId };
         if (res.status === 200 && body.decision === 'deny') {
@@ -142,18 +174,13 @@ export function createControlClient(controlUrl: string, token: string): ControlC
       return refuse(`the Hangar control at ${controlUrl} was ${last} for ${timeoutMs / 1000} s, so the job is refused (fail closed)`);
     },
     async requestRunner(pool, workflowJobId, signal) {
-      let res: Response;
+      let res: ControlReply;
       try {
-        res = await fetch(url, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-          body: JSON.stringify({ pool, workflowJobId }),
-          signal: signal ?? AbortSignal.timeout(60_000),
-        });
+        res = await post(url, { pool, workflowJobId }, signal ?? AbortSignal.timeout(60_000));
       } catch (err) {
-        throw new ControlError(0, `control unreachable at ${controlUrl}: ${(err as Error).name}`);
+        throw unreachable(err, controlUrl);
       }
-      const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
+      const body = json(res);
       if (res.status === 201) return body as JitAnswer & { kind: 'minted' };
       if (res.status === 403) return { kind: 'refused', reason: String(body.reason ?? 'refused') };
       if (res.status === 409 && body.error === 'already-minted') return { kind: 'refused', reason: 'already-minted' };

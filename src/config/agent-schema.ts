@@ -85,8 +85,20 @@ const agent = z.strictObject(
     host: hostName,
     /** VMs at once. */
     slots: z.number().int().min(1).max(64),
-    /** The control's URL, for JIT runner configs. */
+    /**
+     * The control's private listener (the agents' API): `https://` unless the control is on
+     * this machine's loopback. Its certificate is checked against `controlCaFile` and/or
+     * `controlCertSha256`, or the system's CAs when neither is set.
+     */
     controlUrl: z.url({ protocol: /^https?$/ }),
+    /** PEM: the CA that signed the control's certificate, or that (self-signed) certificate itself. */
+    controlCaFile: filePath.optional(),
+    /** The sha256 of the control's certificate (DER; `openssl x509 -noout -fingerprint -sha256`), hex, colons allowed. */
+    controlCertSha256: z
+      .string()
+      .transform((s) => s.replace(/:/g, '').toLowerCase())
+      .pipe(z.string().regex(/^[0-9a-f]{64}$/, 'expected the sha256 of the certificate: 64 hex digits (colons allowed)'))
+      .optional(),
     /** This host's token (a file; the control keeps only its sha256). */
     tokenFile: filePath,
     /** `HOST:PORT` for the agent's `GET /metrics` (the isolation table's counters); loopback by default. */
@@ -127,6 +139,11 @@ function checkAgent(input: unknown): ConfigProblem[] {
     problems.push({ path: 'agent.host', message: `no hosts[] entry named "${a.host}"; add {name: ${a.host}, role, pools, tokenSha256} to hosts` });
   }
   problems.push(...checkAgentNetwork(a, entry?.[0].role));
+  if (typeof a.controlUrl === 'string' && a.controlUrl.startsWith('http:')) {
+    for (const key of ['controlCaFile', 'controlCertSha256'] as const) {
+      if (a[key] !== undefined) problems.push({ path: `agent.${key}`, message: `agent.controlUrl ${a.controlUrl} is plain http://, where a certificate cannot be checked: use https://` });
+    }
+  }
   const vmSection = isRecord(a.vm) ? a.vm : {};
   const capsSection = isRecord(a.caps) ? a.caps : {};
   const num = (v: unknown, fallback?: number) => (typeof v === 'number' ? v : v === undefined ? fallback : undefined);

@@ -3,7 +3,7 @@ import type { ConfigProblem } from '../domain/errors.js';
 import { checkPoolsAndHosts, filePath, isRecord, repoPattern, requiredFor, sharedShape, withChecks } from './schema.js';
 
 /**
- * What `hangar control` reads: GitHub, the policy, its listener, and the shared sections
+ * What `hangar control` reads: GitHub, the policy, its listeners, and the shared sections
  * (schema.ts). An agent host's file has none of the control's own sections: it has no GitHub
  * credentials.
  */
@@ -55,6 +55,17 @@ const policy = z.strictObject(
   requiredFor('hangar control'),
 );
 
+/** `host:port` (IPv4, a name, or `[IPv6]`); port 0 picks a free one (tests). */
+export const listenAddress = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected "host:port", e.g. 127.0.0.1:8081')
+  .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'port above 65535');
+
+export function splitListen(listen: string): { host: string; port: number } {
+  const i = listen.lastIndexOf(':');
+  return { host: listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(listen.slice(i + 1)) };
+}
+
 const control = z
   .strictObject({
     host: z.string().min(1).default('0.0.0.0'),
@@ -78,6 +89,19 @@ const control = z
       .strictObject({
         attempts: z.number().int().min(1).max(20).default(5),
         backoffSeconds: z.number().min(0.1).max(600).default(2),
+      })
+      .prefault({}),
+    /**
+     * The private listener: the agents' API (runners, the gate, reports, heartbeats), `/healthz`
+     * and `/metrics`. `host`/`port` above are the public one, where GitHub posts webhooks and
+     * nothing else is served. TLS with `tls`; without it only a loopback `listen` is allowed
+     * (checkListeners): a host token must never cross a network in plain text.
+     */
+    private: z
+      .strictObject({
+        listen: listenAddress.default('127.0.0.1:8443'),
+        /** The control's certificate (PEM, chain after it) and its key; agents pin it or its CA. */
+        tls: z.strictObject({ certFile: filePath, keyFile: filePath }).optional(),
       })
       .prefault({}),
   })
@@ -120,17 +144,6 @@ const reconcile = z
     stuckAfterSeconds: z.number().int().min(5).max(86_400).default(900),
   })
   .prefault({});
-
-/** `host:port` (IPv4, a name, or `[IPv6]`); port 0 picks a free one (tests). */
-export const listenAddress = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected "host:port", e.g. 127.0.0.1:8081')
-  .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'port above 65535');
-
-export function splitListen(listen: string): { host: string; port: number } {
-  const i = listen.lastIndexOf(':');
-  return { host: listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(listen.slice(i + 1)) };
-}
 
 /** Minutes a month each GitHub plan includes for private repositories (Linux, 1×). */
 export const PLAN_MINUTES = { free: 2000, pro: 3000, team: 3000, enterprise: 50_000, none: 0 } as const;
@@ -185,7 +198,46 @@ export function checkDashboard(input: unknown): ConfigProblem[] {
   return problems;
 }
 
-export const controlSchema = withChecks(z.strictObject(controlShape), checkPoolsAndHosts, checkDashboard);
+/** 127.0.0.0/8, ::1 or localhost: an address no other machine reaches. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/**
+ * The private listener: a port of its own (not the webhooks', not the dashboard's), and TLS
+ * unless it listens on loopback. Plain HTTP on loopback is the one-box case (the agent beside
+ * the control); anything another machine can reach carries host tokens, so it gets TLS or the
+ * config is refused: there is no flag to opt out (a TLS-terminating proxy can sit on loopback).
+ */
+export function checkListeners(input: unknown): ConfigProblem[] {
+  if (!isRecord(input)) return [];
+  const c = isRecord(input.control) ? input.control : {};
+  const p = isRecord(c.private) ? c.private : {};
+  const listen = typeof p.listen === 'string' ? p.listen : '127.0.0.1:8443';
+  if (!listenAddress.safeParse(listen).success) return [];
+  const { host, port } = splitListen(listen);
+  const problems: ConfigProblem[] = [];
+  const push = !(isRecord(input.intake) && input.intake.mode === 'pull');
+  const webhookPort = typeof c.port === 'number' ? c.port : 8080;
+  if (port !== 0 && push && port === webhookPort) {
+    problems.push({ path: 'control.private.listen', message: `port ${port} is the public webhook listener's (control.port): the agents' API needs a listener of its own` });
+  }
+  const d = isRecord(input.dashboard) ? input.dashboard : {};
+  const dashListen = typeof d.listen === 'string' ? d.listen : '127.0.0.1:8081';
+  if (port !== 0 && d.enabled !== false && listenAddress.safeParse(dashListen).success && splitListen(dashListen).port === port) {
+    problems.push({ path: 'control.private.listen', message: `port ${port} is the dashboard's (dashboard.listen): the agents' API needs a listener of its own` });
+  }
+  if (p.tls === undefined && !isLoopbackHost(host)) {
+    problems.push({
+      path: 'control.private.tls',
+      message: `required: control.private.listen ${listen} is not a loopback address, and host tokens would cross the network in plain text; set control.private.tls {certFile, keyFile}, or listen on 127.0.0.1`,
+    });
+  }
+  return problems;
+}
+
+export const controlSchema = withChecks(z.strictObject(controlShape), checkPoolsAndHosts, checkDashboard, checkListeners);
 
 /** The config `hangar control` runs with (requireControl, load.ts). */
 export type ControlConfig = z.output<typeof controlSchema>;

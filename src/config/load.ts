@@ -30,6 +30,7 @@ const ENV_OVERRIDES: ReadonlyArray<[string, (raw: Record<string, any>, v: string
   ['HANGAR_REDIS_URL', (raw, v) => ((raw.redis ??= {}).url = v)],
   ['HANGAR_REDIS_PREFIX', (raw, v) => ((raw.redis ??= {}).prefix = v)],
   ['HANGAR_CONTROL_PORT', (raw, v) => ((raw.control ??= {}).port = Number(v))],
+  ['HANGAR_CONTROL_PRIVATE_LISTEN', (raw, v) => (((raw.control ??= {}).private ??= {}).listen = v)],
 ];
 
 const KNOWN_SECTIONS = [...new Set([...CONTROL_SECTIONS, ...AGENT_SECTIONS])];

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { Agent } from '../agent/agent.js';
 import { createControlClient } from '../agent/control-client.js';
+import { readAgentCa } from '../config/tls-files.js';
 import { resolveImage } from '../agent/image.js';
 import { createCaps } from '../caps/create-caps.js';
 import { loadConfig, requireAgent } from '../config/load.js';
@@ -74,7 +75,10 @@ export async function runAgent(configFile: string): Promise<void> {
           connection,
           parts: { driver, caps, net, ...(guestNet ? { guestNet } : {}) },
           pools: config.pools,
-          control: createControlClient(a.controlUrl, token),
+          control: createControlClient(a.controlUrl, token, {
+            ...(a.controlCaFile ? { ca: readAgentCa(a.controlCaFile) } : {}),
+            ...(a.controlCertSha256 ? { certSha256: a.controlCertSha256 } : {}),
+          }),
           image,
           logger,
           metrics: agentMetrics,

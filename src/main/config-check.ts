@@ -1,5 +1,6 @@
 import { checkSections, configError, isAgentFile, isControlFile, loadConfig } from '../config/load.js';
 import { checkAgentFiles, checkSecretFiles } from '../config/secrets.js';
+import { checkAgentTlsFiles, checkControlTlsFiles } from '../config/tls-files.js';
 
 /**
  * `hangar config check FILE`: exit 0 and a summary, or exit 1 and every problem in one pass:
@@ -9,8 +10,8 @@ import { checkAgentFiles, checkSecretFiles } from '../config/secrets.js';
 export async function configCheck(file: string): Promise<void> {
   const doc = loadConfig(file);
   const { control, agent, problems } = checkSections(doc);
-  if (isControlFile(doc)) problems.push(...checkSecretFiles(doc.input));
-  if (isAgentFile(doc)) problems.push(...checkAgentFiles(doc.input));
+  if (isControlFile(doc)) problems.push(...checkSecretFiles(doc.input), ...checkControlTlsFiles(doc.input));
+  if (isAgentFile(doc)) problems.push(...checkAgentFiles(doc.input), ...checkAgentTlsFiles(doc.input));
   if (!isControlFile(doc) && !isAgentFile(doc)) {
     problems.push({ path: '', message: 'neither a control (github, policy) nor an agent section' });
   }

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { ControlConfig } from '../config/schema.js';
 import type { ControlSecrets } from '../config/secrets.js';
+import { readControlTls } from '../config/tls-files.js';
 import { RunVetter } from '../gate/run-vetter.js';
 import { createGitHubClient, type GitHubClient } from '../github/index.js';
 import { JobStore } from '../jobs/intake-record.js';
@@ -31,7 +32,14 @@ import { compose, unit, type Unit } from './units.js';
  * reverse.
  */
 export interface Control {
+  /** The private listener's app (the agents' API, /healthz, /metrics). */
   app: FastifyInstance;
+  /** The public listener's app (webhooks); null in pull mode. */
+  webhooks: FastifyInstance | null;
+  /** The private listener's URL (what agents' controlUrl points at). */
+  url: string;
+  /** The public listener's URL (where GitHub posts webhooks); null in pull mode. */
+  webhookUrl: string | null;
   redis: Redis;
   queues: PoolQueues;
   registry: Registry;
@@ -79,7 +87,7 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
   const vetter = config.policy.cancelRefusedRuns
     ? new RunVetter({ config, github, redisUrl: config.redis.url, redis, keys: k, logger: logger.child({ unit: 'vetter' }), jobs })
     : null;
-  const http = controlHttp({ config, secrets, logger, redis, keys: k, queues, store, github, registry });
+  const http = controlHttp({ config, secrets, logger, redis, keys: k, queues, store, github, registry, tls: readControlTls(config) });
   const reconciler = config.reconcile.enabled || config.intake.mode === 'pull'
     ? new Reconciler({
         redis, lockKey: k.leader, tokenKey: k.leaderToken, leaderTtlMs: config.reconcile.leaderTtlSeconds * 1000,
@@ -105,5 +113,5 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
   ];
   const control = compose(units, logger);
   await control.start();
-  return { app: http.app, redis, queues, registry: http.registry, github, reconciler, dashboard, close: () => control.stop() };
+  return { app: http.app, webhooks: http.webhooks, url: http.url!, webhookUrl: http.webhookUrl, redis, queues, registry: http.registry, github, reconciler, dashboard, close: () => control.stop() };
 }

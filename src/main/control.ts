@@ -10,7 +10,6 @@ export async function runControl(configFile: string): Promise<void> {
   const secrets = readControlSecrets(config);
   const logger = createLogger('hangar-control', config.log.level);
   const control = await buildControl(config, secrets, logger);
-  const url = await control.app.listen({ host: config.control.host, port: config.control.port });
-  logger.info({ url, pools: config.pools.map((p) => p.name) }, 'control listening');
+  logger.info({ pools: config.pools.map((p) => p.name) }, 'control started');
   onShutdown(logger, () => control.close());
 }

@@ -34,7 +34,7 @@ export async function runDemo(opts: { keep?: boolean; jobs?: number } = {}): Pro
     say(`network  build host ${f.addresses.host} (netns ${f.netns.host}) → LAN router ${f.addresses.router} → internet (netns ${f.netns.internet})`);
     say(`redis    ${f.redisUrl} in the build host (AOF on, noeviction)`);
     say(`github   ${f.simUrl} (hangar sim, on the internet)`);
-    say(`control  ${f.controlUrl} in the build host; webhooks to ${f.addresses.host}`);
+    say(`control  webhooks to ${f.addresses.host}:8080 (public); the agents' API at ${f.controlUrl} (private, the build host's loopback)`);
     say(`agent    minipc: pools build + large, 2 slots, microVMs under TCG, kernel ${f.image.manifest.kernel.release}`);
     say();
     const api = f.api.bind(f);

@@ -29,6 +29,8 @@ export const VM_USER = 'hangar-vm';
 /** Ports inside the fleet's own namespaces, where nothing else listens. */
 const SIM_PORT = 80;
 const CONTROL_PORT = 8080;
+/** The control's private listener (the agents' API, /metrics): loopback inside the build host, so plain HTTP. */
+const PRIVATE_PORT = 8443;
 /** The dashboard's listener in the build host's namespace (reached from outside through `sockets.dashboard`). */
 const DASHBOARD_PORT = 8081;
 const REDIS_PORT = 6379;
@@ -111,7 +113,7 @@ export interface Fleet {
   image: TestImage;
   /** The sim's URL inside the namespaces (the control, the agent and the guests use it). */
   simUrl: string;
-  /** The control's URL inside the build host's namespace. */
+  /** The control's private listener (the agents' API) inside the build host's namespace; webhooks reach the public one at `addresses.host`:8080. */
   controlUrl: string;
   /** The Redis URL inside the build host's namespace (from outside: `redis()`). */
   redisUrl: string;
@@ -130,11 +132,11 @@ export interface Fleet {
   /** The fleet's namespaces: the build host (Redis, control, agent, taps), the LAN, the internet (sim). */
   netns: { host: string; lan: string; internet: string };
   addresses: FleetAddresses;
-  /** Unix sockets in `dir`: Redis itself, the sim itself, and bridges to the control's port and the dashboard's. */
+  /** Unix sockets in `dir`: Redis itself, the sim itself, and bridges to the control's private listener and the dashboard's. */
   sockets: { redis: string; sim: string; control: string; dashboard: string };
   /** The sim's API (its control face, or its REST face given an `authorization` header), JSON in and out; throws on a status outside 2xx. */
   api<T = any>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<T>;
-  /** One request to the control (its port inside the build host), answered whatever the status. */
+  /** One request to the control's private listener (inside the build host), answered whatever the status. */
   controlApi(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<HttpReply>;
   /** The fleet's own ioredis client (over its socket); close() disconnects it. */
   redis(): Redis;
@@ -211,7 +213,8 @@ async function start(o: FleetOptions, image: TestImage, dir: string, slice: stri
   writeFileSync(join(dir, 'operator-token'), operatorToken, { mode: 0o600 });
   const simUrl = `http://${INTERNET.sim}:${SIM_PORT}`;
   const simPublicUrl = o.simByName ? `http://sim.example:${SIM_PORT}` : simUrl;
-  const controlUrl = `http://127.0.0.1:${CONTROL_PORT}`;
+  // The agents' API: the private listener, on the build host's loopback (the agent is beside the control).
+  const controlUrl = `http://127.0.0.1:${PRIVATE_PORT}`;
   // What the agent is told: the control, or a proxy in front of it that fails first.
   const agentControlUrl = o.controlFaults ? `http://127.0.0.1:${FAULTY_CONTROL_PORT}` : controlUrl;
   const stateDir = join(dir, 'state');
@@ -225,11 +228,11 @@ async function start(o: FleetOptions, image: TestImage, dir: string, slice: stri
     '--webhook-url', o.webhookUrl ?? `http://${host.address}:${CONTROL_PORT}/webhooks/github`,
   ]);
   await startTool(topology, host.netns, 'bridge', [
-    { socket: sockets.control, host: '127.0.0.1', port: CONTROL_PORT },
+    { socket: sockets.control, host: '127.0.0.1', port: PRIVATE_PORT },
     { socket: sockets.dashboard, host: '127.0.0.1', port: DASHBOARD_PORT },
   ]);
   if (o.controlFaults) {
-    await startTool(topology, host.netns, 'faults', [{ host: '127.0.0.1', port: FAULTY_CONTROL_PORT, to: { host: '127.0.0.1', port: CONTROL_PORT }, fail: o.controlFaults }]);
+    await startTool(topology, host.netns, 'faults', [{ host: '127.0.0.1', port: FAULTY_CONTROL_PORT, to: { host: '127.0.0.1', port: PRIVATE_PORT }, fail: o.controlFaults }]);
   }
   const fleet: Fleet = {
     dir, image, simUrl, controlUrl, redisUrl: redis.url, prefix, configFile, stateDir, slice, hostToken, operatorToken, agent: null, control: null, sockets, redisServer: redis,
@@ -267,8 +270,8 @@ async function start(o: FleetOptions, image: TestImage, dir: string, slice: stri
       let file = configFile;
       if (so.port !== undefined && so.port !== CONTROL_PORT) {
         file = join(dir, `hangar-${so.port}.yaml`);
-        // A second control beside the first: its dashboard on a port of its own (the bridge reaches the first's).
-        writeFileSync(file, readFileSync(configFile, 'utf8').replace(`port: ${CONTROL_PORT}`, `port: ${so.port}`).replace(`127.0.0.1:${DASHBOARD_PORT}`, '127.0.0.1:0'));
+        // A second control beside the first: its dashboard and private listener on ports of their own (the bridge and the agent reach the first's).
+        writeFileSync(file, readFileSync(configFile, 'utf8').replace(`port: ${CONTROL_PORT}`, `port: ${so.port}`).replace(`127.0.0.1:${DASHBOARD_PORT}`, '127.0.0.1:0').replace(`127.0.0.1:${PRIVATE_PORT}`, '127.0.0.1:0'));
       }
       const { proc } = await procs.start('control', host.netns, /control listening/, ['control', '--config', file], CONTROL_NODE_FLAGS);
       if (file === configFile) fleet.control = proc;
@@ -376,7 +379,7 @@ function fleetConfig(c: ConfigInput): string {
   return `
 github: {apiUrl: "${c.simUrl}", appId: 1, privateKeyFile: ${c.dir}/app.pem, webhookSecretFile: ${c.dir}/${WEBHOOK_SECRET_FILE}, writeSpacingMs: 0, rateBudget: {requestsPerHour: ${c.githubRateBudget?.requestsPerHour ?? 36_000}, burst: ${c.githubRateBudget?.burst ?? 200}}}
 redis: {url: "${c.redisUrl}", prefix: ${c.prefix}}
-control: {host: 0.0.0.0, port: ${CONTROL_PORT}${c.retries ? `, retries: {attempts: ${c.retries.attempts}, backoffSeconds: ${c.retries.backoffSeconds}}` : ''}}
+control: {host: 0.0.0.0, port: ${CONTROL_PORT}, private: {listen: "127.0.0.1:${PRIVATE_PORT}"}${c.retries ? `, retries: {attempts: ${c.retries.attempts}, backoffSeconds: ${c.retries.backoffSeconds}}` : ''}}
 reconcile: ${c.reconcile ?? RECONCILE_DEFAULTS}
 ${c.intake ? `intake: {mode: ${c.intake.mode}${c.intake.pullIntervalSeconds ? `, pullIntervalSeconds: ${c.intake.pullIntervalSeconds}` : ''}}` : ''}
 policy: {repositories: ["acme/*"], cancelRefusedRuns: ${c.cancelRefusedRuns ?? true}}

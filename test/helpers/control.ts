@@ -46,6 +46,8 @@ export interface TestControlOptions {
    * about it opens no listener). `tokenFile` is filled in (OPERATOR_TOKEN) unless given.
    */
   dashboard?: string;
+  /** `control.private` as a YAML flow mapping (default `{listen: "127.0.0.1:0"}`). */
+  privateListener?: string;
 }
 
 /** The operator token every test config's dashboard.tokenFile holds. */
@@ -74,7 +76,7 @@ github:
   webhookSecretFile: ${dir}/secret
 ${o.previousSecret ? `  previousWebhookSecretFile: ${dir}/secret.old\n` : ''}
 redis: {url: "${o.redisUrl}", prefix: ${o.prefix}}
-control: {host: 127.0.0.1, port: 0, bodyLimitBytes: 65536}
+control: {host: 127.0.0.1, port: 0, bodyLimitBytes: 65536, private: ${o.privateListener ?? '{listen: "127.0.0.1:0"}'}}
 policy: {repositories: ["acme/*"], cancelRefusedRuns: ${o.cancelRefusedRuns ?? true}}
 pools:
   - {name: build, labels: [self-hosted, linux, x64, build]}
@@ -91,14 +93,13 @@ ${o.extraYaml ?? ''}`;
   return { file, dir, config: requireControl(parseConfig(yaml, file)) };
 }
 
+/** `url` is the private listener (the agents' API, /healthz, /metrics); `webhookUrl` the public one (null in pull mode). */
 export interface TestControl extends Control {
-  url: string;
   config: ControlConfig;
 }
 
 export async function startTestControl(o: TestControlOptions): Promise<TestControl> {
   const { config } = writeTestConfig(o);
   const control = await buildControl(config, readControlSecrets(config), o.logger ?? pino({ level: 'silent' }));
-  const url = await control.app.listen({ host: '127.0.0.1', port: 0 });
-  return Object.assign(control, { url, config });
+  return Object.assign(control, { config });
 }

@@ -39,7 +39,7 @@ export async function startDashboardRig(o: Partial<TestControlOptions> = {}): Pr
     dashboard: '{listen: "127.0.0.1:0"}',
     ...o,
   });
-  sim.setWebhook({ url: `${control.url}/webhooks/github`, secret: TEST_SECRET });
+  sim.setWebhook({ url: `${control.webhookUrl}/webhooks/github`, secret: TEST_SECRET });
   sim.createRepo({ owner: 'acme', name: 'app', visibility: 'private' });
   sim.createRepo({ owner: 'acme', name: 'site', visibility: 'private' });
   return {

@@ -180,7 +180,7 @@ agent: {host: box, slots: 2, controlUrl: "http://10.0.0.2:8080", tokenFile: ${cf
       proc.stderr!.on("data", (b: Buffer) => (out += b.toString()));
       proc.stdout!.on('data', (b: Buffer) => {
         out += b.toString();
-        const m = /"url":"(http:\/\/[^"]+)".*"msg":"control listening"/.exec(out);
+        const m = /"webhookUrl":"(http:\/\/[^"]+)".*"msg":"control listening"/.exec(out);
         if (m) {
           clearTimeout(t);
           resolve(m[1]!);

@@ -115,7 +115,7 @@ beforeAll(async () => {
     dashboard: '{listen: "127.0.0.1:0"}',
   });
   dash = control.dashboard!.url!;
-  sim.setWebhook({ url: `${control.url}/webhooks/github`, secret: TEST_SECRET });
+  sim.setWebhook({ url: `${control.webhookUrl}/webhooks/github`, secret: TEST_SECRET });
   sim.createRepo({ owner: 'acme', name: 'app', visibility: 'private' });
   sim.createRepo({ owner: 'acme', name: 'nightly', visibility: 'private' });
   sim.createRepo({ owner: 'mallory', name: 'app', visibility: 'private', forkOf: 'acme/app' });

@@ -102,7 +102,7 @@ describe('the overview and the stream', () => {
     const d = await import('../helpers/payloads.js');
     const p = d.jobPayload({ id: 777_001, action: 'queued', repo: 'other/thing' });
     const sent = d.delivery(TEST_SECRET, p);
-    expect((await fetch(`${rig.control.url}/webhooks/github`, { method: 'POST', headers: sent.headers, body: sent.body })).status).toBe(202);
+    expect((await fetch(`${rig.control.webhookUrl}/webhooks/github`, { method: 'POST', headers: sent.headers, body: sent.body })).status).toBe(202);
     await expect.poll(async () => (await overview()).refusals.map((r) => `${r.workflowJobId} ${r.where} ${r.why}`), { timeout: 10_000 })
       .toEqual(expect.arrayContaining([`${forkJob} vet fork-pr`, '777001 intake repo-not-allowed']));
     const fork = (await overview()).refusals.find((r) => r.workflowJobId === forkJob)!;

@@ -23,7 +23,7 @@ afterAll(async () => {
 });
 
 const post = (deliveryId: string, body: string, signature: string) =>
-  fetch(`${control.url}/webhooks/github`, {
+  fetch(`${control.webhookUrl}/webhooks/github`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-github-event': 'workflow_job', 'x-github-delivery': deliveryId, 'x-hub-signature-256': signature },
     body,

@@ -11,7 +11,7 @@ let control: TestControl;
 let prefix: string;
 let redis: Redis;
 
-const post = (d: { body: string | Uint8Array; headers: Record<string, string> }, url = control.url) =>
+const post = (d: { body: string | Uint8Array; headers: Record<string, string> }, url = control.webhookUrl!) =>
   fetch(`${url}/webhooks/github`, { method: 'POST', headers: d.headers, body: d.body });
 
 /** Waits until the outbox relay has applied everything written so far. */

@@ -50,7 +50,7 @@ beforeAll(async () => {
       { name: 'cloud', role: 'deploy', pools: ['deploy'], token: DEPLOY_TOKEN },
     ],
   });
-  sim.setWebhook({ url: `${control.url}/webhooks/github`, secret: TEST_SECRET });
+  sim.setWebhook({ url: `${control.webhookUrl}/webhooks/github`, secret: TEST_SECRET });
   sim.createRepo({ owner: 'acme', name: 'app', visibility: 'private' });
   sim.createRepo({ owner: 'acme', name: 'site', visibility: 'private' });
   sim.createRepo({ owner: 'acme', name: 'soon-public', visibility: 'private' });

@@ -58,7 +58,7 @@ beforeAll(async () => {
       { name: 'other', role: 'build', pools: ['build'], token: OTHER_TOKEN },
     ],
   });
-  sim.setWebhook({ url: `${control.url}/webhooks/github`, secret: TEST_SECRET });
+  sim.setWebhook({ url: `${control.webhookUrl}/webhooks/github`, secret: TEST_SECRET });
   sim.createRepo({ owner: 'acme', name: 'app', visibility: 'private' });
 });
 
@@ -71,7 +71,7 @@ afterAll(async () => {
 
 const deliver = (payload: unknown) => {
   const d = delivery(TEST_SECRET, payload);
-  return fetch(`${control.url}/webhooks/github`, { method: 'POST', headers: d.headers, body: d.body }).then((r) => r.status);
+  return fetch(`${control.webhookUrl}/webhooks/github`, { method: 'POST', headers: d.headers, body: d.body }).then((r) => r.status);
 };
 
 describe("the intake's first phase, and GitHub's moves", () => {

@@ -60,7 +60,9 @@ test('from the build host: the sim at its public address, the LAN and the intern
   // Redis and the control listen inside the build host, not on the machine's loopback.
   const listening = (await fleet.exec(fleet.netns.host, 'ss', ['-Hltn'])).stdout;
   expect(listening).toMatch(/127\.0\.0\.1:6379\b/);
+  // The public listener (webhooks) on every address of the host; the private one (the agents' API) on its loopback.
   expect(listening).toMatch(/0\.0\.0\.0:8080\b/);
+  expect(listening).toMatch(/127\.0\.0\.1:8443\b/);
 });
 
 test('nothing of the fleet is in the machine\'s namespace; close removes every namespace and the folder', async () => {

@@ -34,7 +34,7 @@ beforeAll(async () => {
   sim = await createSim({ appId: 9, installationId: 3 });
   const apiUrl = await sim.listen(0, '127.0.0.1');
   c = await startTestControl({ redisUrl: redisUrl(), prefix, apiUrl, appId: 9, appKeyPem: sim.appPrivateKeyPem, hosts });
-  sim.setWebhook({ url: `${c.url}/webhooks/github`, secret: TEST_SECRET });
+  sim.setWebhook({ url: `${c.webhookUrl}/webhooks/github`, secret: TEST_SECRET });
   for (const [owner, name, visibility] of [['acme', 'app', 'private'], ['acme', 'www', 'public'], ['other', 'lib', 'private'], ['mallory', 'app', 'private']] as const) {
     sim.createRepo({ owner, name, visibility, ...(owner === 'mallory' ? { forkOf: 'acme/app' } : {}) });
   }

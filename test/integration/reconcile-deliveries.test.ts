@@ -53,7 +53,7 @@ async function installation(o: { extraYaml: string; webhook: 'control' | 'unreac
   const apiUrl = await sim.listen(0, '127.0.0.1');
   const c = await startTestControl({ redisUrl: redisUrl(), prefix, apiUrl, appId: 9, appKeyPem: sim.appPrivateKeyPem, extraYaml: o.extraYaml });
   closers.push(() => c.close());
-  const url = o.webhook === 'control' ? `${c.url}/webhooks/github` : `http://127.0.0.1:${await closedPort()}/webhooks/github`;
+  const url = o.webhook === 'control' ? `${c.webhookUrl}/webhooks/github` : `http://127.0.0.1:${await closedPort()}/webhooks/github`;
   sim.setWebhook({ url, secret: TEST_SECRET });
   sim.createRepo({ owner: 'acme', name: 'app', visibility: 'private' });
   sim.createRepo({ owner: 'other', name: 'app', visibility: 'private' });
@@ -158,6 +158,9 @@ describe('pull mode, the webhook URL unreachable', () => {
   beforeAll(async () => ({ sim, c, prefix } = await installation({ extraYaml: 'intake: {mode: pull, pullIntervalSeconds: 1}', webhook: 'unreachable' })));
 
   test('no webhook receiver; 20 jobs all get records and one queue entry each; latency printed', async () => {
+    // No public listener at all; the private one has no webhook route either.
+    expect(c.webhookUrl).toBeNull();
+    expect(c.webhooks).toBeNull();
     expect((await fetch(`${c.url}/webhooks/github`, { method: 'POST', body: '{}' })).status).toBe(404);
     const created = new Map<number, number>();
     const ids: number[] = [];

@@ -37,7 +37,7 @@ beforeAll(async () => {
     hosts: [{ name: 'minipc', role: 'build', pools: ['build'], token: BUILD }],
     extraYaml: 'reconcile: {enabled: false, runnerGraceSeconds: 30}',
   });
-  sim.setWebhook({ url: `${c.url}/webhooks/github`, secret: TEST_SECRET });
+  sim.setWebhook({ url: `${c.webhookUrl}/webhooks/github`, secret: TEST_SECRET });
   sim.createRepo({ owner: 'acme', name: 'app', visibility: 'private' });
   const deps = loopDeps({
     config: { ...c.config, reconcile: { ...c.config.reconcile, enabled: true } }, redis: c.redis, keys: k, github: c.github, logger: pino({ level: 'silent' }),

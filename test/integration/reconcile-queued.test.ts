@@ -41,7 +41,7 @@ beforeAll(async () => {
     hosts: [{ name: 'minipc', role: 'build', pools: ['build'], token: BUILD }],
     extraYaml: 'reconcile: {enabled: false, stuckAfterSeconds: 5}',
   });
-  sim.setWebhook({ url: `${c.url}/webhooks/github`, secret: TEST_SECRET });
+  sim.setWebhook({ url: `${c.webhookUrl}/webhooks/github`, secret: TEST_SECRET });
   for (const name of ['app', 'lib', 'site']) sim.createRepo({ owner: 'acme', name, visibility: 'private' });
   sim.createRepo({ owner: 'acme', name: 'open', visibility: 'public' });
   sim.createRepo({ owner: 'zed', name: 'app', visibility: 'private' });

@@ -38,7 +38,7 @@ beforeAll(async () => {
     // Long intervals: the test drives passes itself (runOnce), after the start-up pass.
     reconcile: '{enabled: true, runnersIntervalSeconds: 3600, queuedRunsIntervalSeconds: 3600, deliveriesIntervalSeconds: 3600, runnerGraceSeconds: 3, idleVmSeconds: 5}',
   });
-  sim.setWebhook({ url: `${c.url}/webhooks/github`, secret: TEST_SECRET });
+  sim.setWebhook({ url: `${c.webhookUrl}/webhooks/github`, secret: TEST_SECRET });
   sim.createRepo({ owner: 'acme', name: 'app', visibility: 'private' });
 });
 

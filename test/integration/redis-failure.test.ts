@@ -32,7 +32,7 @@ async function ownControl(url: string, prefix = testPrefix()): Promise<TestContr
 
 const post = (c: TestControl, id: number) => {
   const d = delivery(TEST_SECRET, jobPayload({ id }));
-  return fetch(`${c.url}/webhooks/github`, { method: 'POST', headers: d.headers, body: d.body }).then(
+  return fetch(`${c.webhookUrl}/webhooks/github`, { method: 'POST', headers: d.headers, body: d.body }).then(
     (r) => r.status,
     () => 0,
   );

@@ -47,7 +47,7 @@ async function installation(cancelRefusedRuns: boolean): Promise<{ c: TestContro
   const apiUrl = await s.listen(0, '127.0.0.1');
   const c = await startTestControl({ redisUrl: redisUrl(), prefix, apiUrl, appId: 9, appKeyPem: s.appPrivateKeyPem, hosts, cancelRefusedRuns });
   closers.push(() => c.close());
-  s.setWebhook({ url: `${c.url}/webhooks/github`, secret: TEST_SECRET });
+  s.setWebhook({ url: `${c.webhookUrl}/webhooks/github`, secret: TEST_SECRET });
   s.createRepo({ owner: 'acme', name: 'app', visibility: 'private' });
   s.createRepo({ owner: 'acme', name: 'site', visibility: 'private' });
   s.createRepo({ owner: 'mallory', name: 'app', visibility: 'private', forkOf: 'acme/app' });
