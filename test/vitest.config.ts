@@ -8,12 +8,13 @@ import { defineConfig } from 'vitest/config';
  *                from dist/; everything not listed in another lane lands here
  *   system       root: cgroups, taps and nftables in namespaces, QEMU microVMs
  *   e2e          whole fleets (test/helpers/fleet.ts): each has namespaces, a Redis and a runner
- *                slice of its own, so two can run at once (test/run.sh: 426 s → 283 s on 2 cores).
- *                Not with the system lane beside them: tried while other work loaded the machine,
- *                5 of 42 VM tests failed on timeouts (admission 130 → 505 s).
- * test/run.sh runs unit and integration with files in parallel, system one file at a time, e2e
- * two at a time; run directly (`npx vitest run --config test/vitest.config.ts FILE`), files go
- * one at a time.
+ *                slice of its own, so two can run at once (HANGAR_E2E_WORKERS=2 test/run.sh:
+ *                426 s → 283–295 s on 2 cores; once, two isolation tests' guest DNS lookups
+ *                passed their 6 s, so one at a time stays the default). Not with the system lane
+ *                beside them: 5 of 42 VM tests failed on timeouts (admission 130 → 505 s).
+ * test/run.sh runs unit and integration with files in parallel, system and e2e one file at a
+ * time; run directly (`npx vitest run --config test/vitest.config.ts FILE`), files go one at a
+ * time.
  */
 const UNIT = [
   'test/unit/**/*.test.ts', 'test/units/**/*.test.ts', 'test/github/errors.test.ts',

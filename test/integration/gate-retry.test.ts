@@ -9,21 +9,34 @@ import { freePort } from '../../src/main/local-redis.js';
  */
 const hints = { workflowJobId: 7, runId: 1, repository: 'acme/app' } as never;
 
-function answer(port: number, status: number, body: unknown): Promise<Server> {
+function answer(port: number, status: number, body: unknown, host = '127.0.0.1'): Promise<Server> {
   const server = createServer((_req, res) => {
     res.writeHead(status, { 'content-type': 'application/json' });
     res.end(JSON.stringify(body));
   });
-  return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(server)));
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve(server));
+  });
 }
+
+/**
+ * A loopback address of this test's own (all of 127/8 is the loopback interface): the port it
+ * leaves closed for a while cannot be taken meanwhile by another file's server on 127.0.0.1
+ * (seen once with the integration lane's four workers: EADDRINUSE, and the test hung).
+ */
+const ownLoopback = (): string => `127.${1 + Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 256)}.${1 + Math.floor(Math.random() * 250)}`;
 
 test('a control that comes back within the deadline answers the gate: the job is not refused', async () => {
   const port = await freePort();
-  const client = createControlClient(`http://127.0.0.1:${port}`, 'host-token-0123456789abcdef');
+  const host = ownLoopback();
+  const client = createControlClient(`http://${host}:${port}`, 'host-token-0123456789abcdef');
   let server: Server | undefined;
-  const later = new Promise<void>((resolve) => setTimeout(async () => {
-    server = await answer(port, 200, { decision: 'allow', workflowJobId: 7 });
-    resolve();
+  const later = new Promise<void>((resolve, reject) => setTimeout(() => {
+    answer(port, 200, { decision: 'allow', workflowJobId: 7 }, host).then((s) => {
+      server = s;
+      resolve();
+    }, reject);
   }, 1200));
   const reply = await client.jobStarted('hangar-minipc-7-1', hints, 10_000);
   await later;
