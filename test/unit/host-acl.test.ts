@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,13 +61,14 @@ describe('a host\'s ACL: its pools\' queues and nothing else', () => {
     expect(hostAcl({ prefix: 'a*', host: 'h', pools: ['b?'] }).keyPatterns).toEqual(['a\\*:pool-b\\?:*']);
   });
 
-  test('SETUSER starts from nothing (reset, no keys, no channels) and ends enabled, with the password once', () => {
+  test('SETUSER starts from nothing (reset, no keys, no channels) and ends enabled, with the password\'s sha256 once and never the password', () => {
     const acl = hostAcl({ prefix: 'hangar', host: 'sidekick', pools: ['build'] });
     const rules = setUserRules(acl, 'pw-123');
     expect(rules.slice(0, 3)).toEqual(['reset', 'resetkeys', 'resetchannels']);
     expect(rules).toContain('~hangar:pool-build:*');
     expect(rules).toContain('&hangar:pool-build:*');
-    expect(rules.filter((r) => r.includes('pw-123'))).toEqual(['>pw-123']);
+    expect(rules.filter((r) => r.includes('pw-123'))).toEqual([]);
+    expect(rules.filter((r) => r.startsWith('#') || r.startsWith('>'))).toEqual([`#${createHash('sha256').update('pw-123').digest('hex')}`]);
     expect(rules.at(-1)).toBe('on');
     expect(rules).not.toContain('allkeys');
     expect(rules).not.toContain('allchannels');
