@@ -52,6 +52,10 @@ else
 fi
 echo "HANGAR-RUNNER-EXIT $rc"
 sync
+# Wait until the serial port has sent what the job wrote: poweroff -f drops the tty's unsent
+# output (seen under load: a console's last ~6 KB missing). busybox stty sets the mode with
+# TCSADRAIN, which returns once the transmitter is empty; bounded, as the host may not read.
+timeout 5 stty -F /dev/console "$(stty -F /dev/console -g 2>/dev/null)" 2>/dev/null || true
 poweroff -f
 # Still here? Exiting PID 1 panics the kernel; panic=-1 plus QEMU's -no-reboot ends the VM.
 exit "$rc"
