@@ -196,7 +196,8 @@ class QemuMicrovmDriver implements VmDriver {
     // wait for the reap, so the caller can remove the VM's cgroup as soon as this resolves.
     if (t) await Promise.race([t.gone, sleep(5000)]);
     await t?.console?.stop();
-    await rm(paths.dir, { recursive: true, force: true });
+    // Retried: a console reader still attached (a driver restarted in the same process) may write one more file meanwhile (ENOTEMPTY).
+    await rm(paths.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     this.tracked.delete(id);
     if (t || pid !== null) this.log?.info({ vmId: id }, 'vm destroyed');
   }
