@@ -9,6 +9,7 @@
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { stopper } from './lib/cli.mjs';
 
 const [mode, configFile] = process.argv.slice(2);
 const send = (msg) => process.send?.(msg);
@@ -66,19 +67,7 @@ function sections(n) {
 }
 
 let server;
-let stopping = false;
-async function stop(code) {
-  if (stopping) return;
-  stopping = true;
-  const timer = setTimeout(() => process.exit(code || 1), 10_000);
-  timer.unref();
-  try {
-    await server?.close();
-  } catch (err) {
-    console.error(`[${mode}] close failed: ${err.message}`);
-  }
-  process.exit(code);
-}
+const stop = stopper(mode, () => server);
 
 process.on('message', (msg) => {
   if (msg?.type === 'cpu') send({ type: 'cpu', id: msg.id, usage: process.cpuUsage() });

@@ -23,6 +23,7 @@ import { fleetHosts, heartbeats, seedJobs } from './dashboard-lib/seed.mjs';
 import { sseRound } from './dashboard-lib/sse.mjs';
 import { drive } from './lib/loadgen.mjs';
 import { Samples } from './lib/stats.mjs';
+import { numericOptions } from './lib/cli.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const TARGET_P99_MS = 50;
@@ -51,18 +52,7 @@ const { values: opt } = parseArgs({
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
-if (opt.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-const num = (name, min) => {
-  const v = Number(opt[name]);
-  if (!Number.isFinite(v) || v < min) {
-    console.error(`--${name} must be a number ≥ ${min}\n${USAGE}`);
-    process.exit(2);
-  }
-  return v;
-};
+const num = numericOptions(opt, USAGE);
 const cfg = {
   duration: num('duration', 1), warmup: num('warmup', 0), connections: num('connections', 1), hosts: num('hosts', 20), jobs: num('jobs', 500),
   sseClients: num('sse-clients', 1), sseRate: num('sse-rate', 1), sseSeconds: num('sse-seconds', 1), runs: num('runs', 1),

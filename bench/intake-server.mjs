@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import Fastify from 'fastify';
+import { stopper } from './lib/cli.mjs';
 
 const [mode, configFile] = process.argv.slice(2);
 const send = (msg) => process.send?.(msg);
@@ -40,19 +41,7 @@ async function startBare() {
 }
 
 let server;
-let stopping = false;
-async function stop(code) {
-  if (stopping) return;
-  stopping = true;
-  const timer = setTimeout(() => process.exit(code || 1), 10_000);
-  timer.unref();
-  try {
-    await server?.close();
-  } catch (err) {
-    console.error(`[${mode}] close failed: ${err.message}`);
-  }
-  process.exit(code);
-}
+const stop = stopper(mode, () => server);
 
 // CPU profile of a window the parent chooses (the measured load only), via the inspector.
 let session;

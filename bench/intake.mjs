@@ -24,6 +24,7 @@ import { drive as load } from './lib/loadgen.mjs';
 import { queuedTemplate } from './lib/payload.mjs';
 import { jobIds, SignedRequests } from './lib/requests.mjs';
 import { cpuShare, median, Samples } from './lib/stats.mjs';
+import { numericOptions } from './lib/cli.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..');
@@ -76,18 +77,7 @@ const { values: opt } = parseArgs({
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
-if (opt.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-const num = (name, min) => {
-  const v = Number(opt[name]);
-  if (!Number.isFinite(v) || v < min) {
-    console.error(`--${name} must be a number ≥ ${min}\n${USAGE}`);
-    process.exit(2);
-  }
-  return v;
-};
+const num = numericOptions(opt, USAGE);
 const cfg = {
   duration: num('duration', 1),
   warmup: num('warmup', 0),
