@@ -95,8 +95,8 @@ export const sharedShape = {
       prefix: z.string().regex(/^[A-Za-z0-9_-]+$/).default('hangar'),
       /**
        * The password of the url's user, from a file (a host's own ACL user: `hangar host add`
-       * writes it), so it is in no YAML and no process list. Read by the agent (and `hangar host`);
-       * the control's own connections take `url` as it is, a password inside it included.
+       * writes it; the control's own user too), so it is in no YAML and no process list. Every
+       * connection of the control, the agent and the CLI takes it.
        */
       passwordFile: filePath.optional(),
     })

@@ -111,8 +111,14 @@ export function checkAgentFiles(input: Record<string, unknown>): ConfigProblem[]
  * password as ioredis options, the url without them (ioredis lets a url's empty password win over
  * the options' one). A ConfigError naming the key when the file cannot be read.
  */
-export function redisTarget(redis: { url: string; passwordFile?: string | undefined }): { url: string; auth: { username?: string; password?: string } } {
-  if (!redis.passwordFile) return { url: redis.url, auth: {} };
+export interface RedisTarget {
+  url: string;
+  /** ioredis options beside the url: the user and password (from passwordFile). Never logged. */
+  options: { username?: string; password?: string };
+}
+
+export function redisTarget(redis: { url: string; passwordFile?: string | undefined }): RedisTarget {
+  if (!redis.passwordFile) return { url: redis.url, options: {} };
   const r = readFile(redis.passwordFile);
   if (!r.ok) throw new ConfigError('secrets', [{ path: 'redis.passwordFile', message: r.message }]);
   if (r.text === '') throw new ConfigError('secrets', [{ path: 'redis.passwordFile', message: `${redis.passwordFile} is empty` }]);
@@ -120,7 +126,7 @@ export function redisTarget(redis: { url: string; passwordFile?: string | undefi
   const username = decodeURIComponent(u.username);
   u.username = '';
   u.password = '';
-  return { url: u.toString(), auth: { ...(username ? { username } : {}), password: r.text } };
+  return { url: u.toString(), options: { ...(username ? { username } : {}), password: r.text } };
 }
 
 function readFile(file: string): { ok: true; text: string } | { ok: false; message: string } {

@@ -23,6 +23,7 @@ export interface RunVetterDeps {
   config: ControlConfig;
   github: GitHubClient;
   redisUrl: string;
+  redisOptions?: { username?: string; password?: string };
   /** The control's connection, for records (the vetter's own one blocks on the stream). */
   redis: Redis;
   keys: Keys;
@@ -42,7 +43,7 @@ export class RunVetter {
   private loop: Promise<void> | undefined;
 
   constructor(private readonly d: RunVetterDeps) {
-    this.reader = new Redis(d.redisUrl, { lazyConnect: true, maxRetriesPerRequest: null });
+    this.reader = new Redis(d.redisUrl, { lazyConnect: true, maxRetriesPerRequest: null, ...d.redisOptions });
     this.reader.on('error', () => undefined);
   }
 

@@ -51,7 +51,7 @@ export async function runAgent(configFile: string): Promise<void> {
   const net = createHostNetwork({ range: a.network.range });
   // Its pools' queues only: everything else the agent says goes through the control.
   const target = redisTarget(config.redis);
-  const connection = new Redis(target.url, { maxRetriesPerRequest: null, lazyConnect: true, ...target.auth });
+  const connection = new Redis(target.url, { maxRetriesPerRequest: null, lazyConnect: true, ...target.options });
   connection.on('error', (err: Error) => logger.debug({ err: err.message }, 'redis connection error'));
   let guestNet: GuestNetwork | undefined;
   let metrics: Server | undefined;

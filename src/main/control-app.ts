@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { ControlConfig } from '../config/schema.js';
-import type { ControlSecrets } from '../config/secrets.js';
+import { redisTarget, type ControlSecrets } from '../config/secrets.js';
 import { readControlTls } from '../config/tls-files.js';
 import { RunVetter } from '../gate/run-vetter.js';
 import { createGitHubClient, type GitHubClient } from '../github/index.js';
@@ -58,7 +58,9 @@ export interface ControlOptions {
 
 export async function buildControl(config: ControlConfig, secrets: ControlSecrets, logger: Logger, opts: ControlOptions = {}): Promise<Control> {
   const k = keys(config.redis.prefix);
-  const conns = controlRedis(config, logger);
+  // Its user and password from redis.passwordFile when set (read once, kept in memory only).
+  const target = redisTarget(config.redis);
+  const conns = controlRedis(config, logger, target);
   const { redis, queues } = conns;
   const store = new JobStore(redis, k, { deliveryTtlSeconds: config.control.deliveryTtlHours * 3600 });
   const registry = new Registry();
@@ -76,7 +78,7 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
   });
   const relay = new OutboxWorker(
     {
-      redisUrl: config.redis.url, prefix: config.redis.prefix, pools: config.pools.map((p) => p.name), level: logger.level,
+      redisUrl: target.url, redisOptions: target.options, prefix: config.redis.prefix, pools: config.pools.map((p) => p.name), level: logger.level,
       retries: { attempts: config.control.retries.attempts, backoffMs: Math.round(config.control.retries.backoffSeconds * 1000) },
     },
     logger.child({ unit: 'outbox' }),
@@ -85,7 +87,7 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
   // Counted where each move is made (metrics/job-metrics.ts): one registry, shared by every route and unit.
   const jobs = jobMetrics(registry, k.prefix);
   const vetter = config.policy.cancelRefusedRuns
-    ? new RunVetter({ config, github, redisUrl: config.redis.url, redis, keys: k, logger: logger.child({ unit: 'vetter' }), jobs })
+    ? new RunVetter({ config, github, redisUrl: target.url, redisOptions: target.options, redis, keys: k, logger: logger.child({ unit: 'vetter' }), jobs })
     : null;
   const http = controlHttp({ config, secrets, logger, redis, keys: k, queues, store, github, registry, tls: readControlTls(config) });
   const reconciler = config.reconcile.enabled || config.intake.mode === 'pull'

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import type { EgressRecord } from '../agent/guest-network.js';
 import { loadConfig, validateConfig } from '../config/load.js';
+import { redisTarget } from '../config/secrets.js';
 import { HangarError } from '../domain/errors.js';
 import { readJobRecord } from '../jobs/record.js';
 import { keys } from '../queue/keys.js';
@@ -13,7 +14,8 @@ import { redactRedisUrl } from '../queue/redis-readiness.js';
  */
 export async function egressShow(id: string, configFile: string, json: boolean): Promise<void> {
   const config = validateConfig(loadConfig(configFile));
-  const redis = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  const target = redisTarget(config.redis);
+  const redis = new Redis(target.url, { lazyConnect: true, maxRetriesPerRequest: 1, ...target.options });
   try {
     await redis.connect().catch((err: Error) => {
       throw new HangarError('store-unavailable', `cannot reach Redis at ${redactRedisUrl(config.redis.url)} (redis.url): ${err.message}`);

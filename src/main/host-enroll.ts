@@ -97,7 +97,7 @@ function writeSecret(file: string, value: string): void {
 
 async function withAdmin<T>(config: Config, fn: (redis: Redis) => Promise<T>): Promise<T> {
   const target = redisTarget(config.redis);
-  const redis = new Redis(target.url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, retryStrategy: () => null, ...target.auth });
+  const redis = new Redis(target.url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, retryStrategy: () => null, ...target.options });
   redis.on('error', () => undefined);
   try {
     await redis.connect().catch((err: Error) => {

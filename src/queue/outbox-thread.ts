@@ -35,10 +35,11 @@ const quiet = (r: Redis) => {
   return r;
 };
 const k = keys(data.prefix);
-const queueConn = quiet(new Redis(data.redisUrl, { maxRetriesPerRequest: 1, retryStrategy }));
-const blocking = quiet(new Redis(data.redisUrl, { maxRetriesPerRequest: null, retryStrategy }));
+const auth = data.redisOptions ?? {};
+const queueConn = quiet(new Redis(data.redisUrl, { maxRetriesPerRequest: 1, retryStrategy, ...auth }));
+const blocking = quiet(new Redis(data.redisUrl, { maxRetriesPerRequest: null, retryStrategy, ...auth }));
 // A plain connection for the relay's own commands: BullMQ's carries its scripts into every multi().
-const relayConn = quiet(new Redis(data.redisUrl, { maxRetriesPerRequest: 1, retryStrategy }));
+const relayConn = quiet(new Redis(data.redisUrl, { maxRetriesPerRequest: 1, retryStrategy, ...auth }));
 const queues = new PoolQueues(queueConn, data.prefix, data.pools, (err) => logger.debug({ err: err.message }, 'queue connection error'), data.retries);
 // The main thread says how busy the intake is (outbox-worker.ts).
 let intakeBusy = false;

@@ -14,6 +14,8 @@ import type { JobRetries } from './pool-queues.js';
  */
 export interface RelayThreadData {
   redisUrl: string;
+  /** The user and password (redis.passwordFile), passed in memory to the thread. */
+  redisOptions?: { username?: string; password?: string };
   prefix: string;
   pools: string[];
   level: string;

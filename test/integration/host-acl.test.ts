@@ -55,7 +55,7 @@ describe('hangar host add / remove: a build host\'s Redis user', () => {
     const url = /^ {2}url: (\S+)$/m.exec(added.stdout)![1]!;
     const passwordFile = /^ {2}passwordFile: (\S+)$/m.exec(added.stdout)![1]!;
     const target = redisTarget({ url, passwordFile });
-    const r = new Redis(target.url, { ...target.auth, maxRetriesPerRequest: opts.maxRetriesPerRequest === undefined ? 1 : opts.maxRetriesPerRequest, retryStrategy: () => null });
+    const r = new Redis(target.url, { ...target.options, maxRetriesPerRequest: opts.maxRetriesPerRequest === undefined ? 1 : opts.maxRetriesPerRequest, retryStrategy: () => null });
     r.on('error', () => undefined);
     return r;
   }
@@ -265,3 +265,37 @@ async function waitUp(url: string): Promise<void> {
   }
   throw new Error(`redis-server at ${url} did not come up`);
 }
+
+describe('the control as a Redis user of its own (redis.passwordFile)', () => {
+  test('every connection of the control (records, queues, outbox thread, vetter) logs in as that user; a wrong password stops it with a clear error and no secret', async () => {
+    const { buildControl } = await import('../../src/main/control-app.js');
+    const { readControlSecrets } = await import('../../src/config/secrets.js');
+    const { pino } = await import('pino');
+    const suffix = randomUUID().slice(0, 6);
+    const user = `hangar-control-${suffix}`;
+    const password = randomUUID();
+    const prefix = testPrefix();
+    const admin = new Redis(redisUrl());
+    await admin.call('ACL', 'SETUSER', user, 'on', `>${password}`, '~*', '&*', '+@all');
+    const base = writeTestConfig({ redisUrl: redisUrl().replace('redis://', `redis://${user}@`), prefix });
+    writeFileSync(join(base.dir, 'redis-password'), `${password}\n`, { mode: 0o600 });
+    const config = { ...base.config, redis: { ...base.config.redis, passwordFile: join(base.dir, 'redis-password') } };
+    const control = await buildControl(config, readControlSecrets(config), pino({ level: 'silent' }));
+    try {
+      const clients = String(await admin.call('CLIENT', 'LIST')).split('\n').filter((l) => l.includes(` user=${user} `));
+      // Records, queue reads, the outbox thread's three, the vetter's reader (cancelRefusedRuns is on).
+      expect(clients.length).toBeGreaterThanOrEqual(6);
+      expect(await control.redis.call('ACL', 'WHOAMI')).toBe(user);
+    } finally {
+      await control.close();
+    }
+    writeFileSync(join(base.dir, 'redis-password'), 'not-the-password\n');
+    const wrong = await buildControl(config, readControlSecrets(config), pino({ level: 'silent' })).then(() => null, (err: Error) => err);
+    expect(wrong?.message).toMatch(/cannot reach Redis at redis:\/\/.*WRONGPASS/);
+    expect(wrong?.message).not.toContain('not-the-password');
+    expect(wrong?.message).not.toContain(password);
+    await admin.call('ACL', 'DELUSER', user);
+    await dropPrefix(redisUrl(), prefix);
+    admin.disconnect();
+  });
+});
