@@ -10,6 +10,14 @@
  *   internet netns: 203.0.113.254 (the "ISP"), the sim 203.0.113.10, a public web server
  *     198.51.100.20; a route back to the LAN and none further, so anything else dies there
  *
+ * With `homeNat` (the seed's two boxes), the LAN is a home behind carrier-grade NAT: the router
+ * masquerades what leaves on its wan and the internet has no route back, so nothing on the
+ * internet can open a connection to a LAN host. A host with `site: 'cloud'` is not on the LAN
+ * but on the internet itself (203.0.113.20+i, a /32 behind the "ISP"), as a rented box is:
+ *
+ *   cloud host netns: eth0 203.0.113.20+i/32, default via 203.0.113.254 (the internet netns)
+ *     [prod] 10.77.0.1/24 ── prod netns: 10.77.0.10
+ *
  * Every veth is made inside the namespaces it joins (`ip -n A link add … peer … netns B`).
  * Names are `hangar-fleet-<pid>-<random>-<role>`: the pid of the process that made them, so a
  * later start removes what a crashed run left (its pid is gone) and never a live fleet's.
@@ -36,6 +44,7 @@ export const DNS_NAMES: Readonly<Record<string, string>> = {
 };
 export const PROD = { gateway: '10.77.0.1', server: '10.77.0.10' } as const;
 const hostAddress = (i: number) => `192.168.77.${10 + i}`;
+const cloudAddress = (i: number) => `203.0.113.${20 + i}`;
 
 /** What each of the topology's HTTP servers answers (200, this text): tests tell them apart by it. */
 export const WEB_REPLIES = { router: 'router', lanWeb: 'lan-web', metadata: 'metadata', publicWeb: 'public-web', publicWeb2: 'public-web-2', prod: 'prod' } as const;
@@ -45,13 +54,16 @@ export interface TopologyHostSpec {
   name: string;
   /** Give this host a production network of its own, reachable from it alone. */
   prod?: boolean;
+  /** `lan` (default): behind the home router; `cloud`: an address of its own on the internet. */
+  site?: 'lan' | 'cloud';
 }
 
 export interface TopologyHost {
   name: string;
   netns: string;
-  /** Its LAN address (eth0). */
+  /** Its address (eth0): on the LAN, or on the internet for a cloud host. */
   address: string;
+  site: 'lan' | 'cloud';
   prod?: { netns: string; gateway: string; server: string };
 }
 
@@ -88,7 +100,13 @@ const ROLE = /^[a-z][a-z0-9]{0,15}$/;
 
 export const enterArgs = (netns: string): string[] => [`--net=/run/netns/${netns}`];
 
-export async function createTopology(o: { hosts: TopologyHostSpec[] }): Promise<Topology> {
+export interface TopologyOptions {
+  hosts: TopologyHostSpec[];
+  /** The home LAN behind carrier-grade NAT: masqueraded out, no route in (default: routed, as a port forward would be). */
+  homeNat?: boolean;
+}
+
+export async function createTopology(o: TopologyOptions): Promise<Topology> {
   const names = o.hosts.map((h) => h.name);
   for (const n of names) if (!ROLE.test(n) || n === 'lan' || n === 'internet') throw new TypeError(`bad topology host name: ${n}`);
   if (new Set(names).size !== names.length || names.length === 0 || names.length > 100) throw new TypeError(`topology hosts must be 1..100 distinct names: ${names.join(', ')}`);
@@ -97,8 +115,9 @@ export async function createTopology(o: { hosts: TopologyHostSpec[] }): Promise<
   const made: string[] = [];
   const servers: ResultPromise[] = [];
   const ns = (role: string) => `${FLEET_NETNS_PREFIX}${id}-${role}`;
-  const hosts: TopologyHost[] = o.hosts.map((h, i) => ({
-    name: h.name, netns: ns(h.name), address: hostAddress(i),
+  let lanCount = 0, cloudCount = 0;
+  const hosts: TopologyHost[] = o.hosts.map((h) => ({
+    name: h.name, netns: ns(h.name), site: h.site ?? 'lan', address: h.site === 'cloud' ? cloudAddress(cloudCount++) : hostAddress(lanCount++),
     ...(h.prod ? { prod: { netns: ns(`${h.name}prod`), gateway: PROD.gateway, server: PROD.server } } : {}),
   }));
 
@@ -136,7 +155,7 @@ export async function createTopology(o: { hosts: TopologyHostSpec[] }): Promise<
     },
   };
   try {
-    await build(topology, made, hosts);
+    await build(topology, made, hosts, o.homeNat ?? false);
     return topology;
   } catch (err) {
     await topology.dispose();
@@ -144,7 +163,7 @@ export async function createTopology(o: { hosts: TopologyHostSpec[] }): Promise<
   }
 }
 
-async function build(t: Topology, made: string[], hosts: TopologyHost[]): Promise<void> {
+async function build(t: Topology, made: string[], hosts: TopologyHost[], homeNat: boolean): Promise<void> {
   const ip = (netns: string, ...args: string[]) => execa('ip', ['-n', netns, ...args]);
   const add = async (name: string) => {
     await execa('ip', ['netns', 'add', name]);
@@ -168,12 +187,28 @@ async function build(t: Topology, made: string[], hosts: TopologyHost[]): Promis
   await t.exec(lan, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
   await veth(lan, 'wan', [`${INTERNET.wan}/24`], internet, 'eth0', [`${INTERNET.gateway}/24`, `${INTERNET.sim}/24`, `${INTERNET.publicWeb}/24`, `${INTERNET.publicWeb2}/24`, `${INTERNET.dns}/24`]);
   await ip(lan, 'route', 'add', 'default', 'via', INTERNET.gateway);
-  await ip(internet, 'route', 'add', LAN.subnet, 'via', INTERNET.wan);
+  if (homeNat) {
+    // Carrier-grade NAT: out through the router's wan address, and no way in.
+    await t.exec(lan, 'nft', ['-f', '-'], { input: 'table ip hangar_fleet_nat {\n chain post { type nat hook postrouting priority 100; oifname "wan" masquerade; }\n}\n' });
+  } else {
+    await ip(internet, 'route', 'add', LAN.subnet, 'via', INTERNET.wan);
+  }
+  if (hosts.some((h) => h.site === 'cloud')) await t.exec(internet, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
   for (const [i, h] of hosts.entries()) {
     await add(h.netns);
-    await veth(lan, `h${i}`, [], h.netns, 'eth0', [`${h.address}/24`]);
-    await ip(lan, 'link', 'set', `h${i}`, 'master', 'br0');
-    await ip(h.netns, 'route', 'add', 'default', 'via', LAN.router);
+    if (h.site === 'cloud') {
+      // A /32 behind the internet's gateway: every packet goes through the internet netns, which routes it.
+      await veth(internet, `c${i}`, [], h.netns, 'eth0', [`${h.address}/32`]);
+      await ip(h.netns, 'route', 'add', INTERNET.gateway, 'dev', 'eth0');
+      await ip(h.netns, 'route', 'add', 'default', 'via', INTERNET.gateway);
+      await ip(internet, 'route', 'add', `${h.address}/32`, 'dev', `c${i}`);
+      // The router's wan sees 203.0.113.0/24 on-link: the cloud host is behind the gateway.
+      await ip(lan, 'route', 'add', `${h.address}/32`, 'via', INTERNET.gateway);
+    } else {
+      await veth(lan, `h${i}`, [], h.netns, 'eth0', [`${h.address}/24`]);
+      await ip(lan, 'link', 'set', `h${i}`, 'master', 'br0');
+      await ip(h.netns, 'route', 'add', 'default', 'via', LAN.router);
+    }
     if (h.prod) {
       await add(h.prod.netns);
       await veth(h.netns, 'prod', [`${h.prod.gateway}/24`], h.prod.netns, 'eth0', [`${h.prod.server}/24`]);

@@ -4,8 +4,8 @@
  * removed at the next start (a live run's never). Needs dist/ (its servers run netns-tool.js).
  */
 import { execFileSync } from 'node:child_process';
-import { afterAll, beforeAll, expect, test } from 'vitest';
-import { createTopology, FLEET_NETNS_PREFIX, INTERNET, LAN, PROD, WEB_REPLIES, type Topology } from '../../src/main/local-topology.js';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createTopology, FLEET_NETNS_PREFIX, INTERNET, LAN, PROD, startTool, WEB_REPLIES, type Topology } from '../../src/main/local-topology.js';
 
 const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8' });
 const machine = () => ({ links: sh('ip', ['-o', 'link']), addrs: sh('ip', ['-o', 'addr']), routes: sh('ip', ['route']) });
@@ -71,4 +71,44 @@ test('nothing of it is in the machine\'s namespace, and dispose leaves nothing',
   await t.dispose();
   expect(ours().filter((n) => names.includes(n))).toEqual([]);
   expect(machine()).toEqual(before);
+});
+
+describe('the seed\'s two boxes: a home LAN behind carrier-grade NAT, a cloud box on the internet', () => {
+  let s: Topology;
+  beforeAll(async () => {
+    s = await createTopology({ hosts: [{ name: 'sidekick' }, { name: 'cloudbox', site: 'cloud', prod: true }], homeNat: true });
+    await startTool(s, s.host('cloudbox').netns, 'serve', [{ host: s.host('cloudbox').address, port: 80, reply: 'cloudbox' }]);
+    await startTool(s, s.host('sidekick').netns, 'serve', [{ host: s.host('sidekick').address, port: 80, reply: 'sidekick' }]);
+  }, 60_000);
+  afterAll(async () => s?.dispose());
+  const sget = async (netns: string, address: string) => {
+    const r = await s.exec(netns, 'curl', ['-s', '-m', '2', `http://${address}/`], { reject: false });
+    return r.exitCode === 0 ? r.stdout.trim() : `curl exit ${r.exitCode}`;
+  };
+
+  test('the cloud box has an internet address; the home box dials out to it (seen from the router\'s wan address) and to GitHub', async () => {
+    const side = s.host('sidekick'), cloud = s.host('cloudbox');
+    expect(cloud.address).toBe('203.0.113.20');
+    expect(side.address).toMatch(/^192\.168\.77\./);
+    expect(await sget(side.netns, cloud.address)).toBe('cloudbox');
+    expect(await sget(side.netns, INTERNET.publicWeb)).toBe(WEB_REPLIES.publicWeb);
+    expect(await sget(cloud.netns, INTERNET.publicWeb)).toBe(WEB_REPLIES.publicWeb);
+    // Masqueraded: the cloud box has no route to the LAN, so its answers can only go to the router's wan address.
+    expect((await s.exec(cloud.netns, 'ip', ['route', 'get', side.address])).stdout).toContain(`via ${INTERNET.gateway}`);
+  });
+
+  test('nothing reaches the home box from outside: not from the cloud box, not from the internet; the house LAN still does', async () => {
+    const side = s.host('sidekick'), cloud = s.host('cloudbox');
+    expect(await sget(cloud.netns, side.address)).toMatch(/^curl exit/);
+    expect(await sget(s.netns.internet, side.address)).toMatch(/^curl exit/);
+    expect(await sget(s.netns.internet, INTERNET.wan)).toMatch(/^curl exit/);
+    expect((await s.exec(s.netns.internet, 'ip', ['route', 'get', side.address], { reject: false })).exitCode).not.toBe(0);
+    expect(await sget(s.netns.lan, side.address)).toBe('sidekick');
+  });
+
+  test('only the cloud box reaches prod', async () => {
+    expect(await sget(s.host('cloudbox').netns, PROD.server)).toBe(WEB_REPLIES.prod);
+    expect(await sget(s.host('sidekick').netns, PROD.server)).toMatch(/^curl exit/);
+    expect(await sget(s.netns.internet, PROD.server)).toMatch(/^curl exit/);
+  });
 });
