@@ -1,8 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
-import { execa } from 'execa';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, expect, test } from 'vitest';
@@ -12,13 +10,13 @@ import type { HostParts } from '../../src/agent/host-parts.js';
 import type { AgentConfig } from '../../src/config/schema.js';
 import { keys, queueName } from '../../src/queue/keys.js';
 import { startTestControl, writeTestConfig, type TestControl } from '../helpers/control.js';
+import { enrolHost, hangar } from '../helpers/host-creds.js';
 import { dropPrefix, redisUrl, testPrefix } from '../helpers/redis.js';
 
 /**
  * The agent's side of `hangar host remove`: a real Agent (its BullMQ workers, its control client)
  * against a real control and Redis. What it lends no VM to is stubbed: no job here boots one.
  */
-const hangar = (args: string[]) => execa('node', ['dist/main/cli.js', ...args], { reject: false, timeout: 20_000 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const HEARTBEAT_MS = 200;
 
@@ -43,9 +41,7 @@ const parts = {
 beforeAll(async () => {
   admin = new Redis(redisUrl());
   const base = writeTestConfig({ redisUrl: redisUrl(), prefix });
-  const added = await hangar(['host', 'add', name, '--role', 'build', '--pools', 'build', '--config', base.file, '--out', join(base.dir, 'creds')]);
-  expect(added.exitCode, added.stderr).toBe(0);
-  token = readFileSync(join(base.dir, 'creds', `${name}.token`), 'utf8').trim();
+  token = (await enrolHost({ name, role: 'build', pools: ['build'], configFile: base.file, out: join(base.dir, 'creds') })).token();
   const hosts = [{ name, role: 'build' as const, pools: ['build'], token }];
   cfg = writeTestConfig({ redisUrl: redisUrl(), prefix, hosts });
   control = await startTestControl({ redisUrl: redisUrl(), prefix, hosts, logger: pino({ level: 'warn' }, { write: (s: string) => void controlLines.push(JSON.parse(s)) }) });

@@ -1,20 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { tokenSha256 } from '../../src/jit/host-auth.js';
 import { keys } from '../../src/queue/keys.js';
 import { startTestControl, writeTestConfig, type TestControl } from '../helpers/control.js';
+import { enrolHost, hangar } from '../helpers/host-creds.js';
 import { dropPrefix, dumpPrefix, redisUrl, testPrefix } from '../helpers/redis.js';
 
 /**
  * `hangar host remove` revokes the host's token in Redis: a real control (its hosts[] unchanged,
  * not restarted) refuses the host's very next request, heartbeat, mint or report alike.
  */
-const hangar = (args: string[]) => execa('node', ['dist/main/cli.js', ...args], { reject: false, timeout: 20_000 });
 
 const beat = { slots: 1, busy: 0, vms: [], draining: false };
 const call = (control: TestControl, token: string, method: string, path: string, body: unknown) =>
@@ -37,11 +35,8 @@ describe('a removed host is refused from its next request', () => {
   let removed: Awaited<ReturnType<typeof hangar>>;
 
   /** `hangar host add` into its own folder; the token it wrote. */
-  async function enrol(out: string): Promise<string> {
-    const r = await hangar(['host', 'add', name, '--role', 'build', '--pools', 'build', '--config', base.file, '--out', join(base.dir, out)]);
-    expect(r.exitCode, r.stderr).toBe(0);
-    return readFileSync(join(base.dir, out, `${name}.token`), 'utf8').trim();
-  }
+  const enrol = async (out: string): Promise<string> =>
+    (await enrolHost({ name, role: 'build', pools: ['build'], configFile: base.file, out: join(base.dir, out) })).token();
   /** The control's config with the host's entry for this token, as the operator pastes it from `host add`'s output. */
   const withHost = (t: string) => ({ redisUrl: redisUrl(), prefix, hosts: [{ name, role: 'build' as const, pools: ['build'], token: t }] });
 
