@@ -6,7 +6,7 @@ import { poolJobData, type PoolJobData } from '../queue/contracts.js';
 import { runnerName } from '../domain/mint-policy.js';
 import type { JobReport } from '../jit/report.js';
 import { queueName } from '../queue/keys.js';
-import { ControlError, type ControlClient } from './control-client.js';
+import { ControlError, HostRevokedError, type ControlClient } from './control-client.js';
 import type { GuestImage, HostParts } from './host-parts.js';
 import { destroyVm, runJob, type JobOutcome } from './run-job.js';
 import { Slots, takesJobs } from './slots.js';
@@ -49,6 +49,8 @@ export class Agent {
   private draining = false;
   /** The operator drained this host (the control's heartbeat answer): no new jobs until undrained. */
   private held = false;
+  /** The control refused this host's token as revoked: no new jobs, no heartbeats, for good (a new token needs a restart). */
+  private revoked = false;
   private readonly slice: SliceUsage;
 
   constructor(private readonly d: AgentDeps) {
@@ -87,11 +89,10 @@ export class Agent {
       w.on('error', (err) => this.d.logger.warn({ pool, err: err.message }, 'worker error'));
       this.workers.push(w);
     }
-    await this.beat();
-    this.heartbeat = setInterval(
-      () => void this.beat().catch((err: Error) => this.d.logger.warn({ err: err.message }, 'heartbeat: the control did not take it')),
-      this.d.heartbeatMs ?? 5_000,
-    );
+    await this.beat().catch((err: Error) => this.onBeatFailed(err, true));
+    if (!this.revoked) {
+      this.heartbeat = setInterval(() => void this.beat().catch((err: Error) => this.onBeatFailed(err, false)), this.d.heartbeatMs ?? 5_000);
+    }
     this.d.logger.info({ role: this.d.agent.role, pools: this.d.agent.pools, slots: this.d.agent.slots }, 'agent started');
   }
 
@@ -100,7 +101,28 @@ export class Agent {
     this.draining = true;
     await Promise.all(this.workers.map((w) => w.close()));
     clearInterval(this.heartbeat);
-    await this.d.control.goodbye().catch(() => undefined);
+    if (!this.revoked) await this.d.control.goodbye().catch(() => undefined);
+  }
+
+  private onBeatFailed(err: Error, first: boolean): void {
+    if (err instanceof HostRevokedError) return this.revoke(err);
+    // The first beat is the start's check that the control knows this host: its failure stops the start.
+    if (first) throw err;
+    this.d.logger.warn({ err: err.message }, 'heartbeat: the control did not take it');
+  }
+
+  /**
+   * Said once, then quiet: the workers close (jobs running now finish, and their reports are
+   * refused; their queue entries go back for another host when their locks lapse) and the
+   * heartbeat stops. The process stays up, idle, so that systemd does not restart it into the
+   * same refusal every few seconds; the operator enrols the host again and restarts it.
+   */
+  private revoke(err: HostRevokedError): void {
+    if (this.revoked) return;
+    this.revoked = true;
+    clearInterval(this.heartbeat);
+    this.d.logger.error({ reason: err.message }, 'this host\'s credentials were revoked: taking no new jobs and sending no heartbeats; enrol it again (hangar host add) and restart the agent');
+    for (const w of this.workers) void w.close().catch(() => undefined);
   }
 
   private async process(job: Job, token?: string): Promise<JobOutcome> {
@@ -111,9 +133,10 @@ export class Agent {
     try {
       return settle(await this.runRounds(data, slot), this.d.agent.vm.timeoutMinutes);
     } catch (err) {
-      if (err instanceof HostDrainedError && token) {
-        // Taken just before the drain reached this agent: back to the queue, no attempt spent, for another host.
-        this.d.logger.info({ workflowJobId: data.workflowJobId }, 'host drained: job back to its queue');
+      if (err instanceof HostRevokedError) this.revoke(err);
+      if ((err instanceof HostDrainedError || err instanceof HostRevokedError) && token) {
+        // Taken just before the drain (or the revocation) reached this agent: back to the queue, no attempt spent, for another host.
+        this.d.logger.info({ workflowJobId: data.workflowJobId, revoked: this.revoked }, 'host drained or revoked: job back to its queue');
         await job.moveToDelayed(Date.now() + 1_000, token);
         throw new DelayedError();
       }
@@ -214,7 +237,7 @@ export class Agent {
   }
 
   private async throttle(busy: number): Promise<void> {
-    if (this.draining) return;
+    if (this.draining || this.revoked) return;
     const take = takesJobs(busy, this.slots.total, this.held);
     for (const w of this.workers) {
       if (!take && !w.isPaused()) w.pause(true);

@@ -32,6 +32,19 @@ export class ControlUntrustedError extends ControlError {
   }
 }
 
+/**
+ * The control refused this host's token as revoked (`hangar host remove`): nothing it sends will be
+ * taken again, so another try cannot help; the agent stops taking jobs (agent.ts).
+ */
+export class HostRevokedError extends ControlError {
+  override get retryable(): boolean {
+    return false;
+  }
+}
+
+const revoked = (status: number, body: Record<string, unknown>): HostRevokedError | null =>
+  status === 403 && body.error === 'host-revoked' ? new HostRevokedError(403, `the control refused this host's token as revoked: ${String(body.message ?? '')}`.trim()) : null;
+
 /** A failed send as the agent says it: the TLS reason as it is, else unreachable (with a hint when a plain request met a TLS listener). */
 function unreachable(err: unknown, controlUrl: string): ControlError {
   if (err instanceof ControlTlsError) return new ControlUntrustedError(0, err.message);
@@ -113,6 +126,8 @@ export function createControlClient(controlUrl: string, token: string, trust: Co
       throw unreachable(err, controlUrl);
     }
     const body = res.status === 204 ? {} : json(res);
+    const gone = revoked(res.status, body);
+    if (gone) throw gone;
     if (res.status >= 400) throw new ControlError(res.status, `control answered ${res.status} to ${method} ${path}: ${String(body.error ?? '')} ${String(body.message ?? '')}`.trim());
     return { status: res.status, body };
   };
@@ -182,6 +197,8 @@ export function createControlClient(controlUrl: string, token: string, trust: Co
       }
       const body = json(res);
       if (res.status === 201) return body as JitAnswer & { kind: 'minted' };
+      const gone = revoked(res.status, body);
+      if (gone) throw gone;
       if (res.status === 403) return { kind: 'refused', reason: String(body.reason ?? 'refused') };
       if (res.status === 409 && body.error === 'already-minted') return { kind: 'refused', reason: 'already-minted' };
       if (res.status === 409) return { kind: 'busy', runnerName: String(body.runnerName ?? '') };

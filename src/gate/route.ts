@@ -35,7 +35,7 @@ export async function gateRoutes(app: FastifyInstance, deps: GateRouteDeps): Pro
   });
   const gate = { ...deps, jobs: jobMetrics(deps.registry, deps.keys.prefix) };
   app.post('/api/v1/job-started', async (req, reply) => {
-    const r = hostRequest(req, reply, deps.hosts, body);
+    const r = await hostRequest(req, reply, deps, body);
     if (!r) return reply;
     const a = await askStartGate(gate, r.host, r.body);
     asked.inc({ decision: a.kind, reason: a.kind === 'deny' ? a.reason : '' });

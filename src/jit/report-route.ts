@@ -71,7 +71,7 @@ export async function reportRoutes(app: FastifyInstance, deps: ReportRouteDeps):
   const withMetrics = { ...deps, jobs: jobMetrics(deps.registry, deps.keys.prefix) };
   const reports = new Counter({ name: 'hangar_agent_reports_total', help: 'Agent reports on jobs, by kind and result', labelNames: ['kind', 'result'], registers: [deps.registry] });
   app.post<{ Params: { id: string } }>('/api/v1/jobs/:id/report', async (req, reply) => {
-    const r = hostRequest(req, reply, deps.hosts, report);
+    const r = await hostRequest(req, reply, deps, report);
     if (!r) return reply;
     const id = jobId.safeParse(req.params.id);
     if (!id.success) return reply.code(400).send({ error: 'bad-request', field: 'id', message: 'not a workflow job id' });
@@ -83,7 +83,7 @@ export async function reportRoutes(app: FastifyInstance, deps: ReportRouteDeps):
     return reply.code(409).send({ error: 'illegal-move', message: result.message });
   });
   app.put('/api/v1/hosts/self/heartbeat', async (req, reply) => {
-    const r = hostRequest(req, reply, deps.hosts, heartbeat);
+    const r = await hostRequest(req, reply, deps, heartbeat);
     if (!r) return reply;
     const { name: host, role, pools } = r.host;
     const [, drained] = await deps.redis.multi()
@@ -94,7 +94,7 @@ export async function reportRoutes(app: FastifyInstance, deps: ReportRouteDeps):
     return { drain: drained?.[1] === 1 };
   });
   app.delete('/api/v1/hosts/self/heartbeat', async (req, reply) => {
-    const r = hostRequest(req, reply, deps.hosts, z.unknown());
+    const r = await hostRequest(req, reply, deps, z.unknown());
     if (!r) return reply;
     await deps.redis.del(deps.keys.host(r.host.name));
     return reply.code(204).send();

@@ -31,9 +31,10 @@ export async function jitRoutes(app: FastifyInstance, deps: JitRouteDeps): Promi
   });
   const mintDeps = { ...deps, jobs: jobMetrics(deps.registry, deps.keys.prefix) };
   app.post('/api/v1/jit', async (req, reply) => {
-    const asked = hostRequest(req, reply, deps.hosts, body);
+    const asked = await hostRequest(req, reply, deps, body);
     if (!asked) {
       if (reply.statusCode === 401) mints.inc({ result: 'unauthorized', reason: '' });
+      if (reply.statusCode === 403) mints.inc({ result: 'revoked', reason: '' });
       return reply;
     }
     const { host, body: q } = asked;

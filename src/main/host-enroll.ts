@@ -7,13 +7,16 @@ import { hostName, checkPoolsAndHosts } from '../config/schema.js';
 import { redisTarget } from '../config/secrets.js';
 import { HangarError } from '../domain/errors.js';
 import { tokenSha256 } from '../jit/host-auth.js';
+import { revokeToken } from '../jit/host-revocation.js';
 import { hostAcl, hostAclUser, setUserRules } from '../queue/host-acl.js';
+import { keys } from '../queue/keys.js';
 import { redactRedisUrl } from '../queue/redis-readiness.js';
 
 /**
  * `hangar host add` and `hangar host remove`: a host's two credentials, its token (for the
  * control's API) and its Redis ACL user (for its pools' queues only), made and revoked from the
- * control's config. Secrets go to 0600 files and over the Redis connection, never to argv or logs.
+ * control's config. A removed host's token is revoked in Redis (jit/host-revocation.ts), refused
+ * from its next request. Secrets go to 0600 files and over the Redis connection, never to argv or logs.
  */
 
 export interface HostAddOptions {
@@ -65,18 +68,30 @@ export async function hostRemove(name: string, opts: { config: string }, io: Io 
   const config = validateConfig(loadConfig(opts.config));
   if (!hostName.safeParse(name).success) throw new HangarError('host-name', `"${name}" is not a host name`);
   const user = hostAclUser(name);
+  const entry = config.hosts.find((h) => h.name === name);
   await withAdmin(config, async (redis) => {
+    // The token first: it is what mints runners. The control reads this on every host request.
+    const k = keys(config.redis.prefix);
+    const revoked = entry ? await revokeToken(redis, k, entry.tokenSha256, name) : null;
+    // Its heartbeat goes too: the dashboard stops listing it, and another host may take over its jobs' claims (jit/mint.ts).
+    await redis.del(k.host(name));
     // Redis closes the connections that authenticated as the user, so its agent loses its queues at once.
     const n = Number(await redis.call('ACL', 'DELUSER', user));
     const persisted = n > 0 ? await persistAcl(redis) : 'unchanged';
-    io.out(
-      `${n > 0 ? `deleted the Redis ACL user ${user}; its connections are closed` : `Redis has no ACL user ${user} (already removed)`}\n` +
-        `now remove the hosts entry "${name}" from the control's config and restart the control: the control\n` +
-        `refuses a token whose sha256 is in no hosts entry, so the host's token is revoked with it.\n` +
-        `On the host, delete ${name}.token and ${name}.redis-password.\n`,
-    );
+    io.out(removal(name, user, revoked, n > 0));
     io.err(persistNote(persisted));
   });
+}
+
+function removal(name: string, user: string, revoked: boolean | null, deleted: boolean): string {
+  const token = revoked === null
+    ? `the config has no hosts entry "${name}": no token to revoke, so only its Redis user is removed\n` +
+      '(if a control has its entry in a config of its own, remove it there and restart that control).\n'
+    : `${revoked ? 'revoked' : 'already revoked'}: host ${name}'s token (its hosts entry's tokenSha256); every control refuses it\n` +
+      'from its next request (403 host-revoked), with no restart, even while the entry stays in hosts:.\n';
+  const acl = deleted ? `deleted the Redis ACL user ${user}; its connections are closed\n` : `Redis has no ACL user ${user} (already removed)\n`;
+  const tidy = revoked === null ? '' : `You may now remove the hosts entry "${name}" from the control's config (tidiness only).\n`;
+  return `${token}${acl}${tidy}On the host, delete ${name}.token and ${name}.redis-password.\n`;
 }
 
 function checkNewHost(config: Config, name: string, opts: HostAddOptions): void {

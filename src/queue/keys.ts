@@ -32,6 +32,8 @@ export interface Keys {
   swept(repository: string): string;
   /** The operator drained this host (dashboard): JSON `{at, why}`; the heartbeat's answer tells its agent. */
   hostDrain(name: string): string;
+  /** Hash of revoked host tokens, tokenSha256 → JSON `{host, at}` (`hangar host remove`; jit/host-revocation.ts). */
+  hostsRevoked: string;
   /** A dashboard session, by the sha256 of its id (the id itself is only in the browser's cookie); TTL = the session's life. */
   dashboardSession(idSha256: string): string;
   /** Billed seconds of every job a Hangar runner ran, per calendar month (UTC `YYYY-MM`): the savings' ledger. */
@@ -56,6 +58,7 @@ export function keys(prefix: string): Keys {
     runFacts: (id) => `${prefix}:run:${id}`,
     swept: (repository) => `${prefix}:swept:${repository.toLowerCase()}`,
     hostDrain: (name) => `${prefix}:drain:${name}`,
+    hostsRevoked: `${prefix}:hosts:revoked`,
     dashboardSession: (h) => `${prefix}:dash:session:${h}`,
     savingsLedger: (month) => `${prefix}:dash:savings:${month}`,
   };

@@ -5,18 +5,17 @@ import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullm
 import { execa } from 'execa';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { redisTarget } from '../../src/config/secrets.js';
 import { freePort } from '../../src/main/local-redis.js';
-import { keys, queueName } from '../../src/queue/keys.js';
+import { queueName } from '../../src/queue/keys.js';
 import { writeTestConfig } from '../helpers/control.js';
+import { aclLog, enrolHost, hangar, type EnrolledHost } from '../helpers/host-creds.js';
 import { dropPrefix, redisUrl, testPrefix } from '../helpers/redis.js';
 
 /**
  * `hangar host add` / `remove` against the run's real Redis: a build host's ACL user runs a real
- * BullMQ Worker on its pool and is refused (NOPERM) everything else; removed, it cannot log in.
+ * BullMQ Worker on its pool (what it is refused: sealed-host.test.ts); removed, it cannot log in.
  * Only the ACL users these tests make are touched, and they are deleted at the end.
  */
-const hangar = (args: string[]) => execa('node', ['dist/main/cli.js', ...args], { reject: false, timeout: 20_000 });
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 describe('hangar host add / remove: a build host\'s Redis user', () => {
@@ -26,9 +25,8 @@ describe('hangar host add / remove: a build host\'s Redis user', () => {
   let prefix: string;
   let cfg: ReturnType<typeof writeTestConfig>;
   let admin: Redis;
-  let host: Redis;
-  let added: Awaited<ReturnType<typeof hangar>>;
-  const k = () => keys(prefix);
+  let enrolled: EnrolledHost;
+  let added: EnrolledHost['added'];
   const made = new Set<string>([user]);
   const closers: (() => Promise<unknown> | void)[] = [];
 
@@ -36,34 +34,19 @@ describe('hangar host add / remove: a build host\'s Redis user', () => {
     prefix = testPrefix();
     cfg = writeTestConfig({ redisUrl: redisUrl(), prefix });
     admin = new Redis(redisUrl());
-    added = await hangar(['host', 'add', name, '--role', 'build', '--pools', 'build', '--config', cfg.file, '--out', join(cfg.dir, 'creds')]);
-    expect(added.exitCode, added.stderr).toBe(0);
-    host = hostConnection();
+    enrolled = await enrolHost({ name, role: 'build', pools: ['build'], configFile: cfg.file, out: join(cfg.dir, 'creds') });
+    added = enrolled.added;
   });
   afterAll(async () => {
     while (closers.length) await closers.pop()!();
-    host?.disconnect();
     for (const u of made) await admin.call('ACL', 'DELUSER', u);
     await dropPrefix(redisUrl(), prefix);
     admin.disconnect();
   });
 
-  const password = () => readFileSync(join(cfg.dir, 'creds', `${name}.redis-password`), 'utf8').trim();
-  const token = () => readFileSync(join(cfg.dir, 'creds', `${name}.token`), 'utf8').trim();
-  /** The agent's connection as the printed snippet says: the url with the user, the password from its file. */
-  function hostConnection(opts: { maxRetriesPerRequest?: number | null } = {}): Redis {
-    const url = /^ {2}url: (\S+)$/m.exec(added.stdout)![1]!;
-    const passwordFile = /^ {2}passwordFile: (\S+)$/m.exec(added.stdout)![1]!;
-    const target = redisTarget({ url, passwordFile });
-    const r = new Redis(target.url, { ...target.options, maxRetriesPerRequest: opts.maxRetriesPerRequest === undefined ? 1 : opts.maxRetriesPerRequest, retryStrategy: () => null });
-    r.on('error', () => undefined);
-    return r;
-  }
-
-  async function aclLog(): Promise<Record<string, unknown>[]> {
-    const log = (await admin.call('ACL', 'LOG', '128')) as unknown[][];
-    return log.map((e) => Object.fromEntries(Array.from({ length: e.length / 2 }, (_, i) => [String(e[2 * i]), e[2 * i + 1]])));
-  }
+  const password = () => enrolled.password();
+  const token = () => enrolled.token();
+  const hostConnection = (opts: { maxRetriesPerRequest?: number | null } = {}) => enrolled.redis(opts);
 
   test('writes the token and the password to 0600 files, prints the agent\'s config and the hosts entry, and no secret', async () => {
     for (const f of [`${name}.token`, `${name}.redis-password`]) expect(statSync(join(cfg.dir, 'creds', f)).mode & 0o777).toBe(0o600);
@@ -116,70 +99,10 @@ describe('hangar host add / remove: a build host\'s Redis user', () => {
     expect(errors).toEqual([]);
     await worker.close();
     // Nothing BullMQ did was refused and swallowed: Redis logged no refusal of this user.
-    expect((await aclLog()).filter((e) => e.username === user)).toEqual([]);
+    expect((await aclLog(admin)).filter((e) => e.username === user)).toEqual([]);
   });
 
-  describe('everything else is NOPERM', () => {
-    const refused = /NOPERM/;
-    test('the deploy queue: read, write, and through BullMQ', async () => {
-      await admin.lpush(`${prefix}:${queueName('deploy')}:wait`, 'x');
-      await expect(host.lrange(`${prefix}:${queueName('deploy')}:wait`, 0, -1)).rejects.toThrow(refused);
-      await expect(host.lpush(`${prefix}:${queueName('deploy')}:wait`, 'y')).rejects.toThrow(refused);
-      const deploy = new Queue(queueName('deploy'), { connection: hostConnection(), prefix });
-      closers.push(() => deploy.close());
-      await expect(deploy.add('run', { n: 1 })).rejects.toThrow(refused);
-      await expect(deploy.getJobs(['wait'])).rejects.toThrow(refused);
-    });
-
-    test('a job record', async () => {
-      await admin.hset(k().job(42), 'phase', 'queued');
-      await expect(host.hgetall(k().job(42))).rejects.toThrow(refused);
-      await expect(host.hset(k().job(42), 'phase', 'done')).rejects.toThrow(refused);
-    });
-
-    test('the events stream (decisions and phase moves)', async () => {
-      await admin.xadd(k().events, '*', 'kind', 'decision');
-      await expect(host.xrange(k().events, '-', '+')).rejects.toThrow(refused);
-      await expect(host.xadd(k().events, '*', 'kind', 'forged')).rejects.toThrow(refused);
-    });
-
-    test('another host\'s heartbeat, and its own (the control writes those)', async () => {
-      await expect(host.get(k().host('cloudbox'))).rejects.toThrow(refused);
-      await expect(host.set(k().host('cloudbox'), '{}')).rejects.toThrow(refused);
-      await expect(host.set(k().host(name), '{}')).rejects.toThrow(refused);
-    });
-
-    test('the control\'s keys: leader lock, rate budget, outbox', async () => {
-      await expect(host.set(k().leader, 'mine')).rejects.toThrow(refused);
-      await expect(host.incr(k().leaderToken)).rejects.toThrow(refused);
-      await expect(host.hgetall(k().rateBudget)).rejects.toThrow(refused);
-      await expect(host.xadd(k().outbox, '*', 'op', 'enqueue')).rejects.toThrow(refused);
-    });
-
-    test('inside a script too, declared or not', async () => {
-      await expect(host.eval("return redis.call('hgetall', KEYS[1])", 1, k().job(42))).rejects.toThrow(refused);
-      // A key the script did not declare is checked when the script reaches it (Redis says so in other words).
-      await expect(host.eval("return redis.call('get', ARGV[1])", 0, k().leader)).rejects.toThrow(/user executing the script can't access/);
-    });
-
-    test('listing keys, admin and global commands', async () => {
-      await expect(host.scan('0')).rejects.toThrow(refused);
-      await expect(host.keys('*')).rejects.toThrow(refused);
-      await expect(host.call('CONFIG', 'GET', 'aclfile')).rejects.toThrow(refused);
-      await expect(host.call('ACL', 'LIST')).rejects.toThrow(refused);
-      await expect(host.call('CLIENT', 'LIST')).rejects.toThrow(refused);
-      await expect(host.call('SCRIPT', 'FLUSH')).rejects.toThrow(refused);
-      await expect(host.call('FUNCTION', 'FLUSH')).rejects.toThrow(refused);
-      await expect(host.flushdb()).rejects.toThrow(refused);
-      await expect(host.publish(`${prefix}:events`, 'x')).rejects.toThrow(refused);
-    });
-
-    test('Redis logs each refusal with the user (ACL LOG), for the operator to see who tried what', async () => {
-      const ours = (await aclLog()).filter((e) => e.username === user);
-      expect(ours.some((e) => e.reason === 'key' && e.object === k().leader)).toBe(true);
-      expect(ours.some((e) => e.reason === 'command' && e.object === 'scan')).toBe(true);
-    });
-  });
+  // Everything else it is refused (NOPERM): test/integration/sealed-host.test.ts.
 
   test('refuses a deploy pool for a build host, an unknown pool, and a host that exists', async () => {
     const other = `oth-${suffix}`;
@@ -207,7 +130,7 @@ describe('hangar host add / remove: a build host\'s Redis user', () => {
     const r = await hangar(['host', 'remove', name, '--config', cfg.file]);
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toContain(`deleted the Redis ACL user ${user}`);
-    expect(r.stdout).toContain(`remove the hosts entry "${name}"`);
+    expect(r.stdout).toContain(`the config has no hosts entry "${name}": no token to revoke`);
     await closed;
     expect(await admin.call('ACL', 'GETUSER', user)).toBeNull();
     const again = hostConnection();
