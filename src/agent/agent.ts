@@ -86,7 +86,8 @@ export class Agent {
         stalledInterval: 10_000,
         maxStalledCount: 1,
       });
-      w.on('error', (err) => this.d.logger.warn({ pool, err: err.message }, 'worker error'));
+      // Revoked, Redis refuses this host's user on every reconnect: said once already (revoke()).
+      w.on('error', (err) => (this.revoked ? this.d.logger.debug({ pool, err: err.message }, 'worker error (revoked)') : this.d.logger.warn({ pool, err: err.message }, 'worker error')));
       this.workers.push(w);
     }
     await this.beat().catch((err: Error) => this.onBeatFailed(err, true));
@@ -99,7 +100,14 @@ export class Agent {
   /** Stops taking jobs, lets running ones finish, then returns. */
   async drain(): Promise<void> {
     this.draining = true;
-    await Promise.all(this.workers.map((w) => w.close()));
+    const closing = Promise.all(this.workers.map((w) => w.close()));
+    if (this.revoked) {
+      // Redis refuses this host's user: a worker's close waits for a connection that will never be
+      // ready again. What must end first is ours to see: the jobs (and VMs) running here.
+      await Promise.race([closing, this.slots.whenIdle()]);
+    } else {
+      await closing;
+    }
     clearInterval(this.heartbeat);
     if (!this.revoked) await this.d.control.goodbye().catch(() => undefined);
   }

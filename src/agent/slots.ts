@@ -5,6 +5,7 @@
 export class Slots {
   private readonly free: number[];
   private readonly waiters: ((index: number) => void)[] = [];
+  private readonly idleWaiters: (() => void)[] = [];
 
   constructor(readonly total: number, private readonly onChange: (busy: number) => void = () => undefined) {
     this.free = Array.from({ length: total }, (_, i) => i);
@@ -32,6 +33,12 @@ export class Slots {
     this.free.push(index);
     this.free.sort((a, b) => a - b);
     this.onChange(this.busy);
+    if (this.busy === 0) for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  /** Resolves once no slot is held (at once when none is). */
+  whenIdle(): Promise<void> {
+    return this.busy === 0 ? Promise.resolve() : new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 }
 

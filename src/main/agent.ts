@@ -8,7 +8,8 @@ import { resolveImage } from '../agent/image.js';
 import { createCaps } from '../caps/create-caps.js';
 import { loadConfig, requireAgent } from '../config/load.js';
 import { redisTarget } from '../config/secrets.js';
-import { ConfigError, HangarError } from '../domain/errors.js';
+import { ConfigError, HangarError, StoreError } from '../domain/errors.js';
+import { redactRedisUrl } from '../queue/redis-readiness.js';
 import { createHostNetwork } from '../net/host-network.js';
 import { createQemuMicrovmDriver, probeAccelerator } from '../vm/index.js';
 import type { Server } from 'node:http';
@@ -52,7 +53,11 @@ export async function runAgent(configFile: string): Promise<void> {
   // Its pools' queues only: everything else the agent says goes through the control.
   const target = redisTarget(config.redis);
   const connection = new Redis(target.url, { maxRetriesPerRequest: null, lazyConnect: true, ...target.options });
-  connection.on('error', (err: Error) => logger.debug({ err: err.message }, 'redis connection error'));
+  let redisError: Error | undefined;
+  connection.on('error', (err: Error) => {
+    redisError ??= err;
+    logger.debug({ err: err.message }, 'redis connection error');
+  });
   let guestNet: GuestNetwork | undefined;
   let metrics: Server | undefined;
   let agent: Agent | undefined;
@@ -67,7 +72,12 @@ export async function runAgent(configFile: string): Promise<void> {
         if (!guestNet) await net.ensureEgress();
       }, () => (guestNet ? guestNet.stop() : net.removeEgress())),
       unit('metrics', async () => void (metrics = await serveAgentMetrics(a.metricsListen, guestNet, logger, agentMetrics.registry)), async () => void metrics?.close()),
-      unit('queues', () => connection.connect(), async () => connection.disconnect()),
+      unit('queues', async () => {
+        // The first error is the reason (ioredis rejects with "Connection is closed"): said once, plainly.
+        await connection.connect().catch((err: Error) => {
+          throw new StoreError('store-unavailable', `cannot reach Redis at ${redactRedisUrl(config.redis.url)} (redis.url): ${(redisError ?? err).message}`);
+        });
+      }, async () => connection.disconnect()),
       unit('agent', async () => {
         agent = new Agent({
           agent: a,

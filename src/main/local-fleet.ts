@@ -161,7 +161,7 @@ export interface Fleet {
 }
 
 /** The built CLI (dist/main/cli.js), whether this module runs from dist or from src under vitest. */
-const CLI = fileURLToPath(new URL('../../dist/main/cli.js', import.meta.url));
+export const CLI = fileURLToPath(new URL('../../dist/main/cli.js', import.meta.url));
 
 export async function startLocalFleet(o: FleetOptions = {}): Promise<Fleet> {
   const image = await ensureTestImage();
@@ -195,12 +195,7 @@ export async function startLocalFleet(o: FleetOptions = {}): Promise<Fleet> {
 interface Parts { topology?: Topology; redis?: LocalRedis; procs?: Processes; client?: Redis }
 
 async function start(o: FleetOptions, image: TestImage, dir: string, slice: string, parts: Parts, close: () => Promise<void>): Promise<Fleet> {
-  // QEMU drops to this user once it has opened its files (the Ansible role makes it in production).
-  if ((await execa('id', ['-u', VM_USER], { reject: false })).exitCode !== 0) {
-    // Exit 9: another fleet starting beside this one made it first.
-    const made = await execa('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', VM_USER], { reject: false });
-    if (made.exitCode !== 0 && made.exitCode !== 9) throw new Error(`useradd ${VM_USER}: ${made.stderr}`);
-  }
+  await ensureVmUser();
   const topology = (parts.topology = await createTopology({ hosts: [{ name: 'build', prod: o.role === 'deploy' }] }));
   const host = topology.host('build');
   const sockets = { redis: join(dir, 'redis.sock'), sim: join(dir, 'sim.sock'), control: join(dir, 'control.sock'), dashboard: join(dir, 'dashboard.sock') };
@@ -285,15 +280,23 @@ async function start(o: FleetOptions, image: TestImage, dir: string, slice: stri
   return fleet;
 }
 
-/** Folders of fleets whose process is gone (`hangar-fleet-<pid>-…`); other names are left alone. */
+/** QEMU drops to this user once it has opened its files (the Ansible role makes it in production). */
+export async function ensureVmUser(): Promise<void> {
+  if ((await execa('id', ['-u', VM_USER], { reject: false })).exitCode !== 0) {
+    // Exit 9: another fleet starting beside this one made it first.
+    const made = await execa('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', VM_USER], { reject: false });
+    if (made.exitCode !== 0 && made.exitCode !== 9) throw new Error(`useradd ${VM_USER}: ${made.stderr}`);
+  }
+}
+
 /** A fleet's slice and whatever VM cgroups are left in it (an unknown one is success). */
-async function removeSlice(sliceName: string): Promise<void> {
+export async function removeSlice(sliceName: string): Promise<void> {
   const caps = await createCaps({ mode: 'auto', sliceName, cpuQuotaPercent: 100, memoryMaxBytes: 1 << 30, tasksMax: 100 });
   await caps.removeSlice();
 }
 
 /** The slices of fleets whose process is gone (a crashed or killed test run). */
-async function removeStaleSlices(): Promise<void> {
+export async function removeStaleSlices(): Promise<void> {
   const root = '/sys/fs/cgroup';
   const names = new Set<string>();
   // v2: slices at the root or in the agent's own cgroup's parent; v1: one per hierarchy.
@@ -314,7 +317,8 @@ function readdirSafe(dir: string): string[] {
   }
 }
 
-function removeStaleDirs(): void {
+/** Folders of fleets whose process is gone (`hangar-fleet-<pid>-…`); other names are left alone. */
+export function removeStaleDirs(): void {
   for (const name of readdirSync(tmpdir())) {
     const m = /^hangar-fleet-(\d+)-/.exec(name);
     if (m && !pidAlive(Number(m[1]))) rmSync(join(tmpdir(), name), { recursive: true, force: true });
@@ -322,7 +326,7 @@ function removeStaleDirs(): void {
 }
 
 /** The fleet's processes, each printing to its own log file in the fleet's folder. */
-class Processes {
+export class Processes {
   private readonly procs: ResultPromise[] = [];
   private readonly files: string[] = [];
 

@@ -37,6 +37,8 @@ export interface LocalRedisOptions {
   netns?: string;
   /** Listen on this unix socket too (mode 0700). */
   socket?: string;
+  /** Addresses to listen on (default 127.0.0.1 only; `url` names the first). */
+  bind?: string[];
 }
 
 export async function freePort(): Promise<number> {
@@ -71,7 +73,7 @@ async function startOn(port: number, opts: LocalRedisOptions): Promise<LocalRedi
   mkdirSync(dir, { recursive: true });
   const persistence = opts.persistence ?? true;
   const args = [
-    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
+    '--port', String(port), '--bind', ...(opts.bind ?? ['127.0.0.1']), '--dir', dir,
     '--save', '', '--appendonly', persistence ? 'yes' : 'no',
     '--appendfsync', opts.appendfsync ?? 'everysec',
     '--maxmemory-policy', 'noeviction', '--daemonize', 'no', '--loglevel', 'warning',

@@ -1,4 +1,4 @@
-import { expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { HostDrainedError, settle } from '../../src/agent/agent.js';
 import { takesJobs } from '../../src/agent/slots.js';
 
@@ -21,4 +21,22 @@ test('a runner refused because the host was drained sends the job back (not a fa
   })();
   expect(other).toBeInstanceOf(Error);
   expect(other).not.toBeInstanceOf(HostDrainedError);
+});
+
+describe('Slots.whenIdle: what a revoked agent\'s stop waits for', () => {
+  test('resolves at once with no slot held, and only when the last held slot is released', async () => {
+    const { Slots } = await import('../../src/agent/slots.js');
+    const slots = new Slots(2);
+    await slots.whenIdle();
+    const a = await slots.acquire();
+    const b = await slots.acquire();
+    let idle = false;
+    const waiting = slots.whenIdle().then(() => void (idle = true));
+    slots.release(a);
+    await Promise.resolve();
+    expect(idle).toBe(false);
+    slots.release(b);
+    await waiting;
+    expect(idle).toBe(true);
+  });
 });
