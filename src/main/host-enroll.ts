@@ -8,6 +8,7 @@ import { redisTarget } from '../config/secrets.js';
 import { HangarError } from '../domain/errors.js';
 import { tokenSha256 } from '../jit/host-auth.js';
 import { hostAcl, hostAclUser, setUserRules } from '../queue/host-acl.js';
+import { connectRedis } from '../queue/redis-connect.js';
 import { redactRedisUrl } from '../queue/redis-readiness.js';
 
 /**
@@ -100,9 +101,7 @@ async function withAdmin<T>(config: Config, fn: (redis: Redis) => Promise<T>): P
   const redis = new Redis(target.url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, retryStrategy: () => null, ...target.options });
   redis.on('error', () => undefined);
   try {
-    await redis.connect().catch((err: Error) => {
-      throw new HangarError('store-unavailable', `cannot reach Redis at ${redactRedisUrl(config.redis.url)} (redis.url): ${err.message}`);
-    });
+    await connectRedis(redis, config.redis.url);
     await redis.call('ACL', 'WHOAMI').catch(() => {
       throw new HangarError('no-acl', `Redis at ${redactRedisUrl(config.redis.url)} has no ACL (needs Redis 6 or later), or this user may not use it`);
     });
