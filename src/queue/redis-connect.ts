@@ -4,7 +4,8 @@ import { redactRedisUrl } from './redis-readiness.js';
 
 /**
  * Connects a lazy client, or says where and why not: a certificate that is not the one trusted
- * as redis-tls.ts words it (the client has ended: not retried), anything else as the first
+ * (or a port that is not TLS) as redis-tls.ts words it (a refused certificate has ended the
+ * client: not retried), anything else as the first
  * error ioredis saw (its own rejection says only "Connection is closed."). `url` is redis.url
  * as configured; its password never reaches the message.
  */
@@ -16,7 +17,8 @@ export async function connectRedis(redis: Redis, url: string): Promise<void> {
     await redis.connect();
   } catch (err) {
     const why = first ?? (err as Error);
-    if (why instanceof StoreError && why.code === 'store-untrusted') throw why;
+    // Already worded with where and why (redis-tls.ts).
+    if (why instanceof StoreError) throw why;
     throw new StoreError('store-unavailable', `cannot reach Redis at ${redactRedisUrl(url)} (redis.url): ${why.message}${plainToTls(url, why)}`);
   } finally {
     redis.off('error', onError);

@@ -55,9 +55,15 @@ export function redisTlsOptions(url: string, trust: RedisTrust): Pick<RedisOptio
             rejectUnauthorized: false,
           });
           this.stream = socket;
+          this.firstError = undefined;
           // ioredis times a connection only while it is connecting; this one is handed over once checked.
-          const timer = setTimeout(() => socket.destroy(Object.assign(new Error('connect ETIMEDOUT'), { code: 'ETIMEDOUT' })), o.connectTimeout ?? 10_000);
-          const onError = (err: NodeJS.ErrnoException) => void (this.firstError = describeTlsFailure(err, where) ?? err);
+          const timeoutMs = o.connectTimeout ?? 10_000;
+          const timer = setTimeout(() => {
+            // Connected but no handshake: a plain Redis reads the TLS hello as a command and waits for its end.
+            if (!socket.connecting) this.firstError = new StoreError('store-unavailable', `Redis at ${where} did not answer the TLS handshake in ${timeoutMs / 1000} s: is the port in redis.url its tls-port? A plain port needs redis:// and no redis.tls`);
+            socket.destroy(Object.assign(new Error('connect ETIMEDOUT'), { code: 'ETIMEDOUT' }));
+          }, timeoutMs);
+          const onError = (err: NodeJS.ErrnoException) => void (this.firstError ??= describeTlsFailure(err, where) ?? err);
           // Destroyed before it was checked: ioredis reports firstError and reconnects, as for a refused port.
           const onClose = () => {
             clearTimeout(timer);
