@@ -137,6 +137,18 @@ function persistNote(p: Persisted): string {
   return `hangar: warning: ${why}: the change lasts only until Redis restarts. Set "aclfile" in redis.conf (then ACL SAVE, which hangar host runs), or run CONFIG REWRITE to write the users into redis.conf.\n`;
 }
 
+/** The control's redis.tls, for the agent's config: it trusts the same Redis by the same certificate. */
+function redisTlsLines(redis: Config['redis']): string[] {
+  const t = redis.tls;
+  if (!redis.url.startsWith('rediss://') || !t) return [];
+  return [
+    '  tls:',
+    ...(t.caFile ? [`    caFile: ${t.caFile}  # copy this CA there too (it is no secret)`] : []),
+    ...(t.certSha256 ? [`    certSha256: ${t.certSha256}`] : []),
+    ...(t.serverName ? [`    serverName: ${t.serverName}`] : []),
+  ];
+}
+
 function enrolment(o: { config: Config; name: string; opts: HostAddOptions; user: string; keyPatterns: string[]; tokenFile: string; passwordFile: string; sha: string }): string {
   const url = new URL(o.config.redis.url);
   url.username = o.user;
@@ -152,6 +164,7 @@ function enrolment(o: { config: Config; name: string; opts: HostAddOptions; user
     ...(loopback ? [`  # ${url.hostname} is this box: from another box use the control's address, and rediss:// (TLS)`] : []),
     `  prefix: ${o.config.redis.prefix}`,
     `  passwordFile: ${o.passwordFile}`,
+    ...redisTlsLines(o.config.redis),
     'agent:',
     `  host: ${o.name}`,
     `  tokenFile: ${o.tokenFile}`,

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Queue, Worker } from 'bullmq';
+import { execa } from 'execa';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -144,6 +145,28 @@ describe('rediss:// with redis.tls', () => {
     }
   });
 
+  test('a certificate changed under a connected client: its reconnects are refused with the reason, and go on (it was trusted before)', async () => {
+    const pinned = client({ certSha256: certSha256(cert.pem) });
+    await connectRedis(pinned, server.url);
+    const errors: string[] = [];
+    pinned.on('error', (err: Error) => errors.push(err.message));
+    const admin = client({ caFile: ca.certFile });
+    await connectRedis(admin, server.url);
+    const swapped = makeServerCert(ca, ['IP:127.0.0.1'], ca.dir);
+    await admin.call('CONFIG', 'SET', 'tls-cert-file', swapped.certFile, 'tls-key-file', swapped.keyFile);
+    try {
+      await admin.call('CLIENT', 'KILL', 'ID', String(await pinned.call('CLIENT', 'ID')));
+      await expect.poll(() => errors.length, { timeout: 5000, interval: 50 }).toBeGreaterThanOrEqual(2);
+      expect(errors[0]).toContain(`pin mismatch: redis.tls.certSha256 is ${certSha256(cert.pem)}, Redis presented ${certSha256(swapped.pem)}`);
+      expect(pinned.status).not.toBe('end');
+    } finally {
+      await admin.call('CONFIG', 'SET', 'tls-cert-file', cert.certFile, 'tls-key-file', cert.keyFile);
+    }
+    // The certificate back: the same client is in again, by itself.
+    await expect.poll(() => pinned.status, { timeout: 5000, interval: 50 }).toBe('ready');
+    expect(await pinned.ping()).toBe('PONG');
+  });
+
   test('plain redis:// against the TLS port: the reset is explained', async () => {
     const url = server.url.replace('rediss://', 'redis://');
     const { err } = await refusal(client(undefined, { url }), url);
@@ -166,7 +189,6 @@ describe('rediss:// with redis.tls', () => {
     const wrong = await refusal(client({ caFile: ca.certFile }, { url, passwordFile: join(dir, 'wrong-password') }), url);
     expect(wrong.err.message).toMatch(/^cannot reach Redis at rediss:\/\/\*\*\*@127\.0\.0\.1:\d+ \(redis\.url\): WRONGPASS/);
     // And no refusal above carries a password, the CA's key or the server's.
-    const { readFileSync } = await import('node:fs');
     for (const secret of [password, 'not-the-password-0123', readFileSync(ca.keyFile, 'utf8').split('\n')[1]!, readFileSync(cert.keyFile, 'utf8').split('\n')[1]!]) {
       expect(wrong.err.message).not.toContain(secret);
       expect(wrong.err.stack).not.toContain(secret);
@@ -192,5 +214,49 @@ describe('rediss:// with redis.tls', () => {
     const err = await buildControl(untrusted, readControlSecrets(untrusted), pino({ level: 'silent' })).then(() => null, (e: Error) => e);
     expect(err?.message).toMatch(/^Redis at rediss:\/\/127\.0\.0\.1:\d+: its TLS certificate is not signed by redis\.tls\.caFile/);
     expect(err?.message).not.toContain(password);
+  });
+  describe('the CLI (dist/), with redis.tls in its config', () => {
+    const hangar = (args: string[]) => execa('node', ['dist/main/cli.js', ...args], { reject: false, timeout: 20_000 });
+    /** A control config whose redis section is `redis` (a YAML flow mapping). */
+    function configWith(redis: string): { file: string; dir: string } {
+      const base = writeTestConfig({ redisUrl: server.url, prefix: testPrefix() });
+      const yaml = readFileSync(base.file, 'utf8').replace(/^redis: .*$/m, `redis: ${redis}`);
+      writeFileSync(base.file, yaml);
+      return base;
+    }
+
+    test('config check names an unreadable redis.tls.caFile, and a tls section on redis://', async () => {
+      const missing = configWith(`{url: "${server.url}", tls: {caFile: /nonexistent/ca.pem}}`);
+      const r = await hangar(['config', 'check', missing.file]);
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).toMatch(/redis\.tls\.caFile.*: cannot read \/nonexistent\/ca\.pem: ENOENT/);
+      const plain = configWith(`{url: "redis://127.0.0.1:6379", tls: {caFile: ${ca.certFile}}}`);
+      const p = await hangar(['config', 'check', plain.file]);
+      expect(p.exitCode).toBe(1);
+      expect(p.stderr).toMatch(/redis\.tls.*: redis\.url redis:\/\/127\.0\.0\.1:6379 is plain redis:\/\//);
+    });
+
+    test('hangar control with another CA: exits 1 with the reason in one line', async () => {
+      const cfg = configWith(`{url: "${server.url}", tls: {caFile: ${otherCa.certFile}}}`);
+      const r = await hangar(['control', '--config', cfg.file]);
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr.trimEnd().split('\n')).toEqual([expect.stringMatching(/^hangar: Redis at rediss:\/\/127\.0\.0\.1:\d+: its TLS certificate is not signed by redis\.tls\.caFile \([A-Z_]+\): refusing to connect$/)]);
+    });
+
+    test('hangar host add over TLS prints the agent\'s redis.tls, and that snippet logs in as the host\'s user', async () => {
+      const pin = certSha256(cert.pem);
+      const cfg = configWith(`{url: "${server.url}", tls: {caFile: ${ca.certFile}, certSha256: "${pin}"}}`);
+      const name = `tls-${randomUUID().slice(0, 6)}`;
+      const added = await hangar(['host', 'add', name, '--role', 'build', '--pools', 'build', '--config', cfg.file, '--out', join(cfg.dir, 'creds')]);
+      expect(added.exitCode, added.stderr).toBe(0);
+      expect(added.stdout).toContain(`  tls:\n    caFile: ${ca.certFile}  # copy this CA there too (it is no secret)\n    certSha256: ${pin}\n`);
+      const url = /^ {2}url: (\S+)$/m.exec(added.stdout)![1]!;
+      const passwordFile = /^ {2}passwordFile: (\S+)$/m.exec(added.stdout)![1]!;
+      const r = client({ caFile: ca.certFile, certSha256: pin }, { url, passwordFile });
+      await connectRedis(r, url);
+      expect(await r.call('ACL', 'WHOAMI')).toBe(`hangar-host-${name}`);
+      const removed = await hangar(['host', 'remove', name, '--config', cfg.file]);
+      expect(removed.exitCode, removed.stderr).toBe(0);
+    });
   });
 });
