@@ -23,6 +23,15 @@ const label = z.string().min(1).max(100).regex(/^[^,\s]+$/, 'a label has no spac
 export const filePath = z.string().min(1, 'expected a file path');
 export const hostName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,30}$/, 'lowercase letters, digits and dashes, at most 31');
 
+/** A certificate's sha256 (DER), as openssl prints it or bare: lowercase hex without colons. */
+export const sha256Pin = z
+  .string()
+  .transform((s) => s.replace(/:/g, '').toLowerCase())
+  .pipe(z.string().regex(/^[0-9a-f]{64}$/, 'expected the sha256 of the certificate: 64 hex digits (colons allowed)'));
+
+/** A url fit for a message: its password (if any) replaced. */
+const redactUrl = (url: string) => url.replace(/^(\w+:\/\/[^:@/]*):[^@/]*@/, '$1:***@');
+
 /** A message from a pure check, as a zod issue on the value it looked at. */
 export const checked = (check: (s: string) => string | undefined) =>
   z.string().superRefine((s, ctx) => {
@@ -99,7 +108,30 @@ export const sharedShape = {
        * connection of the control, the agent and the CLI takes it.
        */
       passwordFile: filePath.optional(),
+      /**
+       * How a rediss:// url's certificate is trusted (Redis on another box): by `caFile`, by
+       * `certSha256`, or both. With neither, by this machine's system CAs (a public CA's
+       * certificate). Only with rediss://: on redis:// there is no certificate to check.
+       */
+      tls: z
+        .strictObject({
+          /** PEM: the CA that signed Redis's certificate, or that (self-signed) certificate itself. */
+          caFile: filePath.optional(),
+          /** The sha256 of Redis's certificate (DER; `openssl x509 -noout -fingerprint -sha256`), hex, colons allowed. */
+          certSha256: sha256Pin.optional(),
+          /** The name Redis's certificate carries, when it is not the host in the url (e.g. the url has an IP). */
+          serverName: z.string().regex(/^[A-Za-z0-9.-]+$/, 'expected a DNS name').optional(),
+        })
+        .optional(),
     })
+    .superRefine(
+      (r, ctx) => {
+        if (isRecord(r) && r.tls !== undefined && typeof r.url === 'string' && !r.url.startsWith('rediss://')) {
+          ctx.addIssue({ code: 'custom', path: ['tls'], message: `redis.url ${redactUrl(r.url)} is plain redis://, where a certificate cannot be checked: use rediss:// or remove redis.tls` });
+        }
+      },
+      { when: () => true },
+    )
     .prefault({}),
   pools: z.array(pool).min(1),
   /** Hosts that run jobs: the control lets each mint runners; an agent finds its own entry here. */

@@ -3,6 +3,8 @@ import { accessSync, constants, readFileSync } from 'node:fs';
 import { ConfigError, type ConfigProblem } from '../domain/errors.js';
 import type { ControlConfig } from './control-schema.js';
 import { hostEntry, isRecord } from './schema.js';
+import { readCaFile } from './tls-files.js';
+import { redisTlsOptions, type RedisTrust } from '../queue/redis-tls.js';
 
 /** The control's secrets, read from the files the config names. Never logged, never stored. */
 export interface ControlSecrets {
@@ -107,18 +109,41 @@ export function checkAgentFiles(input: Record<string, unknown>): ConfigProblem[]
 }
 
 /**
- * Where and as whom to connect to Redis: with `redis.passwordFile`, the url's user and the file's
- * password as ioredis options, the url without them (ioredis lets a url's empty password win over
- * the options' one). A ConfigError naming the key when the file cannot be read.
+ * Where and as whom to connect to Redis, and how its certificate is trusted: with
+ * `redis.passwordFile`, the url's user and the file's password as ioredis options, the url
+ * without them (ioredis lets a url's empty password win over the options' one); with
+ * rediss://, the TLS options that check every connection's certificate against `redis.tls`
+ * (queue/redis-tls.ts). A ConfigError naming the key when a file cannot be read.
  */
 export interface RedisTarget {
   url: string;
-  /** ioredis options beside the url: the user and password (from passwordFile). Never logged. */
-  options: { username?: string; password?: string };
+  /** ioredis options beside the url: the user and password (from passwordFile), and the TLS check. Never logged. */
+  options: RedisAuth & Partial<ReturnType<typeof redisTlsOptions>>;
+  /** The user and password alone, as plain data (for a worker thread, which cannot be handed the TLS check). */
+  auth: RedisAuth;
+  /** With rediss://: the trust as plain data (redisTlsOptions(url, trust) rebuilds the check in a thread). */
+  trust: RedisTrust | null;
 }
 
-export function redisTarget(redis: { url: string; passwordFile?: string | undefined }): RedisTarget {
-  if (!redis.passwordFile) return { url: redis.url, options: {} };
+export interface RedisAuth {
+  username?: string;
+  password?: string;
+}
+
+export function redisTarget(redis: { url: string; passwordFile?: string | undefined; tls?: RedisTlsConfig | undefined }): RedisTarget {
+  const { url, auth } = redisAuth(redis);
+  const trust = url.startsWith('rediss://') ? readRedisTrust(redis.tls ?? {}) : null;
+  return { url, auth, trust, options: { ...auth, ...(trust ? redisTlsOptions(url, trust) : {}) } };
+}
+
+export interface RedisTlsConfig {
+  caFile?: string | undefined;
+  certSha256?: string | undefined;
+  serverName?: string | undefined;
+}
+
+function redisAuth(redis: { url: string; passwordFile?: string | undefined }): { url: string; auth: RedisAuth } {
+  if (!redis.passwordFile) return { url: redis.url, auth: {} };
   const r = readFile(redis.passwordFile);
   if (!r.ok) throw new ConfigError('secrets', [{ path: 'redis.passwordFile', message: r.message }]);
   if (r.text === '') throw new ConfigError('secrets', [{ path: 'redis.passwordFile', message: `${redis.passwordFile} is empty` }]);
@@ -126,7 +151,15 @@ export function redisTarget(redis: { url: string; passwordFile?: string | undefi
   const username = decodeURIComponent(u.username);
   u.username = '';
   u.password = '';
-  return { url: u.toString(), options: { ...(username ? { username } : {}), password: r.text } };
+  return { url: u.toString(), auth: { ...(username ? { username } : {}), password: r.text } };
+}
+
+function readRedisTrust(tls: RedisTlsConfig): RedisTrust {
+  return {
+    ...(tls.caFile ? { ca: readCaFile(tls.caFile, 'redis.tls.caFile') } : {}),
+    ...(tls.certSha256 ? { certSha256: tls.certSha256 } : {}),
+    ...(tls.serverName ? { serverName: tls.serverName } : {}),
+  };
 }
 
 function readFile(file: string): { ok: true; text: string } | { ok: false; message: string } {

@@ -6,7 +6,8 @@ import { isRecord } from './schema.js';
 
 /**
  * The TLS files of both sides: the control's private listener (`control.private.tls`, its
- * certificate and key) and what an agent trusts the control by (`agent.controlCaFile`). Checked
+ * certificate and key), what an agent trusts the control by (`agent.controlCaFile`) and what
+ * every process trusts a rediss:// Redis by (`redis.tls.caFile`). Checked
  * as `hangar config check` sees them and read when the process starts; a key's content is never
  * in a message.
  */
@@ -37,10 +38,24 @@ export function checkAgentTlsFiles(input: Record<string, unknown>): ConfigProble
   return 'problem' in r ? [{ path: 'agent.controlCaFile', message: r.problem }] : [];
 }
 
+/** `redis.tls.caFile` as written: readable, and PEM certificates. */
+export function checkRedisTlsFiles(input: Record<string, unknown>): ConfigProblem[] {
+  const redis = isRecord(input.redis) ? input.redis : {};
+  const tls = isRecord(redis.tls) ? redis.tls : {};
+  if (typeof tls.caFile !== 'string' || tls.caFile === '') return [];
+  const r = readCa(tls.caFile);
+  return 'problem' in r ? [{ path: 'redis.tls.caFile', message: r.problem }] : [];
+}
+
 /** The PEM the agent trusts the control by (agent.controlCaFile); ConfigError naming the key when unusable. */
 export function readAgentCa(file: string): string {
+  return readCaFile(file, 'agent.controlCaFile');
+}
+
+/** A CA file (PEM certificates) that `key` names; ConfigError naming the key when unusable. */
+export function readCaFile(file: string, key: string): string {
   const r = readCa(file);
-  if ('problem' in r) throw new ConfigError('tls', [{ path: 'agent.controlCaFile', message: r.problem }]);
+  if ('problem' in r) throw new ConfigError('tls', [{ path: key, message: r.problem }]);
   return r.pem;
 }
 

@@ -46,9 +46,9 @@ export class PayloadError extends HangarError {
   }
 }
 
-/** Redis is missing, misconfigured or unreachable. */
+/** Redis is missing, misconfigured or unreachable, or its TLS certificate is not the one trusted (store-untrusted). */
 export class StoreError extends HangarError {
-  constructor(code: 'store-unavailable' | 'store-misconfigured', message: string) {
+  constructor(code: 'store-unavailable' | 'store-misconfigured' | 'store-untrusted', message: string) {
     super(code, message);
   }
 }

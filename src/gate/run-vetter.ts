@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { ControlConfig } from '../config/schema.js';
 import { isFork } from '../domain/start-policy.js';
@@ -23,7 +23,8 @@ export interface RunVetterDeps {
   config: ControlConfig;
   github: GitHubClient;
   redisUrl: string;
-  redisOptions?: { username?: string; password?: string };
+  /** The user and password (redis.passwordFile) and, with rediss://, the TLS check (config/secrets.ts redisTarget). */
+  redisOptions?: RedisOptions;
   /** The control's connection, for records (the vetter's own one blocks on the stream). */
   redis: Redis;
   keys: Keys;

@@ -9,7 +9,7 @@ import { createCaps } from '../caps/create-caps.js';
 import { loadConfig, requireAgent } from '../config/load.js';
 import { redisTarget } from '../config/secrets.js';
 import { ConfigError, HangarError, StoreError } from '../domain/errors.js';
-import { redactRedisUrl } from '../queue/redis-readiness.js';
+import { connectRedis } from '../queue/redis-connect.js';
 import { createHostNetwork } from '../net/host-network.js';
 import { createQemuMicrovmDriver, probeAccelerator } from '../vm/index.js';
 import type { Server } from 'node:http';
@@ -53,10 +53,13 @@ export async function runAgent(configFile: string): Promise<void> {
   // Its pools' queues only: everything else the agent says goes through the control.
   const target = redisTarget(config.redis);
   const connection = new Redis(target.url, { maxRetriesPerRequest: null, lazyConnect: true, ...target.options });
-  let redisError: Error | undefined;
+  // A certificate refused, or Redis away, at start: the agent stops with the reason (connectRedis),
+  // as for the control's certificate, rather than retry in the background saying nothing. Later,
+  // it reconnects; a refused certificate (Redis's was changed) is said louder than a dropped link.
+  let connected = false;
   connection.on('error', (err: Error) => {
-    redisError ??= err;
-    logger.debug({ err: err.message }, 'redis connection error');
+    if (connected && err instanceof StoreError && err.code === 'store-untrusted') logger.warn({ err: err.message }, 'redis certificate refused');
+    else logger.debug({ err: err.message }, 'redis connection error');
   });
   let guestNet: GuestNetwork | undefined;
   let metrics: Server | undefined;
@@ -73,10 +76,8 @@ export async function runAgent(configFile: string): Promise<void> {
       }, () => (guestNet ? guestNet.stop() : net.removeEgress())),
       unit('metrics', async () => void (metrics = await serveAgentMetrics(a.metricsListen, guestNet, logger, agentMetrics.registry)), async () => void metrics?.close()),
       unit('queues', async () => {
-        // The first error is the reason (ioredis rejects with "Connection is closed"): said once, plainly.
-        await connection.connect().catch((err: Error) => {
-          throw new StoreError('store-unavailable', `cannot reach Redis at ${redactRedisUrl(config.redis.url)} (redis.url): ${(redisError ?? err).message}`);
-        });
+        await connectRedis(connection, config.redis.url);
+        connected = true;
       }, async () => connection.disconnect()),
       unit('agent', async () => {
         agent = new Agent({

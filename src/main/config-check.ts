@@ -1,17 +1,19 @@
 import { checkSections, configError, isAgentFile, isControlFile, loadConfig } from '../config/load.js';
 import { checkAgentFiles, checkSecretFiles } from '../config/secrets.js';
-import { checkAgentTlsFiles, checkControlTlsFiles } from '../config/tls-files.js';
+import { checkAgentTlsFiles, checkControlTlsFiles, checkRedisTlsFiles } from '../config/tls-files.js';
 
 /**
  * `hangar config check FILE`: exit 0 and a summary, or exit 1 and every problem in one pass:
  * YAML, each section against the schema of the process that reads it, and the files the
- * sections name (the control's secrets, the agent's token and image).
+ * sections name (the control's secrets, the agent's token and image, the CA a rediss:// Redis is
+ * trusted by, which both processes read).
  */
 export async function configCheck(file: string): Promise<void> {
   const doc = loadConfig(file);
   const { control, agent, problems } = checkSections(doc);
   if (isControlFile(doc)) problems.push(...checkSecretFiles(doc.input), ...checkControlTlsFiles(doc.input));
   if (isAgentFile(doc)) problems.push(...checkAgentFiles(doc.input), ...checkAgentTlsFiles(doc.input));
+  problems.push(...checkRedisTlsFiles(doc.input));
   if (!isControlFile(doc) && !isAgentFile(doc)) {
     problems.push({ path: '', message: 'neither a control (github, policy) nor an agent section' });
   }

@@ -78,7 +78,7 @@ export async function buildControl(config: ControlConfig, secrets: ControlSecret
   });
   const relay = new OutboxWorker(
     {
-      redisUrl: target.url, redisOptions: target.options, prefix: config.redis.prefix, pools: config.pools.map((p) => p.name), level: logger.level,
+      redisUrl: target.url, redisOptions: target.auth, redisTrust: target.trust, prefix: config.redis.prefix, pools: config.pools.map((p) => p.name), level: logger.level,
       retries: { attempts: config.control.retries.attempts, backoffMs: Math.round(config.control.retries.backoffSeconds * 1000) },
     },
     logger.child({ unit: 'outbox' }),

@@ -2,9 +2,9 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { ControlConfig } from '../config/schema.js';
 import { redisTarget, type RedisTarget } from '../config/secrets.js';
-import { StoreError } from '../domain/errors.js';
 import { PoolQueues } from '../queue/pool-queues.js';
-import { checkRedis, redactRedisUrl } from '../queue/redis-readiness.js';
+import { connectRedis } from '../queue/redis-connect.js';
+import { checkRedis } from '../queue/redis-readiness.js';
 import { unit, type Unit } from './units.js';
 
 /**
@@ -29,10 +29,8 @@ export function controlRedis(config: ControlConfig, logger: Logger, target: Redi
   // for the batch before it; plain writes measured ~10 % more deliveries/s (docs/benchmarks.md).
   const redis = new Redis(target.url, { ...FAIL_FAST, ...target.options });
   const queueConn = new Redis(target.url, { ...FAIL_FAST, commandTimeout: undefined, ...target.options });
-  // They reconnect on their own; failures surface per request. Listened to before connecting:
-  // the first failure is the reason (ioredis rejects with "Connection is closed").
-  let firstError: Error | undefined;
-  redis.on('error', (err: Error) => void (firstError ??= err));
+  // They reconnect on their own; failures surface per request (the first one at start: connectRedis).
+  redis.on('error', () => undefined);
   queueConn.on('error', () => undefined);
   // Queue reads for /metrics and callers; the relay that writes the queues has a thread of its own.
   const queues = new PoolQueues(queueConn, config.redis.prefix, config.pools.map((p) => p.name), (err) =>
@@ -45,9 +43,7 @@ export function controlRedis(config: ControlConfig, logger: Logger, target: Redi
     'redis',
     async () => {
       try {
-        await redis.connect().catch((err: Error) => {
-          throw new StoreError('store-unavailable', `cannot reach Redis at ${redactRedisUrl(config.redis.url)} (redis.url): ${(firstError ?? err).message}`);
-        });
+        await connectRedis(redis, config.redis.url);
         const readiness = await checkRedis(redis);
         for (const w of readiness.warnings) logger.warn({ redisVersion: readiness.version }, w);
         // BullMQ's queues may have begun connecting it already.

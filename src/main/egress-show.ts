@@ -5,7 +5,7 @@ import { redisTarget } from '../config/secrets.js';
 import { HangarError } from '../domain/errors.js';
 import { readJobRecord } from '../jobs/record.js';
 import { keys } from '../queue/keys.js';
-import { redactRedisUrl } from '../queue/redis-readiness.js';
+import { connectRedis } from '../queue/redis-connect.js';
 
 /**
  * `hangar egress WORKFLOW_JOB_ID --config FILE [--json]`: what a job's VM tried to reach and was
@@ -17,9 +17,7 @@ export async function egressShow(id: string, configFile: string, json: boolean):
   const target = redisTarget(config.redis);
   const redis = new Redis(target.url, { lazyConnect: true, maxRetriesPerRequest: 1, ...target.options });
   try {
-    await redis.connect().catch((err: Error) => {
-      throw new HangarError('store-unavailable', `cannot reach Redis at ${redactRedisUrl(config.redis.url)} (redis.url): ${err.message}`);
-    });
+    await connectRedis(redis, config.redis.url);
     const record = /^\d+$/.test(id) ? await readJobRecord(redis, keys(config.redis.prefix), Number(id)) : null;
     if (!record?.egress) throw new HangarError('not-found', `job ${id}: no egress log (unknown job, not run yet, or run with isolation off)`);
     const log = record.egress as EgressRecord;

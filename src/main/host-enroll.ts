@@ -10,6 +10,7 @@ import { tokenSha256 } from '../jit/host-auth.js';
 import { revokeToken } from '../jit/host-revocation.js';
 import { hostAcl, hostAclUser, setUserRules } from '../queue/host-acl.js';
 import { keys } from '../queue/keys.js';
+import { connectRedis } from '../queue/redis-connect.js';
 import { redactRedisUrl } from '../queue/redis-readiness.js';
 
 /**
@@ -115,9 +116,7 @@ async function withAdmin<T>(config: Config, fn: (redis: Redis) => Promise<T>): P
   const redis = new Redis(target.url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, retryStrategy: () => null, ...target.options });
   redis.on('error', () => undefined);
   try {
-    await redis.connect().catch((err: Error) => {
-      throw new HangarError('store-unavailable', `cannot reach Redis at ${redactRedisUrl(config.redis.url)} (redis.url): ${err.message}`);
-    });
+    await connectRedis(redis, config.redis.url);
     await redis.call('ACL', 'WHOAMI').catch(() => {
       throw new HangarError('no-acl', `Redis at ${redactRedisUrl(config.redis.url)} has no ACL (needs Redis 6 or later), or this user may not use it`);
     });
@@ -153,6 +152,18 @@ function persistNote(p: Persisted): string {
   return `hangar: warning: ${why}: the change lasts only until Redis restarts. Set "aclfile" in redis.conf (then ACL SAVE, which hangar host runs), or run CONFIG REWRITE to write the users into redis.conf.\n`;
 }
 
+/** The control's redis.tls, for the agent's config: it trusts the same Redis by the same certificate. */
+function redisTlsLines(redis: Config['redis']): string[] {
+  const t = redis.tls;
+  if (!redis.url.startsWith('rediss://') || !t) return [];
+  return [
+    '  tls:',
+    ...(t.caFile ? [`    caFile: ${t.caFile}  # copy this CA there too (it is no secret)`] : []),
+    ...(t.certSha256 ? [`    certSha256: ${t.certSha256}`] : []),
+    ...(t.serverName ? [`    serverName: ${t.serverName}`] : []),
+  ];
+}
+
 function enrolment(o: { config: Config; name: string; opts: HostAddOptions; user: string; keyPatterns: string[]; tokenFile: string; passwordFile: string; sha: string }): string {
   const url = new URL(o.config.redis.url);
   url.username = o.user;
@@ -168,6 +179,7 @@ function enrolment(o: { config: Config; name: string; opts: HostAddOptions; user
     ...(loopback ? [`  # ${url.hostname} is this box: from another box use the control's address, and rediss:// (TLS)`] : []),
     `  prefix: ${o.config.redis.prefix}`,
     `  passwordFile: ${o.passwordFile}`,
+    ...redisTlsLines(o.config.redis),
     'agent:',
     `  host: ${o.name}`,
     `  tokenFile: ${o.tokenFile}`,

@@ -11,7 +11,7 @@ import { execa, type ResultPromise } from 'execa';
  * reached from outside through its unix socket.
  */
 export interface LocalRedis {
-  /** redis://127.0.0.1:PORT, on the loopback of the namespace it runs in. */
+  /** redis://127.0.0.1:PORT (rediss:// with `tls`), on the loopback of the namespace it runs in. */
   url: string;
   port: number;
   dir: string;
@@ -39,6 +39,12 @@ export interface LocalRedisOptions {
   socket?: string;
   /** Addresses to listen on (default 127.0.0.1 only; `url` names the first). */
   bind?: string[];
+  /**
+   * TLS only (`--port 0 --tls-port PORT`) with this certificate and key: for an agent on another
+   * box (`redis.tls` on its side). Clients are not asked for a certificate; they log in as their
+   * ACL user. The unix socket, if any, stays plain (it is this machine's).
+   */
+  tls?: { certFile: string; keyFile: string };
 }
 
 export async function freePort(): Promise<number> {
@@ -72,8 +78,11 @@ async function startOn(port: number, opts: LocalRedisOptions): Promise<LocalRedi
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'hangar-redis-'));
   mkdirSync(dir, { recursive: true });
   const persistence = opts.persistence ?? true;
+  const listen = opts.tls
+    ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', opts.tls.certFile, '--tls-key-file', opts.tls.keyFile, '--tls-auth-clients', 'no']
+    : ['--port', String(port)];
   const args = [
-    '--port', String(port), '--bind', ...(opts.bind ?? ['127.0.0.1']), '--dir', dir,
+    ...listen, '--bind', ...(opts.bind ?? ['127.0.0.1']), '--dir', dir,
     '--save', '', '--appendonly', persistence ? 'yes' : 'no',
     '--appendfsync', opts.appendfsync ?? 'everysec',
     '--maxmemory-policy', 'noeviction', '--daemonize', 'no', '--loglevel', 'warning',
@@ -81,7 +90,8 @@ async function startOn(port: number, opts: LocalRedisOptions): Promise<LocalRedi
   ];
   // nsenter execs redis-server (no fork): the process we signal is redis-server itself.
   const [cmd, argv] = opts.netns ? ['nsenter', [`--net=/run/netns/${opts.netns}`, 'redis-server', ...args]] : ['redis-server', args];
-  const where = opts.socket ? { path: opts.socket } : { port, host: '127.0.0.1' };
+  // Readiness only asks whether our own process answers (its pid): no certificate check needed there.
+  const where = opts.socket ? { path: opts.socket } : { port, host: '127.0.0.1', ...(opts.tls ? { tls: { rejectUnauthorized: false } } : {}) };
   let proc: ResultPromise | undefined;
 
   const launch = async () => {
@@ -100,7 +110,7 @@ async function startOn(port: number, opts: LocalRedisOptions): Promise<LocalRedi
     throw err;
   }
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: `${opts.tls ? 'rediss' : 'redis'}://127.0.0.1:${port}`,
     port,
     dir,
     ...(opts.socket ? { socket: opts.socket } : {}),
@@ -119,7 +129,7 @@ async function startOn(port: number, opts: LocalRedisOptions): Promise<LocalRedi
 
 const serverPid = (info: string): number | undefined => Number(/^process_id:(\d+)/m.exec(info)?.[1]) || undefined;
 
-async function waitReady(where: { path: string } | { port: number; host: string }, proc: ResultPromise): Promise<void> {
+async function waitReady(where: { path: string } | { port: number; host: string; tls?: { rejectUnauthorized: boolean } }, proc: ResultPromise): Promise<void> {
   const { Redis } = await import('ioredis');
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {

@@ -12,6 +12,7 @@ import { trimJobIndex } from '../jobs/record.js';
 import { keys } from './keys.js';
 import { OutboxRelay } from './outbox.js';
 import { PoolQueues } from './pool-queues.js';
+import { redisTlsOptions } from './redis-tls.js';
 import { RELAY_NICE, type RelayThreadData, type RelayThreadMessage } from './outbox-worker.js';
 
 const port = parentPort;
@@ -35,7 +36,8 @@ const quiet = (r: Redis) => {
   return r;
 };
 const k = keys(data.prefix);
-const auth = data.redisOptions ?? {};
+// The TLS check is a class, which workerData cannot carry: made here from the trust it can.
+const auth = { ...data.redisOptions, ...(data.redisTrust ? redisTlsOptions(data.redisUrl, data.redisTrust) : {}) };
 const queueConn = quiet(new Redis(data.redisUrl, { maxRetriesPerRequest: 1, retryStrategy, ...auth }));
 const blocking = quiet(new Redis(data.redisUrl, { maxRetriesPerRequest: null, retryStrategy, ...auth }));
 // A plain connection for the relay's own commands: BullMQ's carries its scripts into every multi().

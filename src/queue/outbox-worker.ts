@@ -5,6 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { JobRetries } from './pool-queues.js';
+import type { RedisTrust } from './redis-tls.js';
 
 /**
  * Runs the outbox relay (outbox.ts) in a worker thread of the control and restarts it if it
@@ -16,6 +17,8 @@ export interface RelayThreadData {
   redisUrl: string;
   /** The user and password (redis.passwordFile), passed in memory to the thread. */
   redisOptions?: { username?: string; password?: string };
+  /** With rediss://: how Redis's certificate is trusted (redis.tls), as data; the thread makes its TLS check of it. */
+  redisTrust?: RedisTrust | null;
   prefix: string;
   pools: string[];
   level: string;

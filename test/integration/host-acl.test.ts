@@ -205,9 +205,10 @@ describe('the control as a Redis user of its own (redis.passwordFile)', () => {
     const config = { ...base.config, redis: { ...base.config.redis, passwordFile: join(base.dir, 'redis-password') } };
     const control = await buildControl(config, readControlSecrets(config), pino({ level: 'silent' }));
     try {
-      const clients = String(await admin.call('CLIENT', 'LIST')).split('\n').filter((l) => l.includes(` user=${user} `));
+      const clients = async () => String(await admin.call('CLIENT', 'LIST')).split('\n').filter((l) => l.includes(` user=${user} `)).length;
       // Records, queue reads, the outbox thread's three, the vetter's reader (cancelRefusedRuns is on).
-      expect(clients.length).toBeGreaterThanOrEqual(6);
+      // The thread's come up on their own once it runs (outbox-worker.ts): waited for, not raced.
+      await expect.poll(clients, { timeout: 10_000, interval: 100 }).toBeGreaterThanOrEqual(6);
       expect(await control.redis.call('ACL', 'WHOAMI')).toBe(user);
     } finally {
       await control.close();

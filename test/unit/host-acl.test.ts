@@ -86,11 +86,16 @@ describe('redisTarget: the agent connects as its url\'s user with the password f
   const pw = join(dir, 'pw');
   writeFileSync(pw, 'p@ss/word\n', { mode: 0o600 });
   test.each([
-    ['no password file: the url as written', { url: 'redis://a:b@h:1' }, { url: 'redis://a:b@h:1', options: {} }],
-    ['a user in the url', { url: 'redis://hangar-host-x@h:6379', passwordFile: pw }, { url: 'redis://h:6379', options: { username: 'hangar-host-x', password: 'p@ss/word' } }],
-    ['TLS and a db number kept', { url: 'rediss://u@h:6380/2', passwordFile: pw }, { url: 'rediss://h:6380/2', options: { username: 'u', password: 'p@ss/word' } }],
-    ['no user: the default user\'s password', { url: 'redis://h:6379', passwordFile: pw }, { url: 'redis://h:6379', options: { password: 'p@ss/word' } }],
-  ])('%s', (_name, input, want) => expect(redisTarget(input)).toEqual(want));
+    ['no password file: the url as written', { url: 'redis://a:b@h:1' }, { url: 'redis://a:b@h:1', auth: {} }],
+    ['a user in the url', { url: 'redis://hangar-host-x@h:6379', passwordFile: pw }, { url: 'redis://h:6379', auth: { username: 'hangar-host-x', password: 'p@ss/word' } }],
+    ['TLS and a db number kept', { url: 'rediss://u@h:6380/2', passwordFile: pw }, { url: 'rediss://h:6380/2', auth: { username: 'u', password: 'p@ss/word' } }],
+    ['no user: the default user\'s password', { url: 'redis://h:6379', passwordFile: pw }, { url: 'redis://h:6379', auth: { password: 'p@ss/word' } }],
+  ])('%s', (_name, input, want) => {
+    const t = redisTarget(input);
+    expect({ url: t.url, auth: t.auth }).toEqual(want);
+    // The auth is what every connection's options carry (with rediss://, beside the TLS check).
+    expect(t.options).toMatchObject(want.auth);
+  });
 
   test('an unreadable or empty file is a ConfigError naming redis.passwordFile, in config check too', () => {
     const empty = join(dir, 'empty');
