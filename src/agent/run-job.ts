@@ -136,7 +136,7 @@ async function bootAndWait(deps: RunJobDeps, r: JobRun, signal?: AbortSignal): P
       ...deps.image,
       memoryMiB: agent.vm.memoryMiB,
       vcpus: agent.vm.vcpus,
-      guestFiles: { net: netFile(link, dns, `http://${link.hostIp}:${port}`) },
+      guestFiles: { net: netFile(link, dns, `http://${link.hostIp}:${port}`, deps.agent.gateTimeoutSeconds) },
       network: { tap: link.tap, mac: link.mac },
       cgroupProcsFiles: cgroup.procsFiles,
       timeoutMs: agent.vm.timeoutMinutes * 60_000,
@@ -239,7 +239,10 @@ export async function destroyVm(parts: HostParts, vmId: string): Promise<void> {
   await parts.caps.removeVmCgroup(vmId);
 }
 
-/** `KEY=value` lines the guest's /init reads (no secret in here); META is the metadata endpoint. */
-function netFile(l: Tap, dns: readonly string[], meta: string): string {
-  return `IP=${l.guestIp}/${l.prefixLen}\nGW=${l.gateway}\nDNS=${dns.join(',')}\nMTU=${l.mtu}\nMETA=${meta}\n`;
+/**
+ * `KEY=value` lines the guest's /init reads (no secret in here); META is the metadata endpoint,
+ * GATE how long the agent waits for the control at the job-start gate (the hook waits longer).
+ */
+function netFile(l: Tap, dns: readonly string[], meta: string, gateSeconds: number): string {
+  return `IP=${l.guestIp}/${l.prefixLen}\nGW=${l.gateway}\nDNS=${dns.join(',')}\nMTU=${l.mtu}\nMETA=${meta}\nGATE=${gateSeconds}\n`;
 }

@@ -105,9 +105,12 @@ const agent = z.strictObject(
     metricsListen: z.string().regex(/^[0-9.]+:\d{1,5}$/, 'expected IPv4:port, e.g. 127.0.0.1:9169').default('127.0.0.1:9169'),
     /**
      * How long a starting job waits for the control's answer at the job-start gate (a control
-     * restarting, a Redis failing over) before it fails closed. Under the guest hook's own 30 s.
+     * restarting, a Redis failing over, the link to a control on another box down) before it
+     * fails closed. The guest's hook is told it (GATE in the VM's net file) and waits 5 s more.
+     * A build box across a link: longer than the link outages it should ride out (the seed's
+     * sidekick: 120).
      */
-    gateTimeoutSeconds: z.number().min(1).max(25).default(15),
+    gateTimeoutSeconds: z.number().min(1).max(900).default(15),
     /** VM state (overlays, guest files, console logs); cleaned at start after a crash. */
     stateDir: z.string().min(1).default('/var/lib/hangar'),
     vm,

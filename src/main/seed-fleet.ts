@@ -19,8 +19,8 @@ import { requestOverSocket, type HttpReply } from './unix-http.js';
  *
  * - "sidekick", the mini PC at home behind carrier-grade NAT (local-topology.ts `homeNat`): the
  *   build agent (pools build and large). It has no inbound port: it dials the cloud box's control
- *   (HTTPS, pinned to the fleet's CA) and Redis (its own ACL user, its pools' queues only).
- * - "cloudbox", on the internet beside production: Redis (reachable only with a password), the
+ *   (HTTPS) and Redis (`rediss://`, its own ACL user, its pools' queues only), both checked against the fleet's CA.
+ * - "cloudbox", on the internet beside production: Redis (TLS only, no user without a password), the
  *   control (public webhooks on :8080; the agents' API on :8443 with TLS), the deploy agent
  *   (pool deploy) and a "prod" network only it reaches.
  * - GitHub (`hangar sim`) on the internet, posting webhooks to the cloud box.
@@ -145,8 +145,14 @@ async function start(o: SeedFleetOptions, image: TestImage, dir: string, parts: 
     input: `table inet hangar_fleet_watch {\n chain input { type filter hook input priority -50; ct state new ip saddr ${PROD.gateway} counter; ct state new ip saddr != ${PROD.gateway} counter; }\n}\n`,
   });
 
-  // Redis on the cloud box: its loopback and its internet address, no user without a password.
-  const redis = (parts.redis = await startLocalRedis({ dir: join(dir, 'redis'), netns: cloud.netns, port: REDIS_PORT, socket: sockets.redis, bind: ['127.0.0.1', cloud.address] }));
+  // The cloud box's certificate (the control's private listener and Redis), for its internet address and its loopback.
+  mkdirSync(join(dir, 'tls'), { mode: 0o700 });
+  const ca = makeCa('Hangar seed fleet CA', join(dir, 'tls'));
+  const cert = makeServerCert(ca, [`IP:${cloud.address}`, 'IP:127.0.0.1'], join(dir, 'tls'));
+  // Redis on the cloud box: TLS only, on its loopback and its internet address, no user without a password.
+  const redis = (parts.redis = await startLocalRedis({
+    dir: join(dir, 'redis'), netns: cloud.netns, port: REDIS_PORT, socket: sockets.redis, bind: ['127.0.0.1', cloud.address], tls: { certFile: cert.certFile, keyFile: cert.keyFile },
+  }));
   const controlPassword = randomBytes(24).toString('base64url');
   const creds = join(dir, 'creds');
   mkdirSync(creds, { mode: 0o700 });
@@ -159,17 +165,13 @@ async function start(o: SeedFleetOptions, image: TestImage, dir: string, parts: 
     admin.disconnect();
   }
 
-  // The control's TLS certificate, for its internet address and its loopback.
-  mkdirSync(join(dir, 'tls'), { mode: 0o700 });
-  const ca = makeCa('Hangar seed fleet CA', join(dir, 'tls'));
-  const cert = makeServerCert(ca, [`IP:${cloud.address}`, 'IP:127.0.0.1'], join(dir, 'tls'));
   const operatorToken = randomBytes(24).toString('base64url');
   writeFileSync(join(dir, 'operator-token'), operatorToken, { mode: 0o600 });
   const simUrl = `http://${INTERNET.sim}:${SIM_PORT}`;
   const controlConfig = join(dir, 'control.yaml');
   const controlYaml = `
 github: {apiUrl: "${simUrl}", appId: 1, privateKeyFile: ${dir}/app.pem, webhookSecretFile: ${dir}/${WEBHOOK_SECRET_FILE}, writeSpacingMs: 0, rateBudget: {requestsPerHour: 36000, burst: 200}}
-redis: {url: "redis://${CONTROL_USER}@127.0.0.1:${REDIS_PORT}", prefix: ${prefix}, passwordFile: ${creds}/control.redis-password}
+redis: {url: "rediss://${CONTROL_USER}@127.0.0.1:${REDIS_PORT}", prefix: ${prefix}, passwordFile: ${creds}/control.redis-password, tls: {caFile: ${ca.certFile}}}
 control: {host: 0.0.0.0, port: ${WEBHOOK_PORT}, private: {listen: "0.0.0.0:${PRIVATE_PORT}", tls: {certFile: ${cert.certFile}, keyFile: ${cert.keyFile}}}}
 reconcile: ${o.reconcile ?? RECONCILE_DEFAULTS}
 policy: {repositories: ["acme/*"], cancelRefusedRuns: true}
@@ -198,12 +200,12 @@ log: {level: info}
   }
   writeFileSync(controlConfig, `${controlYaml}hosts:\n${hostsYaml.join('\n')}\n`);
   const controlUrl = `https://${cloud.address}:${PRIVATE_PORT}`;
-  const redisUrl = `redis://hangar-host-sidekick@${cloud.address}:${REDIS_PORT}`;
+  const redisUrl = `rediss://hangar-host-sidekick@${cloud.address}:${REDIS_PORT}`;
   for (const b of Object.values(boxes)) {
     // Each box's agent config holds what that box needs, nothing of the control's.
     const there = b.name === 'cloudbox' ? '127.0.0.1' : cloud.address;
     writeFileSync(b.configFile, `
-redis: {url: "redis://hangar-host-${b.name}@${there}:${REDIS_PORT}", prefix: ${prefix}, passwordFile: ${creds}/${b.name}.redis-password}
+redis: {url: "rediss://hangar-host-${b.name}@${there}:${REDIS_PORT}", prefix: ${prefix}, passwordFile: ${creds}/${b.name}.redis-password, tls: {caFile: ${ca.certFile}}}
 ${POOLS}
 hosts:
 ${hostsYaml.join('\n')}
@@ -214,6 +216,8 @@ agent:
   controlCaFile: ${ca.certFile}
   tokenFile: ${creds}/${b.name}.token
   stateDir: ${b.stateDir}
+  # Across a link (sidekick), a starting job waits out a link outage of up to 2 minutes at the gate.
+  gateTimeoutSeconds: ${b.name === 'sidekick' ? 120 : 15}
   network: {dns: {upstreams: ["${INTERNET.dns}"]}${b.role === 'deploy' ? `, productionCidrs: [${PROD.server.replace(/\.\d+$/, '.0')}/24]` : ''}}
   vm: {accel: ${o.accel ?? 'tcg'}, image: ${image.dir}, memoryMiB: ${o.memoryMiB ?? 256}, vcpus: 1, timeoutMinutes: ${o.timeoutMinutes ?? 5}, runAs: ${VM_USER}}
   caps: {slice: ${b.slice}, cpuQuotaPercent: ${b.role === 'deploy' ? 100 : 180}, memoryMaxMiB: ${b.role === 'deploy' ? 1024 : 2048}, overheadMiB: 256}

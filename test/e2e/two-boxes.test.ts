@@ -103,7 +103,7 @@ describe('two boxes sealed apart', () => {
     const revokedLine = () => f.logs().split('\n').find((l) => l.includes('this host\'s credentials were revoked'));
     await expect.poll(revokedLine, { timeout: 30_000, interval: 250 }).toBeTruthy();
     // Within one heartbeat (agent.heartbeatMs: 5 s), plus the request's own time.
-    const loggedAt = (JSON.parse(revokedLine()!) as { time: number }).time;
+    const loggedAt = Date.parse((JSON.parse(revokedLine()!) as { time: string }).time);
     expect(loggedAt - at).toBeLessThan(5_000 + 2_000);
     const [id] = await run('acme/app', [{ name: 'after revoke', labels: ['self-hosted', 'build'], steps: ['echo NEVER-$((40 + 2))'] }]);
     await new Promise((res) => setTimeout(res, 15_000));

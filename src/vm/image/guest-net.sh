@@ -3,10 +3,12 @@
 # Expects F (the fw_cfg folder of opt/hangar) and TAG (the caller's name, for its messages).
 #
 # opt/hangar/net holds KEY=value words: IP=10.0.0.2/30 GW=10.0.0.1 DNS=10.0.0.1[,…] MTU=1500
-# META=http://10.0.0.1:8169 (the agent's metadata endpoint on the gateway: JIT config, job-start gate).
+# META=http://10.0.0.1:8169 (the agent's metadata endpoint on the gateway: JIT config, job-start gate)
+# GATE=15 (how long the agent waits for the control at the job-start gate: the hook waits that and a
+# margin, HANGAR_GATE_TIMEOUT, so that the agent's answer, not the hook's own timeout, decides).
 # `ip=` on the kernel command line does nothing with this kernel, so the first NIC is set up here.
 setup_net() {
-  IP='' GW='' DNS='' MTU='' META=''
+  IP='' GW='' DNS='' MTU='' META='' GATE=''
   for kv in $(cat "$F/net/raw"); do
     case $kv in
       IP=*) IP=${kv#IP=} ;;
@@ -14,6 +16,7 @@ setup_net() {
       DNS=*) DNS=${kv#DNS=} ;;
       MTU=*) MTU=${kv#MTU=} ;;
       META=*) META=${kv#META=} ;;
+      GATE=*) GATE=${kv#GATE=} ;;
     esac
   done
   nic=''
