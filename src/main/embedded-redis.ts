@@ -33,8 +33,8 @@ export async function startEmbeddedRedis(stateDir: string, logger: Logger): Prom
   } catch (err) {
     throw new ConfigError('up', [{ path: 'agent.stateDir', message: `cannot make ${dir} for the embedded Redis: ${(err as NodeJS.ErrnoException).code ?? 'error'}` }]);
   }
+  await stopStaleEmbeddedRedis(stateDir, logger);
   const pidfile = join(dir, 'redis.pid');
-  await stopStale(dir, pidfile, logger);
   const passwordFile = join(dir, 'password');
   // base64url: no character redis.conf would need quoted.
   const password = randomBytes(32).toString('base64url');
@@ -64,11 +64,13 @@ export async function startEmbeddedRedis(stateDir: string, logger: Logger): Prom
  * working directory is this one (redis-server chdirs to its `dir`); any other process that
  * has the pid since is left alone.
  */
-async function stopStale(dir: string, pidfile: string, logger: Logger): Promise<void> {
+export async function stopStaleEmbeddedRedis(stateDir: string, logger?: Logger): Promise<void> {
+  const dir = join(stateDir, EMBEDDED_REDIS_DIR);
+  const pidfile = join(dir, 'redis.pid');
   const pid = Number(readOr(pidfile, '').trim());
   if (!Number.isInteger(pid) || pid <= 0) return;
   if (isOurRedis(pid, dir)) {
-    logger.warn({ pid, dir }, 'stopping the embedded redis a previous run left');
+    logger?.warn({ pid, dir }, 'stopping the embedded redis a previous run left');
     await stopPid(pid);
   }
   rmSync(pidfile, { force: true });
