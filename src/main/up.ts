@@ -27,7 +27,7 @@ export async function runUp(configFile: string): Promise<void> {
     let control: Control | undefined;
     const parts: Unit[] = [
       ...(redis ? [embedded(redis)] : []),
-      unit('control', async () => void (control = await buildControl(config.control, secrets, logger.child({ unit: 'control' }))), () => control!.close()),
+      unit('control', async () => void (control = await buildControl(config.control, secrets, logger)), () => control!.close()),
       ...(await agentUnits(config.agent, configFile, logger.child({ host: config.agent.agent.host }))),
     ];
     units = compose(parts, logger);

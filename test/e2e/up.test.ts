@@ -28,7 +28,10 @@ const readOr = (file: string) => {
 };
 const pids = () => readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number);
 /** Alive and still the process we saw (not a zombie, not a pid given to another since). */
-const stillThere = (pid: number, cmdline: string) => readOr(`/proc/${pid}/cmdline`) === cmdline && !/^\d+ \(.*\) Z/.test(readOr(`/proc/${pid}/stat`));
+const stillThere = (pid: number, cmdline: string) => {
+  const stat = readOr(`/proc/${pid}/stat`);
+  return stat !== '' && !/^\d+ \(.*\) Z/.test(stat) && readOr(`/proc/${pid}/cmdline`) === cmdline;
+};
 
 function descendants(root: number): number[] {
   const children = new Map<number, number[]>();
@@ -61,7 +64,11 @@ describe('hangar up', () => {
     const upPid = up.pid!;
     seen.set(upPid, readOr(`/proc/${upPid}/cmdline`));
     sampling = setInterval(() => {
-      for (const pid of descendants(upPid)) if (!seen.has(pid)) seen.set(pid, readOr(`/proc/${pid}/cmdline`));
+      for (const pid of descendants(upPid)) {
+        // An empty command line: gone (or a zombie) before it could be read; nothing to tell it by.
+        const cmd = readOr(`/proc/${pid}/cmdline`);
+        if (!seen.has(pid) && cmd !== '') seen.set(pid, cmd);
+      }
     }, 100);
 
     // The embedded Redis: a child of up, in the state dir, named in its pidfile.
