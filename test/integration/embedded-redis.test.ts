@@ -6,6 +6,7 @@ import { execa } from 'execa';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { redisUrl } from '../helpers/redis.js';
 import { isOurRedis, startEmbeddedRedis, type EmbeddedRedis } from '../../src/main/embedded-redis.js';
 
 /**
@@ -194,6 +195,14 @@ ${o.agent === false ? '' : `agent:
     const r = await up(yaml({ stateDir: `${dir}/file` }));
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(/agent\.stateDir: cannot make .*file\/redis for the embedded Redis: ENOTDIR/);
+  });
+
+  test('with redis.url set, up starts no Redis of its own (no <stateDir>/redis), and says what else is wrong', async () => {
+    const stateDir = join(dir, 'state-own-redis');
+    const r = await up(yaml({ stateDir, redis: `redis: {url: "${redisUrl()}"}` }));
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/github\.privateKeyFile: cannot read .*missing\.pem: ENOENT/);
+    expect(existsSync(join(stateDir, 'redis'))).toBe(false);
   });
 
   test('a secret file it cannot read, found once the embedded Redis is up: named, and that redis-server stopped, its password in no output', async () => {
