@@ -88,6 +88,12 @@ program
   .action(async (opts: { config: string }) => (await import('./agent.js')).runAgent(opts.config));
 
 program
+  .command('up')
+  .requiredOption('-c, --config <file>', 'the config file (control and agent sections; without redis.url, a Redis of its own)')
+  .description('one box: the control and this host\'s agent in one process, with its own Redis when the config names none')
+  .action(async (opts: { config: string }) => (await import('./up.js')).runUp(opts.config));
+
+program
   .command('sim')
   .description('run a local GitHub (REST subset, signed webhooks, sim runners) for tests and the demo')
   .option('--host <host>', 'address to listen on', '127.0.0.1')

@@ -8,6 +8,7 @@ import { Redis } from 'ioredis';
 import { createCaps } from '../caps/create-caps.js';
 import { CONTROL_NODE_FLAGS } from '../config/runtime.js';
 import { tokenSha256 } from '../jit/host-auth.js';
+import { stopStaleEmbeddedRedis } from './embedded-redis.js';
 import { startLocalRedis, type LocalRedis } from './local-redis.js';
 import {
   createTopology, INTERNET, LAN, PROD, pidAlive, removeStaleTopologies, startTool, type ExecOptions, type ExecResult, type Topology,
@@ -75,6 +76,12 @@ export interface FleetOptions {
    * should not wait on a budget sized for github.com's 5 000/h).
    */
   githubRateBudget?: { requestsPerHour: number; burst: number };
+  /**
+   * One box: the control and the agent as one `hangar up` process (`startUp()`), with the Redis
+   * it embeds (the config names no redis.url). The fleet starts no Redis and no control of its
+   * own: `redis()` and `redisServer` throw, `startControl()`/`startAgent()` are not for it.
+   */
+  up?: boolean;
 }
 
 /** Reconcile's cadence in a local fleet: the same loops as production, every few seconds. */
@@ -115,7 +122,7 @@ export interface Fleet {
   simUrl: string;
   /** The control's private listener (the agents' API) inside the build host's namespace; webhooks reach the public one at `addresses.host`:8080. */
   controlUrl: string;
-  /** The Redis URL inside the build host's namespace (from outside: `redis()`). */
+  /** The Redis URL inside the build host's namespace (from outside: `redis()`); '' with `up` (it embeds its own). */
   redisUrl: string;
   prefix: string;
   configFile: string;
@@ -147,6 +154,9 @@ export interface Fleet {
   /** Starts `hangar agent` and resolves once it takes jobs (see `agent` for the process). */
   startAgent(): Promise<void>;
   agent: ResultPromise | null;
+  /** A fleet with `up`: starts `hangar up` and resolves once its control listens and its agent takes jobs (see `up`). */
+  startUp(): Promise<void>;
+  up: ResultPromise | null;
   /**
    * Starts `hangar control` again (after a test stopped `control`), or, with `port`, another
    * replica of it on that port beside the first (same Redis, same config otherwise).
@@ -176,6 +186,8 @@ export async function startLocalFleet(o: FleetOptions = {}): Promise<Fleet> {
     parts.client?.disconnect();
     // The hangar processes (the agent drains, then removes its taps and table), then the Redis they used.
     await parts.procs?.stop();
+    // A `hangar up` that died before its stop leaves its embedded redis-server: gone with the fleet.
+    if (o.up) await stopStaleEmbeddedRedis(join(dir, 'state'));
     // The agent removed its VMs' cgroups; the slice is the fleet's own.
     await removeSlice(slice);
     await parts.redis?.dispose();
@@ -199,7 +211,7 @@ async function start(o: FleetOptions, image: TestImage, dir: string, slice: stri
   const topology = (parts.topology = await createTopology({ hosts: [{ name: 'build', prod: o.role === 'deploy' }] }));
   const host = topology.host('build');
   const sockets = { redis: join(dir, 'redis.sock'), sim: join(dir, 'sim.sock'), control: join(dir, 'control.sock'), dashboard: join(dir, 'dashboard.sock') };
-  const redis = (parts.redis = await startLocalRedis({ dir: join(dir, 'redis'), netns: host.netns, port: REDIS_PORT, socket: sockets.redis }));
+  const redis = o.up ? undefined : (parts.redis = await startLocalRedis({ dir: join(dir, 'redis'), netns: host.netns, port: REDIS_PORT, socket: sockets.redis }));
   const procs = (parts.procs = new Processes(dir, topology));
   const prefix = o.prefix ?? 'hangar';
   const hostToken = randomBytes(24).toString('base64url');
@@ -214,7 +226,7 @@ async function start(o: FleetOptions, image: TestImage, dir: string, slice: stri
   const agentControlUrl = o.controlFaults ? `http://127.0.0.1:${FAULTY_CONTROL_PORT}` : controlUrl;
   const stateDir = join(dir, 'state');
   const configFile = join(dir, 'hangar.yaml');
-  writeFileSync(configFile, fleetConfig({ ...o, prefix, dir, simUrl, redisUrl: redis.url, controlUrl: agentControlUrl, hostToken, imageDir: image.dir, stateDir, slice }));
+  writeFileSync(configFile, fleetConfig({ ...o, prefix, dir, simUrl, redisUrl: redis?.url, controlUrl: agentControlUrl, hostToken, imageDir: image.dir, stateDir, slice }));
 
   await procs.start('sim', topology.netns.internet, /sim listening/, [
     'sim', '--host', INTERNET.sim, '--port', String(SIM_PORT), '--socket', sockets.sim, '--app-id', '1', '--public-url', simPublicUrl,
@@ -229,8 +241,15 @@ async function start(o: FleetOptions, image: TestImage, dir: string, slice: stri
   if (o.controlFaults) {
     await startTool(topology, host.netns, 'faults', [{ host: '127.0.0.1', port: FAULTY_CONTROL_PORT, to: { host: '127.0.0.1', port: PRIVATE_PORT }, fail: o.controlFaults }]);
   }
+  const own = (what: string) => {
+    if (!redis) throw new Error(`a fleet with up: true has no ${what}: hangar up embeds its Redis, under ${stateDir}/redis`);
+    return redis;
+  };
   const fleet: Fleet = {
-    dir, image, simUrl, controlUrl, redisUrl: redis.url, prefix, configFile, stateDir, slice, hostToken, operatorToken, agent: null, control: null, sockets, redisServer: redis,
+    dir, image, simUrl, controlUrl, redisUrl: redis?.url ?? '', prefix, configFile, stateDir, slice, hostToken, operatorToken, agent: null, control: null, up: null, sockets,
+    get redisServer() {
+      return own('redisServer');
+    },
     netns: { host: host.netns, lan: topology.netns.lan, internet: topology.netns.internet },
     addresses: {
       host: host.address, router: LAN.router, lanWeb: LAN.web, metadata: LAN.metadata, sim: INTERNET.sim, publicWeb: INTERNET.publicWeb,
@@ -248,6 +267,7 @@ async function start(o: FleetOptions, image: TestImage, dir: string, slice: stri
       return requestOverSocket(sockets.control, method, path, body === undefined ? undefined : JSON.stringify(body), { ...json, ...headers });
     },
     redis() {
+      own('redis()');
       parts.client ??= new Redis({ path: sockets.redis });
       return parts.client;
     },
@@ -260,6 +280,10 @@ async function start(o: FleetOptions, image: TestImage, dir: string, slice: stri
       // Not `return` the process: an execa process is a thenable, and returning it would wait for its exit.
       const { proc } = await procs.start('agent', host.netns, /agent started/, ['agent', '--config', configFile]);
       fleet.agent = proc;
+    },
+    async startUp() {
+      const { proc } = await procs.start('up', host.netns, /up started/, ['up', '--config', configFile], CONTROL_NODE_FLAGS);
+      fleet.up = proc;
     },
     async startControl(so = {}) {
       let file = configFile;
@@ -276,7 +300,7 @@ async function start(o: FleetOptions, image: TestImage, dir: string, slice: stri
     logs: () => procs.logs(),
     close,
   };
-  await fleet.startControl();
+  if (!o.up) await fleet.startControl();
   return fleet;
 }
 
@@ -367,7 +391,8 @@ interface ConfigInput extends FleetOptions {
   prefix: string;
   dir: string;
   simUrl: string;
-  redisUrl: string;
+  /** None: `hangar up` embeds its own. */
+  redisUrl: string | undefined;
   controlUrl: string;
   hostToken: string;
   imageDir: string;
@@ -382,7 +407,7 @@ function fleetConfig(c: ConfigInput): string {
   const prod = role === 'deploy' ? `, productionCidrs: [${PROD.server.replace(/\.\d+$/, '.0')}/24]` : '';
   return `
 github: {apiUrl: "${c.simUrl}", appId: 1, privateKeyFile: ${c.dir}/app.pem, webhookSecretFile: ${c.dir}/${WEBHOOK_SECRET_FILE}, writeSpacingMs: 0, rateBudget: {requestsPerHour: ${c.githubRateBudget?.requestsPerHour ?? 36_000}, burst: ${c.githubRateBudget?.burst ?? 200}}}
-redis: {url: "${c.redisUrl}", prefix: ${c.prefix}}
+redis: {${c.redisUrl === undefined ? '' : `url: "${c.redisUrl}", `}prefix: ${c.prefix}}
 control: {host: 0.0.0.0, port: ${CONTROL_PORT}, private: {listen: "127.0.0.1:${PRIVATE_PORT}"}${c.retries ? `, retries: {attempts: ${c.retries.attempts}, backoffSeconds: ${c.retries.backoffSeconds}}` : ''}}
 reconcile: ${c.reconcile ?? RECONCILE_DEFAULTS}
 ${c.intake ? `intake: {mode: ${c.intake.mode}${c.intake.pullIntervalSeconds ? `, pullIntervalSeconds: ${c.intake.pullIntervalSeconds}` : ''}}` : ''}

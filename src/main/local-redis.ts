@@ -1,5 +1,5 @@
 import { createServer } from 'node:net';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
@@ -17,6 +17,8 @@ export interface LocalRedis {
   dir: string;
   /** Its unix socket, when asked for one (ioredis: `new Redis({ path })`). */
   socket?: string;
+  /** The redis-server's pid (it changes on restart). */
+  readonly pid: number;
   /** Stop politely (SHUTDOWN, AOF flushed). */
   stop(): Promise<void>;
   /** kill -9: what a crash looks like. */
@@ -45,6 +47,13 @@ export interface LocalRedisOptions {
    * ACL user. The unix socket, if any, stays plain (it is this machine's).
    */
   tls?: { certFile: string; keyFile: string };
+  /**
+   * `requirepass` for the default user: written to `<dir>/redis.conf` (mode 0600), which
+   * redis-server reads at start, so the password is on no command line.
+   */
+  password?: string;
+  /** Where redis-server writes its pid (it removes the file on a clean shutdown, not on kill -9). */
+  pidfile?: string;
 }
 
 export async function freePort(): Promise<number> {
@@ -81,12 +90,16 @@ async function startOn(port: number, opts: LocalRedisOptions): Promise<LocalRedi
   const listen = opts.tls
     ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', opts.tls.certFile, '--tls-key-file', opts.tls.keyFile, '--tls-auth-clients', 'no']
     : ['--port', String(port)];
+  const conf = opts.password === undefined ? undefined : writeConf(dir, opts.password);
   const args = [
+    // The file first: redis-server takes a config file only as its first argument.
+    ...(conf ? [conf] : []),
     ...listen, '--bind', ...(opts.bind ?? ['127.0.0.1']), '--dir', dir,
     '--save', '', '--appendonly', persistence ? 'yes' : 'no',
     '--appendfsync', opts.appendfsync ?? 'everysec',
     '--maxmemory-policy', 'noeviction', '--daemonize', 'no', '--loglevel', 'warning',
     ...(opts.socket ? ['--unixsocket', opts.socket, '--unixsocketperm', '700'] : []),
+    ...(opts.pidfile ? ['--pidfile', opts.pidfile] : []),
   ];
   // nsenter execs redis-server (no fork): the process we signal is redis-server itself.
   const [cmd, argv] = opts.netns ? ['nsenter', [`--net=/run/netns/${opts.netns}`, 'redis-server', ...args]] : ['redis-server', args];
@@ -96,7 +109,7 @@ async function startOn(port: number, opts: LocalRedisOptions): Promise<LocalRedi
 
   const launch = async () => {
     proc = execa(cmd, argv, { reject: false, stdio: ['ignore', 'pipe', 'pipe'], cleanup: true });
-    await waitReady(where, proc);
+    await waitReady(where, proc, opts.password);
   };
   const halt = async (signal: 'SIGTERM' | 'SIGKILL') => {
     if (!proc || proc.exitCode !== null) return;
@@ -114,6 +127,9 @@ async function startOn(port: number, opts: LocalRedisOptions): Promise<LocalRedi
     port,
     dir,
     ...(opts.socket ? { socket: opts.socket } : {}),
+    get pid() {
+      return proc!.pid!;
+    },
     stop: () => halt('SIGTERM'),
     kill: () => halt('SIGKILL'),
     restart: async () => {
@@ -129,7 +145,16 @@ async function startOn(port: number, opts: LocalRedisOptions): Promise<LocalRedi
 
 const serverPid = (info: string): number | undefined => Number(/^process_id:(\d+)/m.exec(info)?.[1]) || undefined;
 
-async function waitReady(where: { path: string } | { port: number; host: string; tls?: { rejectUnauthorized: boolean } }, proc: ResultPromise): Promise<void> {
+/** `<dir>/redis.conf`, made afresh 0600 (never an older file's mode, never readable for a moment): it holds the password. */
+function writeConf(dir: string, password: string): string {
+  if (/[\s"'\\]/.test(password)) throw new TypeError('a redis password for redis.conf has no spaces, quotes or backslashes');
+  const file = join(dir, 'redis.conf');
+  rmSync(file, { force: true });
+  writeFileSync(file, `# Written by Hangar at every start: the password is here, not on redis-server's command line.\nrequirepass ${password}\n`, { mode: 0o600, flag: 'wx' });
+  return file;
+}
+
+async function waitReady(where: { path: string } | { port: number; host: string; tls?: { rejectUnauthorized: boolean } }, proc: ResultPromise, password?: string): Promise<void> {
   const { Redis } = await import('ioredis');
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
@@ -137,7 +162,7 @@ async function waitReady(where: { path: string } | { port: number; host: string;
       const out = await proc;
       throw new Error(`redis-server exited (${out.exitCode}): ${String(out.stderr || out.stdout).slice(-500)}`);
     }
-    const client = new Redis({ ...where, lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+    const client = new Redis({ ...where, ...(password === undefined ? {} : { password }), lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
     client.on('error', () => undefined); // refused while starting: expected, retried below
     try {
       await client.connect();

@@ -41,7 +41,11 @@ export function compose(units: readonly Unit[], logger: Logger): Composed {
   const stop = async () => {
     while (started.length > 0) {
       const u = started.pop()!;
-      await u.stop().catch((err: Error) => logger.error({ unit: u.name, err: err.message }, 'unit did not stop cleanly'));
+      // Said once each, so a log shows the order a shutdown went in (`hangar up`: agent, control, Redis).
+      await u.stop().then(
+        () => logger.info({ unit: u.name }, 'unit stopped'),
+        (err: Error) => logger.error({ unit: u.name, err: err.message }, 'unit did not stop cleanly'),
+      );
     }
   };
   return {

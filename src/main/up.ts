@@ -1,0 +1,45 @@
+import { loadConfig } from '../config/load.js';
+import { readControlSecrets } from '../config/secrets.js';
+import { agentUnits, requireRoot } from './agent-units.js';
+import { buildControl, type Control } from './control-app.js';
+import { startEmbeddedRedis, type EmbeddedRedis } from './embedded-redis.js';
+import { createLogger } from './logger.js';
+import { onShutdown } from './shutdown.js';
+import { compose, unit, type Unit } from './units.js';
+import { upConfig, withRedis } from './up-config.js';
+
+/**
+ * `hangar up --config FILE`: a one-box installation in one process — the control, this host's
+ * agent, and a Redis of its own when the file names none (embedded-redis.ts). One SIGTERM or
+ * SIGINT stops them in reverse: the agent drains its jobs first, then the control, then the
+ * embedded Redis (its AOF flushed).
+ */
+export async function runUp(configFile: string): Promise<void> {
+  requireRoot('hangar up');
+  const read = upConfig(loadConfig(configFile));
+  const logger = createLogger('hangar-up', read.control.log.level);
+  // Started before the units are made: the agent's and the control's connections are made with its url and password.
+  const redis = read.embeddedRedis ? await startEmbeddedRedis(read.agent.agent.stateDir, logger) : null;
+  let units;
+  try {
+    const config = redis ? withRedis(read, redis) : read;
+    const secrets = readControlSecrets(config.control);
+    let control: Control | undefined;
+    const parts: Unit[] = [
+      ...(redis ? [embedded(redis)] : []),
+      unit('control', async () => void (control = await buildControl(config.control, secrets, logger)), () => control!.close()),
+      ...(await agentUnits(config.agent, configFile, logger.child({ host: config.agent.agent.host }))),
+    ];
+    units = compose(parts, logger);
+    // A unit that fails stops those before it, the embedded Redis included.
+    await units.start();
+  } catch (err) {
+    await redis?.stop();
+    throw err;
+  }
+  logger.info({ pools: read.agent.agent.pools, host: read.agent.agent.host, embeddedRedis: redis !== null }, 'up started');
+  onShutdown(logger, () => units.stop());
+}
+
+/** The embedded Redis as the first unit (started already, above), so it is the last to stop. */
+const embedded = (redis: EmbeddedRedis): Unit => unit('embedded-redis', async () => undefined, () => redis.stop());
