@@ -30,6 +30,8 @@ export class ControlTlsError extends Error {
 export interface ControlReply {
   status: number;
   text: string;
+  /** The answer's Date header (hangar doctor compares it with this machine's clock). */
+  date?: string;
 }
 
 export type ControlSend = (method: string, url: URL, headers: Record<string, string>, body: string | undefined, signal: AbortSignal) => Promise<ControlReply>;
@@ -49,7 +51,8 @@ export function controlTransport(controlUrl: string, trust: ControlTrust = {}): 
 
 async function sendByFetch(method: string, url: URL, headers: Record<string, string>, body: string | undefined, signal: AbortSignal): Promise<ControlReply> {
   const res = await fetch(url, { method, headers, ...(body === undefined ? {} : { body }), signal });
-  return { status: res.status, text: res.status === 204 ? '' : await res.text() };
+  const date = res.headers.get('date');
+  return { status: res.status, text: res.status === 204 ? '' : await res.text(), ...(date ? { date } : {}) };
 }
 
 function sendByHttps(agent: HttpsAgent, method: string, url: URL, headers: Record<string, string>, body: string | undefined, signal: AbortSignal): Promise<ControlReply> {
@@ -64,7 +67,8 @@ function sendByHttps(agent: HttpsAgent, method: string, url: URL, headers: Recor
         if (size > MAX_REPLY_BYTES) res.destroy(new Error(`the control's answer is over ${MAX_REPLY_BYTES} bytes`));
         else chunks.push(c);
       });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      const date = res.headers.date;
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), ...(date ? { date } : {}) }));
       res.on('error', fail);
     });
     req.on('error', fail);

@@ -12,7 +12,9 @@ import { reportJob, type JobReport, type ReportDeps } from './report.js';
  * - `POST /api/v1/jobs/:id/report`: its VM came up, its VM ended (how), or it gave up on the job;
  * - `PUT /api/v1/hosts/self/heartbeat`: its slots and VMs (the mint's claim takeover reads it), its
  *   driver and accelerator, its slice's usage and its VMs' boots (the dashboard's Hosts, /metrics);
- *   answered `{drain}`: whether the operator drained the host; `DELETE` when it drains.
+ *   answered `{drain}`: whether the operator drained the host; `DELETE` when it drains;
+ * - `GET /api/v1/hosts/self`: the host its token names as the control's hosts[] has it (name,
+ *   role, pools), written nowhere, so `hangar doctor` can compare it with the agent's file.
  * The host is the one its token names; nothing in a body can speak for another host.
  */
 const vmEnd = z.enum(['ran', 'not-run', 'timeout', 'lost', 'refused-at-start']);
@@ -92,6 +94,11 @@ export async function reportRoutes(app: FastifyInstance, deps: ReportRouteDeps):
       .exec() ?? [];
     // The operator's drain (dashboard): the agent stops taking new jobs until it reads false here.
     return { drain: drained?.[1] === 1 };
+  });
+  app.get('/api/v1/hosts/self', async (req, reply) => {
+    const r = await hostRequest(req, reply, deps, z.unknown());
+    if (!r) return reply;
+    return { name: r.host.name, role: r.host.role, pools: r.host.pools };
   });
   app.delete('/api/v1/hosts/self/heartbeat', async (req, reply) => {
     const r = await hostRequest(req, reply, deps, z.unknown());

@@ -21,6 +21,13 @@ config
   .description('validate a config file and its secret files; list every problem')
   .action(async (file: string) => (await import('./config-check.js')).configCheck(file));
 
+program
+  .command('doctor')
+  .requiredOption('-c, --config <file>', 'the config file (its control and/or agent section)')
+  .option('--json', 'print {ok, checks: [{id, status, detail, fix}]}')
+  .description('what is wrong on this host for the sections the config has, and how to fix each (exit 1: something failed; 2: the config cannot be read)')
+  .action(async (opts: { config: string; json?: boolean }) => (await import('./doctor.js')).doctor(opts.config, { json: Boolean(opts.json) }));
+
 const policy = program.command('policy').description('the rules that decide which jobs Hangar runs');
 policy
   .command('explain')

@@ -4,7 +4,7 @@ import { SimError } from './errors.js';
 import { paginate } from './github-api.js';
 import type { Delivery } from './hookshot.js';
 import { isoNow } from './model.js';
-import { INSTALLATION_PERMISSIONS, installationJson, repoFields } from './shapes.js';
+import { INSTALLATION_PERMISSIONS, installationJson, repoFields, SENDER, userJson } from './shapes.js';
 
 /**
  * The App's own routes, all with the App JWT: installation tokens, finding the installation of a
@@ -28,8 +28,21 @@ function deliveryJson(d: Delivery): Record<string, unknown> {
   };
 }
 
+/** `integration`, as `GET /app` returns it: the sim's one App, owned by the sender's account. */
+function appJson(ctx: SimContext, createdAt: string): Record<string, unknown> {
+  return {
+    id: ctx.appId, slug: 'hangar', node_id: `A_kwHO${String(ctx.appId).padStart(8, '0')}`, client_id: `Iv23li${String(ctx.appId).padStart(14, '0')}`,
+    owner: userJson(SENDER, ctx.urls()), name: 'Hangar', description: 'Self-hosted runners, one microVM per job', external_url: ctx.urls().html,
+    html_url: `${ctx.urls().html}/apps/hangar`, created_at: createdAt, updated_at: createdAt,
+    permissions: INSTALLATION_PERMISSIONS, events: ['workflow_job'], installations_count: 1,
+  };
+}
+
 export function appRoutes(scope: FastifyInstance, ctx: SimContext): void {
   const installation = { id: ctx.installationId, appId: ctx.appId, createdAt: isoNow() };
+
+  // The App itself, with its JWT: what `hangar doctor` asks to learn whether GitHub accepts the App's key.
+  scope.get('/app', jwt, async () => appJson(ctx, installation.createdAt));
 
   // GitHub answers 404 for an account or repository the App is not installed on, and for one that does not exist.
   scope.get<{ Params: { owner: string; repo: string } }>('/repos/:owner/:repo/installation', jwt, async (req) => {

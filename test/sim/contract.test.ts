@@ -35,6 +35,12 @@ test('the checker itself rejects what GitHub would not send', () => {
 });
 
 describe('App auth', () => {
+  test('200 GET /app with the App JWT (hangar doctor asks it), 401 without', async () => {
+    const res = await expectShape('GET', '/app', '/app', 200, { auth: `Bearer ${jwt}` });
+    expect(res.body.id).toBe(h.sim.appId);
+    const bare = await h.call('GET', '/app', { auth: null });
+    expect(bare.status).toBe(401);
+  });
   test('201 installation token from a JWT made by @octokit/auth-app', async () => {
     const res = await expectShape('POST', '/app/installations/{installation_id}/access_tokens', '/app/installations/7/access_tokens', 201, { auth: `Bearer ${jwt}` });
     expect(res.body.token).toMatch(/^ghs_[A-Za-z0-9]{36}$/);
