@@ -72,9 +72,24 @@ function sendByHttps(agent: HttpsAgent, method: string, url: URL, headers: Recor
       res.on('error', fail);
     });
     req.on('error', fail);
+    // A connection that is not up within CONNECT_TIMEOUT_MS sent nothing: it is given up and the
+    // caller may ask again on a new one. (During a link outage the kernel retries a SYN for two
+    // minutes; the link back, a fresh connection answers at once, the stale one maybe never.)
+    req.on('socket', (socket) => {
+      if (!socket.connecting) return;
+      const timer = setTimeout(() => {
+        const err = new Error(`no connection to the control within ${CONNECT_TIMEOUT_MS / 1000} s`);
+        err.name = 'ConnectTimeoutError';
+        req.destroy(err);
+      }, CONNECT_TIMEOUT_MS);
+      socket.once('connect', () => clearTimeout(timer));
+      socket.once('close', () => clearTimeout(timer));
+    });
     req.end(body);
   });
 }
+
+const CONNECT_TIMEOUT_MS = 5_000;
 
 /**
  * An https Agent whose every connection is checked before it is handed to a request: with

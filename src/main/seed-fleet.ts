@@ -85,9 +85,10 @@ export interface SeedFleet {
   taps(box: BoxName): Promise<string[]>;
   startAgent(box: BoxName): Promise<void>;
   /**
-   * Connections sidekick accepted on its uplink since the fleet started: packets it sent in the
-   * reply direction of a flow that began outside (nft counter in its namespace); and `tried`, the
-   * new inbound flows that reached it at all (source, protocol, port).
+   * Connections sidekick accepted on its uplink since the fleet started: the SYN-ACKs it sent, and
+   * its UDP answers to flows that began outside (nft counters in its namespace); and `tried`, the
+   * inbound SYNs and new UDP flows that reached it at all (source, protocol, port). A packet of one
+   * of its own connections that conntrack picks up mid-stream (after a link outage) is neither.
    */
   inboundToSidekick(): Promise<number>;
   inboundTried(): Promise<string[]>;
@@ -137,8 +138,8 @@ async function start(o: SeedFleetOptions, image: TestImage, dir: string, parts: 
   // connection it accepted (a SYN-ACK out, or any answer to a new inbound flow's first packet).
   await topology.exec(side.netns, 'nft', ['-f', '-'], { input: `table inet hangar_fleet_watch {
  set tried { type ipv4_addr . inet_proto . inet_service; flags dynamic; }
- chain input { type filter hook input priority -50; iifname "eth0" ct state new meta l4proto { tcp, udp } add @tried { ip saddr . meta l4proto . th dport }; }
- chain output { type filter hook output priority -50; oifname "eth0" ct direction reply counter; }
+ chain input { type filter hook input priority -50; iifname "eth0" ct state new tcp flags & (syn | ack) == syn add @tried { ip saddr . meta l4proto . th dport }; iifname "eth0" ct state new meta l4proto udp add @tried { ip saddr . meta l4proto . th dport }; }
+ chain output { type filter hook output priority -50; oifname "eth0" tcp flags & (syn | ack) == (syn | ack) counter; oifname "eth0" ct direction reply meta l4proto udp counter; }
 }
 ` });
   await topology.exec(cloud.prod!.netns, 'nft', ['-f', '-'], {
@@ -266,7 +267,7 @@ log: {level: info}
       const { proc } = await procs.start(`agent-${box}`, boxes[box].netns, /agent started/, ['agent', '--config', boxes[box].configFile]);
       boxes[box].agent = proc;
     },
-    inboundToSidekick: async () => (await counters(side.netns))[0] ?? NaN,
+    inboundToSidekick: async () => (await counters(side.netns)).reduce((a, b) => a + b, 0),
     async inboundTried() {
       const { stdout } = await topology.exec(side.netns, 'nft', ['list', 'set', 'inet', 'hangar_fleet_watch', 'tried']);
       return /elements = \{([^}]*)\}/.exec(stdout)?.[1]?.split(',').map((e) => e.trim()).filter(Boolean) ?? [];

@@ -109,7 +109,7 @@ describe('two boxes sealed apart', () => {
     await new Promise((res) => setTimeout(res, 15_000));
     expect((await job(id!)).status).toBe('queued');
     expect((await readJobRecord(f.redis(), keys(prefix), id!))?.mintedRunner ?? null).toBeNull();
-    expect(await f.inboundToSidekick()).toBe(0);
+    expect(await f.inboundToSidekick(), `tried: ${(await f.inboundTried()).join(', ')}`).toBe(0);
   }, 120_000);
 });
 
