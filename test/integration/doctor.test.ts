@@ -282,6 +282,30 @@ describe('each prerequisite broken in turn', () => {
   });
 });
 
+describe('a Redis user that may not CONFIG GET (a host\'s ACL user)', () => {
+  test('persistence is "cannot check" (warn, exit 0), eviction still read from INFO; the password is in no report', async () => {
+    const password = 'doctor-acl-password-0123456789';
+    writeFileSync(join(dir, 'redis.password'), password, { mode: 0o600 });
+    await adminDo(async (r) => {
+      await r.call('ACL', 'SETUSER', 'doctor-host', 'on', `>${password}`, '~*', '&*', '+@all', '-@admin', '-@dangerous', '+info');
+      await r.config('SET', 'appendonly', 'no');
+    });
+    try {
+      const file = writeConfig({ redisUrl: redis.url.replace('redis://', 'redis://doctor-host@') });
+      writeFileSync(file, readFileSync(file, 'utf8').replace(/redis: \{url: "([^"]+)", /, `redis: {url: "$1", passwordFile: ${join(dir, 'redis.password')}, `));
+      const { plain, code } = await both(file);
+      expect(code, plain.output).toBe(0);
+      const byId = Object.fromEntries(plain.results.map((r) => [r.id, r]));
+      expect(byId['redis-persistence']).toMatchObject({ status: 'warn', detail: expect.stringMatching(/may not CONFIG GET save: cannot check/), fix: expect.stringMatching(/CONFIG GET save.*admin/) });
+      expect(byId['redis-eviction']).toMatchObject({ status: 'ok' });
+      expect(plain.output).toMatch(/^! redis-persistence: /m);
+      expect(plain.output).not.toContain(password);
+    } finally {
+      await adminDo(async (r) => { await r.call('ACL', 'DELUSER', 'doctor-host'); await r.config('SET', 'appendonly', 'yes'); });
+    }
+  });
+});
+
 describe('the CLI (dist/)', () => {
   const cli = (...args: string[]) => execa('node', ['dist/main/cli.js', ...args], { reject: false, timeout: 30_000 });
 
