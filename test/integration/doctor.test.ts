@@ -234,6 +234,18 @@ const ROWS: Row[] = [
     writeFileSync(other, 'another-host-token-0123456789abcdef', { mode: 0o600 });
     return { file: writeConfig({ tokenFile: other }) };
   }],
+  ['a host token revoked by hangar host remove', 'host-role', /the control refuses this host: host box1's credentials were revoked/, /hangar host add box1 --role build --pools build/, async () => {
+    // What hangar host remove records (jit/host-revocation.ts), written as it writes it.
+    await adminDo((r) => r.hset(`${prefix}:hosts:revoked`, sha(TOKEN), JSON.stringify({ host: 'box1', at: Date.now() })));
+    return { file: writeConfig(), undo: () => adminDo((r) => r.hdel(`${prefix}:hosts:revoked`, sha(TOKEN))) };
+  }],
+  ['an agent-only file with the clock five minutes behind the control', 'clock-skew', /clock is 30\d s behind the control \(https:\/\/127\.0\.0\.1:\d+\).*over 60 s/, /timedatectl/, async () => {
+    // Without a control section the clock is compared with the control's Date header, not GitHub's.
+    const text = readFileSync(writeConfig({}, 'with-control.yaml'), 'utf8').replace(/^github:[\s\S]*?(?=^redis:)/m, '');
+    const file = join(dir, 'agent-only.yaml');
+    writeFileSync(file, text);
+    return { file, opts: { now: () => Date.now() - 300_000 } };
+  }],
   ['accel kvm without /dev/kvm (a path of the test\'s, absent)', 'kvm', /KVM does not work: .*no-kvm is missing/, /kvm_intel.*agent\.vm\.accel: auto/, async () => ({ file: writeConfig({ accel: 'kvm' }), opts: { paths: { ...paths, devKvm: join(dir, 'no-kvm') } } })],
   ['no usable cgroups (an empty cgroup root of the test\'s)', 'cgroups', /no usable cgroups under .*empty-cgroup/, /mount cgroup2/, async () => {
     mkdirSync(join(dir, 'empty-cgroup'), { recursive: true });
