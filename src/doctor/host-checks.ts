@@ -15,6 +15,9 @@ import { imageBytes, imageOf } from './image-check.js';
  * test points a check at a device or a cgroup root it made rather than faking the answer.
  */
 
+/** QEMU's stderr tail spans lines; a report line is one. */
+const oneLine = (r: ProbeResult): ProbeResult => (r.reason ? { ...r, reason: r.reason.replace(/\s*\n\s*/g, ' / ').trim() } : r);
+
 const canUse = (path: string) => access(path, constants.R_OK | constants.W_OK).then(() => true, () => false);
 
 export const kvmCheck: Check = {
@@ -30,12 +33,12 @@ export const kvmCheck: Check = {
     if (!(await canUse(ctx.paths.devKvm))) kvm = { accel: 'kvm', ok: false, reason: `${ctx.paths.devKvm} is missing or not readable and writable` };
     else if (!image) return warn(`${ctx.paths.devKvm} is there, but no image to probe-boot with (see the image check)`, 'build the image (`hangar image build test --out DIR`, agent.vm.image), then run hangar doctor again');
     // The probe opens /dev/kvm itself; the check above is what a test can point elsewhere.
-    else kvm = await probeAccelerator({ accel: 'kvm', ...image, qemuBinary: ctx.qemuBinary });
+    else kvm = oneLine(await probeAccelerator({ accel: 'kvm', ...image, qemuBinary: ctx.qemuBinary }));
     if (kvm.ok) return ok(`a KVM guest reached /init in ${kvm.bootMs} ms`);
     const kvmFix = 'enable virtualisation (VT-x/AMD-V, nested for a VM host), load kvm_intel or kvm_amd, and give the agent\'s user /dev/kvm (group kvm)';
     if (want === 'kvm') return fail(`KVM does not work: ${kvm.reason}`, `${kvmFix}, or set agent.vm.accel: auto`);
     if (!image) return fail(`KVM does not work (${kvm.reason}) and there is no image to try TCG with`, 'build the image (`hangar image build test --out DIR`, agent.vm.image)');
-    const tcg = await probeAccelerator({ accel: 'tcg', ...image, qemuBinary: ctx.qemuBinary });
+    const tcg = oneLine(await probeAccelerator({ accel: 'tcg', ...image, qemuBinary: ctx.qemuBinary }));
     if (tcg.ok) return warn(`KVM does not work (${kvm.reason}); agent.vm.accel auto falls back to TCG, whose guest reached /init in ${tcg.bootMs} ms (jobs run many times slower)`, kvmFix);
     return fail(`neither KVM (${kvm.reason}) nor TCG (${tcg.reason}) boots the image`, `${kvmFix}; and check the image and QEMU checks`);
   },

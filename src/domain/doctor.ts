@@ -81,17 +81,6 @@ export function judgeSecretMode(key: string, file: string, mode: number, ownerUi
   return ok(seen);
 }
 
-/** Dotted numeric versions: negative, zero or positive as a < b, a = b, a > b. */
-export function compareVersions(a: string, b: string): number {
-  const pa = a.split('.').map(Number);
-  const pb = b.split('.').map(Number);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return 0;
-}
-
 export function judgeEviction(policy: string | undefined): Finding {
   if (policy === undefined || policy === '') return warn('Redis did not say its maxmemory-policy (INFO refused?): cannot check', 'run `redis-cli CONFIG GET maxmemory-policy` as an admin: it must be noeviction');
   if (policy !== 'noeviction') {

@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { isAgentFile, isControlFile, loadConfig, type ConfigDocument } from '../config/load.js';
+import { configError, isAgentFile, isControlFile, loadConfig, type ConfigDocument } from '../config/load.js';
 import { redisTarget } from '../config/secrets.js';
 import { ConfigError } from '../domain/errors.js';
 import { doctorExitCode, type CheckResult } from '../domain/doctor.js';
@@ -84,7 +84,8 @@ function context(file: string, doc: ConfigDocument, s: ReturnType<typeof checkCo
   return {
     file,
     input: doc.input,
-    configProblems: s.problems,
+    // With their lines, in the file's order, as `config check` says them.
+    configProblems: s.problems.length > 0 ? configError(doc, s.problems).problems : [],
     ...(s.control ? { control: s.control } : {}),
     ...(s.agent ? { agent: s.agent } : {}),
     now: opts.now ?? Date.now,

@@ -226,13 +226,26 @@ const ROWS: Row[] = [
     // The free space is the file system's own; the margin per slot is what the test turns up past it.
     ({ file: writeConfig(), opts: { diskMarginBytes: 2 ** 50 } })],
   ['a DNS upstream that does not answer', 'dns-upstreams', /no answer to "github\.com A" within 1500 ms from 127\.0\.0\.1:\d+/, /agent\.network\.dns\.upstreams/, async () => ({ file: writeConfig({ upstream: `127.0.0.1:${await freePort()}` }) })],
-  ['the clock five minutes ahead', 'clock-skew', /clock is 30\d s ahead of GitHub .*over 60 s/, /timedatectl set-ntp true/, async () => ({ file: writeConfig(), opts: { now: () => Date.now() + 300_000 } })],
+  ['the clock five minutes ahead', 'clock-skew', /clock is (299|30\d) s ahead of GitHub .*over 60 s/, /timedatectl set-ntp true/, async () => ({ file: writeConfig(), opts: { now: () => Date.now() + 300_000 } })],
   ['a bad config key', 'config', /agent\.vm\.imagee/, /correct agent\.vm.*hangar config check/, async () => ({ file: badKeyConfig() })],
   ['the control has this host with other pools', 'host-role', /this file says box1 \(build; build, other\), the control says box1 \(build; build\)/, /hosts\[\] entry "box1"/, async () => ({ file: writeConfig({ pools: '[build, other]' }) })],
+  ['a build host serving a deploy pool (checkPoolsAndHosts, through the config check)', 'config', /hosts\.0\.pools\.1 \(line \d+\): "deploy" is a deploy pool: only a host with role deploy may serve it/, /correct hosts\.0\.pools\.1/, async () => ({ file: writeConfig({ pools: '[build, deploy]' }) })],
   ['a host token the control does not know', 'host-role', /does not know this host's token \(401\)/, /tokenSha256.*hangar host add box1/, async () => {
     const other = join(dir, 'other.token');
     writeFileSync(other, 'another-host-token-0123456789abcdef', { mode: 0o600 });
     return { file: writeConfig({ tokenFile: other }) };
+  }],
+  ['a host token revoked by hangar host remove', 'host-role', /the control refuses this host: host box1's credentials were revoked/, /hangar host add box1 --role build --pools build/, async () => {
+    // What hangar host remove records (jit/host-revocation.ts), written as it writes it.
+    await adminDo((r) => r.hset(`${prefix}:hosts:revoked`, sha(TOKEN), JSON.stringify({ host: 'box1', at: Date.now() })));
+    return { file: writeConfig(), undo: () => adminDo((r) => r.hdel(`${prefix}:hosts:revoked`, sha(TOKEN))) };
+  }],
+  ['an agent-only file with the clock five minutes behind the control', 'clock-skew', /clock is (29\d|30\d) s behind the control \(https:\/\/127\.0\.0\.1:\d+\).*over 60 s/, /timedatectl/, async () => {
+    // Without a control section the clock is compared with the control's Date header, not GitHub's.
+    const text = readFileSync(writeConfig({}, 'with-control.yaml'), 'utf8').replace(/^github:[\s\S]*?(?=^redis:)/m, '');
+    const file = join(dir, 'agent-only.yaml');
+    writeFileSync(file, text);
+    return { file, opts: { now: () => Date.now() - 300_000 } };
   }],
   ['accel kvm without /dev/kvm (a path of the test\'s, absent)', 'kvm', /KVM does not work: .*no-kvm is missing/, /kvm_intel.*agent\.vm\.accel: auto/, async () => ({ file: writeConfig({ accel: 'kvm' }), opts: { paths: { ...paths, devKvm: join(dir, 'no-kvm') } } })],
   ['no usable cgroups (an empty cgroup root of the test\'s)', 'cgroups', /no usable cgroups under .*empty-cgroup/, /mount cgroup2/, async () => {
@@ -278,6 +291,30 @@ describe('each prerequisite broken in turn', () => {
       expect(out).not.toContain(TOKEN);
       expect(out).not.toContain(key);
       expect(out).not.toContain('doctor-webhook-secret');
+    }
+  });
+});
+
+describe('a Redis user that may not CONFIG GET (a host\'s ACL user)', () => {
+  test('persistence is "cannot check" (warn, exit 0), eviction still read from INFO; the password is in no report', async () => {
+    const password = 'doctor-acl-password-0123456789';
+    writeFileSync(join(dir, 'redis.password'), password, { mode: 0o600 });
+    await adminDo(async (r) => {
+      await r.call('ACL', 'SETUSER', 'doctor-host', 'on', `>${password}`, '~*', '&*', '+@all', '-@admin', '-@dangerous', '+info');
+      await r.config('SET', 'appendonly', 'no');
+    });
+    try {
+      const file = writeConfig({ redisUrl: redis.url.replace('redis://', 'redis://doctor-host@') });
+      writeFileSync(file, readFileSync(file, 'utf8').replace(/redis: \{url: "([^"]+)", /, `redis: {url: "$1", passwordFile: ${join(dir, 'redis.password')}, `));
+      const { plain, code } = await both(file);
+      expect(code, plain.output).toBe(0);
+      const byId = Object.fromEntries(plain.results.map((r) => [r.id, r]));
+      expect(byId['redis-persistence']).toMatchObject({ status: 'warn', detail: expect.stringMatching(/may not CONFIG GET save: cannot check/), fix: expect.stringMatching(/CONFIG GET save.*admin/) });
+      expect(byId['redis-eviction']).toMatchObject({ status: 'ok' });
+      expect(plain.output).toMatch(/^! redis-persistence: /m);
+      expect(plain.output).not.toContain(password);
+    } finally {
+      await adminDo(async (r) => { await r.call('ACL', 'DELUSER', 'doctor-host'); await r.config('SET', 'appendonly', 'yes'); });
     }
   });
 });
