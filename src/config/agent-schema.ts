@@ -106,7 +106,7 @@ const agent = z.strictObject(
     /**
      * How long a starting job waits for the control's answer at the job-start gate (a control
      * restarting, a Redis failing over, the link to a control on another box down) before it
-     * fails closed. The guest's hook is told it (GATE in the VM's net file) and waits 5 s more.
+     * fails closed. The guest's hook is told it (GATE in the VM's net file) and waits 15 s more, at least 30 s.
      * A build box across a link: longer than the link outages it should ride out (the seed's
      * sidekick: 120).
      */

@@ -5,7 +5,7 @@
 # opt/hangar/net holds KEY=value words: IP=10.0.0.2/30 GW=10.0.0.1 DNS=10.0.0.1[,…] MTU=1500
 # META=http://10.0.0.1:8169 (the agent's metadata endpoint on the gateway: JIT config, job-start gate)
 # GATE=15 (how long the agent waits for the control at the job-start gate: the hook waits that and a
-# margin, HANGAR_GATE_TIMEOUT, so that the agent's answer, not the hook's own timeout, decides).
+# margin (GATE_WAIT: GATE + 15 s, at least 30 s; HANGAR_GATE_TIMEOUT), so that the agent's answer, not the hook's own timeout, decides).
 # `ip=` on the kernel command line does nothing with this kernel, so the first NIC is set up here.
 setup_net() {
   IP='' GW='' DNS='' MTU='' META='' GATE=''
@@ -19,6 +19,9 @@ setup_net() {
       GATE=*) GATE=${kv#GATE=} ;;
     esac
   done
+  # The hook's own bound: the agent's, and room for its GitHub lookups; never under the old 30 s.
+  GATE_WAIT=$(( ${GATE:-15} + 15 ))
+  [ "$GATE_WAIT" -ge 30 ] || GATE_WAIT=30
   nic=''
   for d in /sys/class/net/*; do
     [ "${d##*/}" = lo ] || { nic=${d##*/}; break; }

@@ -11,7 +11,7 @@
 # Markers on the console, one per line, for the agent and the benchmark:
 #   HANGAR-GUEST-INIT, HANGAR-RUNNER-START, HANGAR-RUNNER-EXIT <code>
 echo HANGAR-GUEST-INIT
-META='' GATE=''
+META='' GATE='' GATE_WAIT=''
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/root TMPDIR=/tmp
 
 mount -t proc proc /proc
@@ -42,7 +42,7 @@ elif fetch_jit; then
   # runner.sh reads the config from its stdin (printf is a builtin: no process has it in argv),
   # never from argv, the environment or this console. The job-started hook is the gate, as on
   # a real runner.
-  printf '%s\n' "$JIT" | ACTIONS_RUNNER_HOOK_JOB_STARTED=/hangar/job-started.sh HANGAR_METADATA_URL=${META:-} HANGAR_GATE_TIMEOUT=$(( ${GATE:-25} + 5 )) \
+  printf '%s\n' "$JIT" | ACTIONS_RUNNER_HOOK_JOB_STARTED=/hangar/job-started.sh HANGAR_METADATA_URL=${META:-} HANGAR_GATE_TIMEOUT=${GATE_WAIT:-30} \
     /hangar/runner.sh -
   rc=$?
   JIT=''

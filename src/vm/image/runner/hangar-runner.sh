@@ -14,7 +14,7 @@ set -u
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 F=/sys/firmware/qemu_fw_cfg/by_name/opt/hangar
-META='' GATE=''
+META='' GATE='' GATE_WAIT=''
 RUNNER_USER=runner
 RUNNER_DIR=/home/runner/actions-runner
 
@@ -43,7 +43,7 @@ else
   # ACTIONS_RUNNER_HOOK_JOB_STARTED: the runner runs Hangar's gate before the job's first step
   # (GitHub's runner hooks); HANGAR_METADATA_URL is where the gate asks (from opt/hangar/net).
   ACTIONS_RUNNER_INPUT_JITCONFIG=$JIT \
-  ACTIONS_RUNNER_HOOK_JOB_STARTED=/usr/local/lib/hangar/job-started.sh HANGAR_METADATA_URL=${META:-} HANGAR_GATE_TIMEOUT=$(( ${GATE:-25} + 5 )) \
+  ACTIONS_RUNNER_HOOK_JOB_STARTED=/usr/local/lib/hangar/job-started.sh HANGAR_METADATA_URL=${META:-} HANGAR_GATE_TIMEOUT=${GATE_WAIT:-30} \
   HOME=/home/runner USER=$RUNNER_USER LOGNAME=$RUNNER_USER SHELL=/bin/bash \
     setpriv --reuid="$RUNNER_USER" --regid="$RUNNER_USER" --init-groups ./run.sh < /dev/null
   rc=$?
