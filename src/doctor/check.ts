@@ -42,6 +42,8 @@ export interface DoctorContext {
   diskMarginBytes: number;
   /** Each network probe's bound. */
   timeoutMs: number;
+  /** A `hangar up` file's (no redis.url): the folder of the Redis up embeds, which the Redis checks ask. */
+  embeddedRedisDir?: string;
   /** One Redis connection for the Redis checks (connected on first use; its error is the reason). */
   redis(): Promise<Redis>;
 }

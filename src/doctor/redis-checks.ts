@@ -25,14 +25,16 @@ export const redisReachable: Check = {
   id: 'redis-reachable',
   title: 'Redis reachable',
   async run(ctx) {
-    const url = redactRedisUrl(ctx.control?.redis.url ?? ctx.agent!.redis.url);
+    const url = ctx.embeddedRedisDir ? `the embedded Redis (${ctx.embeddedRedisDir})` : redactRedisUrl(ctx.control?.redis.url ?? ctx.agent!.redis.url);
     try {
       const r = await ctx.redis();
       await r.ping();
       const version = /^redis_version:(.*)$/m.exec(await r.info('server').catch(() => ''))?.[1]?.trim();
       return ok(`${url} answers${version ? ` (Redis ${version})` : ''}`);
     } catch (err) {
-      return fail((err as Error).message, 'start redis-server, or correct redis.url (and redis.passwordFile, redis.tls) to the Redis the control uses');
+      return ctx.embeddedRedisDir
+        ? fail((err as Error).message, `start \`hangar up --config ${ctx.file}\` (it runs this file's Redis), or set redis.url to a Redis of yours`)
+        : fail((err as Error).message, 'start redis-server, or correct redis.url (and redis.passwordFile, redis.tls) to the Redis the control uses');
     }
   },
 };

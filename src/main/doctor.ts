@@ -1,5 +1,7 @@
 import { Redis } from 'ioredis';
+import { join } from 'node:path';
 import { configError, isAgentFile, isControlFile, loadConfig, type ConfigDocument } from '../config/load.js';
+import { isRecord } from '../config/schema.js';
 import { redisTarget } from '../config/secrets.js';
 import { ConfigError } from '../domain/errors.js';
 import { doctorExitCode, type CheckResult } from '../domain/doctor.js';
@@ -9,6 +11,7 @@ import { checksFor, skippedForConfig } from '../doctor/plan.js';
 import { renderJson, renderPlain } from '../doctor/render.js';
 import { connectRedis } from '../queue/redis-connect.js';
 import { checkConfig } from './config-check.js';
+import { EMBEDDED_REDIS_DIR, runningEmbeddedRedis } from './embedded-redis.js';
 
 /**
  * `hangar doctor --config FILE [--json]`: what is wrong on this host for the sections the file
@@ -81,7 +84,10 @@ function context(file: string, doc: ConfigDocument, s: ReturnType<typeof checkCo
   let client: Promise<Redis> | undefined;
   let made: Redis | undefined;
   const redisSection = s.control?.redis ?? s.agent?.redis;
+  // One box's file (`hangar up`: both sections, no redis.url): its Redis is the one up embeds.
+  const embeddedRedisDir = s.control && s.agent && !(isRecord(doc.input.redis) && doc.input.redis.url !== undefined) ? join(s.agent.agent.stateDir, EMBEDDED_REDIS_DIR) : undefined;
   return {
+    ...(embeddedRedisDir ? { embeddedRedisDir } : {}),
     file,
     input: doc.input,
     // With their lines, in the file's order, as `config check` says them.
@@ -96,7 +102,13 @@ function context(file: string, doc: ConfigDocument, s: ReturnType<typeof checkCo
     timeoutMs,
     redis: () =>
       (client ??= (async () => {
-        const target = redisTarget(redisSection!);
+        let section = redisSection!;
+        if (embeddedRedisDir) {
+          const running = runningEmbeddedRedis(s.agent!.agent.stateDir);
+          if (!running) throw new Error(`no embedded Redis of \`hangar up\` runs under ${embeddedRedisDir} (the file names no redis.url)`);
+          section = { ...section, url: running.url, passwordFile: running.passwordFile };
+        }
+        const target = redisTarget(section);
         made = new Redis(target.url, {
           ...target.options, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0,
           connectTimeout: timeoutMs, commandTimeout: timeoutMs, retryStrategy: () => null,

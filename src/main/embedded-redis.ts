@@ -24,6 +24,20 @@ export interface EmbeddedRedis {
 }
 
 export const EMBEDDED_REDIS_DIR = 'redis';
+const EMBEDDED_REDIS_URL_FILE = 'url';
+
+/**
+ * The embedded Redis a running `hangar up` started for this state directory (its url and
+ * password file), or null when none runs: no pidfile, a pid that is no redis-server of this
+ * folder, or no url file.
+ */
+export function runningEmbeddedRedis(stateDir: string): { url: string; passwordFile: string } | null {
+  const dir = join(stateDir, EMBEDDED_REDIS_DIR);
+  const pid = Number(readOr(join(dir, 'redis.pid'), '').trim());
+  const url = readOr(join(dir, EMBEDDED_REDIS_URL_FILE), '').trim();
+  if (!Number.isInteger(pid) || pid <= 0 || url === '' || !isOurRedis(pid, dir)) return null;
+  return { url, passwordFile: join(dir, 'password') };
+}
 
 export async function startEmbeddedRedis(stateDir: string, logger: Logger): Promise<EmbeddedRedis> {
   const dir = join(stateDir, EMBEDDED_REDIS_DIR);
@@ -48,6 +62,9 @@ export async function startEmbeddedRedis(stateDir: string, logger: Logger): Prom
     throw new ConfigError('up', [{ path: 'redis.url', message: `not set, and the embedded Redis under ${dir} did not start: ${(err as Error).message}` }]);
   }
   logger.info({ url: redis.url, dir, pid: redis.pid }, 'embedded redis started');
+  // Where it listens (the port is a free one, chosen now), for `hangar doctor` to find it.
+  const urlFile = join(dir, EMBEDDED_REDIS_URL_FILE);
+  writeFileSync(urlFile, `${redis.url}\n`, { mode: 0o600 });
   return {
     url: redis.url,
     passwordFile,
@@ -55,7 +72,10 @@ export async function startEmbeddedRedis(stateDir: string, logger: Logger): Prom
     get pid() {
       return redis.pid;
     },
-    stop: () => redis.stop(),
+    stop: async () => {
+      await redis.stop();
+      rmSync(urlFile, { force: true });
+    },
   };
 }
 

@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { redisUrl } from '../helpers/redis.js';
-import { isOurRedis, startEmbeddedRedis, type EmbeddedRedis } from '../../src/main/embedded-redis.js';
+import { isOurRedis, runningEmbeddedRedis, startEmbeddedRedis, type EmbeddedRedis } from '../../src/main/embedded-redis.js';
 
 /**
  * The Redis `hangar up` brings when the config names none (src/main/embedded-redis.ts), without
@@ -92,6 +92,20 @@ describe('embedded redis', () => {
     await d.connect();
     expect(await d.get('queued-job')).toBe('survives');
     d.disconnect();
+  });
+
+  test('runningEmbeddedRedis (what `hangar doctor` asks): none before the start, its url and password while it runs, none after its stop', async () => {
+    const stateDir = join(root, 'found');
+    expect(runningEmbeddedRedis(stateDir)).toBeNull();
+    const r = await start(stateDir);
+    const found = runningEmbeddedRedis(stateDir);
+    expect(found).toEqual({ url: r.url, passwordFile: r.passwordFile });
+    const c = new Redis(found!.url, { password: readFileSync(found!.passwordFile, 'utf8').trim(), lazyConnect: true, maxRetriesPerRequest: 0 });
+    await c.connect();
+    expect(await c.ping()).toBe('PONG');
+    c.disconnect();
+    await r.stop();
+    expect(runningEmbeddedRedis(stateDir)).toBeNull();
   });
 
   test('a redis-server left by a killed run (kill -9 of its parent) is stopped by the next start; its data kept', async () => {
