@@ -23,13 +23,14 @@ const execFileP = promisify(execFile);
 const REPO = new URL('../..', import.meta.url).pathname;
 const ANSIBLE = join(REPO, 'ansible');
 
-async function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; out: string }> {
+/** `out`: stdout then stderr, for messages; `stdout` alone, for what a command prints as its answer. */
+async function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; out: string; stdout: string }> {
   try {
     const r = await execFileP(cmd, args, { cwd: opts.cwd, env: { ...process.env, ...opts.env }, maxBuffer: 64 * 1024 * 1024 });
-    return { code: 0, out: `${r.stdout}${r.stderr}` };
+    return { code: 0, out: `${r.stdout}${r.stderr}`, stdout: r.stdout };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, out: `${e.stdout ?? ''}${e.stderr ?? ''}` };
+    return { code: typeof e.code === 'number' ? e.code : -1, out: `${e.stdout ?? ''}${e.stderr ?? ''}`, stdout: e.stdout ?? '' };
   }
 }
 
@@ -56,7 +57,7 @@ beforeAll(async () => {
   mkdirSync(join(work, 'image'), { recursive: true });
   const pack = await run('bash', [join(ANSIBLE, 'pack.sh'), join(work, 'files')], { env: { HANGAR_PACK_NO_BUILD: '1' } });
   expect(pack.code, pack.out).toBe(0);
-  const tarball = pack.out.trim().split('\n').pop()!;
+  const tarball = pack.stdout.trim().split('\n').pop()!;
   expect(tarball).toMatch(/hangar-[\d.]+\.tgz$/);
   // A stand-in image folder, a CA (redis.tls.caFile and agent.controlCaFile must be certificates), the credentials.
   for (const [f, text] of [['vmlinux', 'kernel'], ['initramfs.cpio', 'initrd'], ['manifest.json', '{"kind":"test"}\n']]) writeFileSync(join(work, 'image', f!), text!);
