@@ -26,7 +26,7 @@ const SYSTEM = [
   // Root and namespaces (or a VM image and /dev/kvm) though their folder says integration.
   'test/integration/{agent-refusals,local-fleet,local-topology}.test.ts',
   // debootstrap and chroot: ansible/ applied to a fresh Debian root.
-  'test/ansible/build-host-chroot.test.ts',
+  'test/ansible/*-chroot.test.ts',
 ];
 const E2E = ['test/e2e/**/*.test.ts'];
 

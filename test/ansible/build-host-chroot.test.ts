@@ -7,32 +7,16 @@
  * files: what is checked is the copy, not a boot), a CA certificate and the credentials. The
  * slice caps, slots and the rest of sidekick's config are the example inventory's own.
  * Root (debootstrap, chroot): the system lane. Needs debootstrap, ansible (test/setup.sh), a
- * built dist/ and Debian's archive at the mirror this machine's apt uses. About 2.5 minutes.
+ * built dist/ and Debian's archive at the mirror this machine's apt uses. About 65 s with the run's Debian root made, plus about 70 s to debootstrap it (the first file of a run).
  */
-import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { parse } from 'yaml';
 import { parseUnit, unitValues } from '../../src/caps/systemd-unit.js';
+import { certificate, packTarball, playbook, recap as recapOf, REPO, run, standInImage } from '../helpers/ansible-target.js';
 import { freshDebianRoot } from '../helpers/debian-root.js';
-
-const execFileP = promisify(execFile);
-const REPO = new URL('../..', import.meta.url).pathname;
-const ANSIBLE = join(REPO, 'ansible');
-
-/** `out`: stdout then stderr, for messages; `stdout` alone, for what a command prints as its answer. */
-async function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; out: string; stdout: string }> {
-  try {
-    const r = await execFileP(cmd, args, { cwd: opts.cwd, env: { ...process.env, ...opts.env }, maxBuffer: 64 * 1024 * 1024 });
-    return { code: 0, out: `${r.stdout}${r.stderr}`, stdout: r.stdout };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, out: `${e.stdout ?? ''}${e.stderr ?? ''}`, stdout: e.stdout ?? '' };
-  }
-}
 
 let target: Awaited<ReturnType<typeof freshDebianRoot>>;
 let root: string;
@@ -40,13 +24,9 @@ let work: string;
 let token: string;
 let redisPassword: string;
 let first: { code: number; out: string };
+let again: () => ReturnType<typeof run>;
 const at = (p: string) => join(root, p);
-const playbook = () =>
-  run('ansible-playbook', ['-i', 'inventory.example.yml', '-i', join(work, 'inventory.yml'), 'site.yml', '--limit', 'sidekick'], {
-    cwd: ANSIBLE,
-    env: { ANSIBLE_NOCOLOR: '1', ANSIBLE_FORCE_COLOR: '0', ANSIBLE_LOCAL_TEMP: join(work, 'ansible-tmp'), ANSIBLE_RETRY_FILES_ENABLED: '0' },
-  });
-const recap = (out: string) => /sidekick\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)/.exec(out)?.slice(1).map(Number);
+const recap = (out: string) => recapOf('sidekick', out);
 
 beforeAll(async () => {
   expect(process.getuid?.(), 'debootstrap and chroot need root: run the system lane as root').toBe(0);
@@ -54,35 +34,29 @@ beforeAll(async () => {
   target = await freshDebianRoot();
   root = target.root;
   work = join(target.dir, 'work');
-  mkdirSync(join(work, 'image'), { recursive: true });
-  const pack = await run('bash', [join(ANSIBLE, 'pack.sh'), join(work, 'files')], { env: { HANGAR_PACK_NO_BUILD: '1' } });
-  expect(pack.code, pack.out).toBe(0);
-  const tarball = pack.stdout.trim().split('\n').pop()!;
-  expect(tarball).toMatch(/hangar-[\d.]+\.tgz$/);
-  // A stand-in image folder, a CA (redis.tls.caFile and agent.controlCaFile must be certificates), the credentials.
-  for (const [f, text] of [['vmlinux', 'kernel'], ['initramfs.cpio', 'initrd'], ['manifest.json', '{"kind":"test"}\n']]) writeFileSync(join(work, 'image', f!), text!);
-  const ca = await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(work, 'ca.key'), '-out', join(work, 'ca.pem'), '-subj', '/CN=hangar-test-ca', '-days', '2']);
-  expect(ca.code, ca.out).toBe(0);
+  const tarball = await packTarball(work);
+  const image = standInImage(work);
+  // redis.tls.caFile and agent.controlCaFile must be certificates.
+  const ca = await certificate(work, 'ca', 'hangar-test-ca');
   token = randomBytes(24).toString('hex');
   redisPassword = `redis-${randomBytes(12).toString('hex')}`;
   writeFileSync(join(work, 'token'), `${token}\n`, { mode: 0o600 });
   writeFileSync(join(work, 'redis-password'), redisPassword, { mode: 0o600 });
   const sha = createHash('sha256').update(token).digest('hex');
-  const sidekick = {
+  again = playbook('sidekick', work, {
     ansible_connection: 'community.general.chroot',
     ansible_host: root,
     hangar_tarball: tarball,
     hangar_node_binary: process.execPath,
-    hangar_image_src: join(work, 'image'),
-    hangar_files: [{ src: join(work, 'ca.pem'), dest: '/etc/hangar/redis-ca.pem' }, { src: join(work, 'ca.pem'), dest: '/etc/hangar/control.pem' }],
+    hangar_image_src: image,
+    hangar_files: [{ src: ca.cert, dest: '/etc/hangar/redis-ca.pem' }, { src: ca.cert, dest: '/etc/hangar/control.pem' }],
     hangar_credentials: [{ name: 'host-token', src: join(work, 'token') }, { name: 'redis-password', src: join(work, 'redis-password') }],
     hangar_hosts: [
       { name: 'sidekick', role: 'build', pools: ['build'], tokenSha256: sha },
       { name: 'cloudbox', role: 'deploy', pools: ['build', 'deploy'], tokenSha256: 'f'.repeat(64) },
     ],
-  };
-  writeFileSync(join(work, 'inventory.yml'), JSON.stringify({ all: { children: { hangar: { hosts: { sidekick } } } } }));
-  first = await playbook();
+  });
+  first = await again();
 }, 300_000);
 
 afterAll(() => target?.remove());
@@ -192,8 +166,8 @@ describe('the build_host role in a debootstrapped root', () => {
   });
 
   test('a second run changes nothing', async () => {
-    const again = await playbook();
-    expect(again.code, again.out.slice(-4000)).toBe(0);
-    expect(recap(again.out)?.slice(1)).toEqual([0, 0, 0]);
+    const second = await again();
+    expect(second.code, second.out.slice(-4000)).toBe(0);
+    expect(recap(second.out)?.slice(1)).toEqual([0, 0, 0]);
   }, 180_000);
 });
