@@ -7,7 +7,8 @@
  * files: what is checked is the copy, not a boot), a CA certificate and the credentials. The
  * slice caps, slots and the rest of sidekick's config are the example inventory's own.
  * Root (debootstrap, chroot): the system lane. Needs debootstrap, ansible (test/setup.sh), a
- * built dist/ and Debian's archive at the mirror this machine's apt uses. About 65 s with the run's Debian root made, plus about 70 s to debootstrap it (the first file of a run).
+ * built dist/ and Debian's archive at the mirror this machine's apt uses. About 65 s once the
+ * run's Debian root is made, and about 70 s more to debootstrap it (the first such file of a run).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
