@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 # chromium: the dashboard's browser tests (playwright-core drives it); prometheus: scrapes the
 # control and the agent in the metrics tests.
 # Guest packages (kernel, busybox) are not installed: `hangar image build` unpacks their .debs.
-packages=(redis-server openssl qemu-system-x86 qemu-utils nftables iproute2 procps systemd debootstrap e2fsprogs curl chromium prometheus ${HANGAR_EXTRA_PACKAGES:-})
+# ansible, ansible-lint: ansible/ is syntax-checked, linted and applied to a debootstrapped root (test/ansible/).
+packages=(redis-server openssl qemu-system-x86 qemu-utils nftables iproute2 procps systemd debootstrap e2fsprogs curl chromium prometheus ansible ansible-lint ${HANGAR_EXTRA_PACKAGES:-})
 need=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")

@@ -25,6 +25,8 @@ const SYSTEM = [
   'test/caps/!(v2-layout).test.ts', 'test/net/!(dns-forwarder).test.ts', 'test/vm/!(units).test.ts',
   // Root and namespaces (or a VM image and /dev/kvm) though their folder says integration.
   'test/integration/{agent-refusals,local-fleet,local-topology}.test.ts',
+  // debootstrap and chroot: ansible/ applied to a fresh Debian root.
+  'test/ansible/*-chroot.test.ts',
 ];
 const E2E = ['test/e2e/**/*.test.ts'];
 

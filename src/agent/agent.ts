@@ -8,7 +8,7 @@ import type { JobReport } from '../jit/report.js';
 import { queueName } from '../queue/keys.js';
 import { ControlError, HostRevokedError, type ControlClient } from './control-client.js';
 import type { GuestImage, HostParts } from './host-parts.js';
-import { destroyVm, runJob, type JobOutcome } from './run-job.js';
+import { destroyVm, runJob, vmIdFor, type JobOutcome } from './run-job.js';
 import { Slots, takesJobs } from './slots.js';
 import { SliceUsage } from '../caps/slice-usage.js';
 import type { AgentMetrics } from '../metrics/agent-metrics.js';
@@ -52,6 +52,8 @@ export class Agent {
   /** The control refused this host's token as revoked: no new jobs, no heartbeats, for good (a new token needs a restart). */
   private revoked = false;
   private readonly slice: SliceUsage;
+  /** Aborted when a drain passes its bound: every running job's VM is stopped (runJob's signal). */
+  private readonly cutOff = new AbortController();
 
   constructor(private readonly d: AgentDeps) {
     this.slots = new Slots(d.agent.slots, (busy) => void this.throttle(busy));
@@ -97,16 +99,22 @@ export class Agent {
     this.d.logger.info({ role: this.d.agent.role, pools: this.d.agent.pools, slots: this.d.agent.slots }, 'agent started');
   }
 
-  /** Stops taking jobs, lets running ones finish, then returns. */
+  /**
+   * Stops taking jobs and lets running ones finish, for at most agent.drainTimeoutSeconds; past
+   * that, stops their VMs (each such job goes back to its queue, or fails loudly on its last
+   * attempt: classify) and returns once they are cleaned up.
+   */
   async drain(): Promise<void> {
     this.draining = true;
     const closing = Promise.all(this.workers.map((w) => w.close()));
-    if (this.revoked) {
-      // Redis refuses this host's user: a worker's close waits for a connection that will never be
-      // ready again. What must end first is ours to see: the jobs (and VMs) running here.
-      await Promise.race([closing, this.slots.whenIdle()]);
-    } else {
-      await closing;
+    // Revoked, Redis refuses this host's user: a worker's close waits for a connection that will
+    // never be ready again. What must end first is ours to see: the jobs (and VMs) running here.
+    const settled = this.revoked ? Promise.race([closing, this.slots.whenIdle()]) : closing;
+    const boundSeconds = this.d.agent.drainTimeoutSeconds ?? 600;
+    if (!(await settlesWithin(settled, boundSeconds * 1000))) {
+      this.d.logger.warn({ drainTimeoutSeconds: boundSeconds, vms: [...this.vms.keys()] }, 'drain bound passed: stopping the VMs of the jobs still running');
+      this.cutOff.abort();
+      await settled;
     }
     clearInterval(this.heartbeat);
     if (!this.revoked) await this.d.control.goodbye().catch(() => undefined);
@@ -141,6 +149,11 @@ export class Agent {
     try {
       return settle(await this.runRounds(data, slot), this.d.agent.vm.timeoutMinutes);
     } catch (err) {
+      if (this.cutOff.signal.aborted) {
+        // Its VM was stopped by the drain bound (runJob's finally took it down): the control hears it lost.
+        this.d.logger.warn({ workflowJobId: data.workflowJobId, err: (err as Error).message }, 'job cut off by the drain bound: its VM was stopped');
+        await this.reportLost(vmIdFor(data), 'agent-drain-timeout');
+      }
       if (err instanceof HostRevokedError) this.revoke(err);
       if ((err instanceof HostDrainedError || err instanceof HostRevokedError) && token) {
         // Taken just before the drain (or the revocation) reached this agent: back to the queue, no attempt spent, for another host.
@@ -167,11 +180,12 @@ export class Agent {
       onVmUp: (id: string, runnerName: string) => this.reportUp(data, id, runnerName),
       onBooted: (seconds: number) => this.d.metrics?.booted(seconds),
     };
-    let outcome = await runJob(deps, data, slot);
+    const signal = this.cutOff.signal;
+    let outcome = await runJob(deps, data, slot, signal);
     for (let again = 0; again < MAX_REMINTS && handedAnotherJob(outcome, data); again++) {
       this.d.logger.info({ workflowJobId: data.workflowJobId, refusedJob: (outcome as { workflowJobId: number }).workflowJobId }, 'runner was handed a refused job; asking for another');
       await this.reportEnd(data, outcome);
-      outcome = await runJob(deps, data, slot);
+      outcome = await runJob(deps, data, slot, signal);
     }
     await this.reportEnd(data, outcome);
     return outcome;
@@ -201,11 +215,11 @@ export class Agent {
     return err instanceof UnrecoverableError ? err : new UnrecoverableError(reason);
   }
 
-  private async reportLost(vmId: string): Promise<void> {
+  private async reportLost(vmId: string, reason: 'agent-restarted' | 'agent-drain-timeout' = 'agent-restarted'): Promise<void> {
     const m = /^wj-(\d+)-(\d+)$/.exec(vmId);
     if (!m) return;
     const [workflowJobId, attempt] = [Number(m[1]), Number(m[2])];
-    const report: JobReport = { kind: 'vm-ended', end: 'lost', vmId, runnerName: runnerName(this.d.agent.host, workflowJobId, attempt), vmMs: 0, reason: 'agent-restarted' };
+    const report: JobReport = { kind: 'vm-ended', end: 'lost', vmId, runnerName: runnerName(this.d.agent.host, workflowJobId, attempt), vmMs: 0, reason };
     await this.d.control.report(workflowJobId, report).catch((err: Error) => this.d.logger.warn({ vmId, err: err.message }, 'the control did not take the report of a lost VM'));
   }
 
@@ -275,6 +289,17 @@ export class Agent {
       this.d.logger.info({}, this.held ? 'drained by the operator: taking no new jobs' : 'undrained by the operator: taking jobs again');
       await this.throttle(this.slots.busy);
     }
+  }
+}
+
+/** Whether `p` settles within `ms` (it goes on either way). */
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([p.then(() => true, () => true), bound]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -14,14 +14,28 @@ export interface SliceQuotas {
   tasksMax: number;
 }
 
+/** One `LoadCredential=NAME:<credentialsDir>/FILE` line: the service reads it as $CREDENTIALS_DIRECTORY/NAME. */
+export interface UnitCredential {
+  name: string;
+  /** The file under credentialsDir (default: the name). */
+  file?: string;
+}
+
 export interface UnitSettings {
   /** The command that runs hangar: `/usr/bin/hangar`, or `/usr/bin/node /opt/hangar/dist/main/cli.js`. */
   hangarBin: string;
   configFile: string;
   /** Where the operator keeps secret files; systemd copies them into the service's credentials. */
   credentialsDir: string;
+  /** What each service is handed with LoadCredential= (the config's `credential:NAME` paths). */
+  credentials: { control: readonly UnitCredential[]; agent: readonly UnitCredential[] };
+  /** agent.drainTimeoutSeconds: the agent's TimeoutStopSec is this plus DRAIN_STOP_MARGIN_SECONDS. */
+  drainTimeoutSeconds: number;
   slice: SliceQuotas;
 }
+
+/** After the drain bound the agent stops its VMs (SIGTERM, SIGKILL after a grace), reports them and tears its network down. */
+export const DRAIN_STOP_MARGIN_SECONDS = 60;
 
 const MiB = 1024 * 1024;
 
@@ -30,6 +44,11 @@ export const DEFAULT_UNIT_SETTINGS: UnitSettings = {
   hangarBin: '/usr/bin/hangar',
   configFile: '/etc/hangar/hangar.yaml',
   credentialsDir: '/etc/hangar/credentials',
+  credentials: {
+    control: [{ name: 'github-app-key', file: 'github-app-key.pem' }, { name: 'webhook-secret' }],
+    agent: [{ name: 'host-token' }],
+  },
+  drainTimeoutSeconds: 600,
   slice: { cpuQuotaPercent: 150, memoryMaxBytes: 4608 * MiB, tasksMax: 4096 },
 };
 
@@ -53,6 +72,15 @@ export function systemdBytes(bytes: number): string {
 /** `[key, value]` or `[key, value, why]`: a why becomes the comment above the entry. */
 type Row = [string, string] | [string, string, string];
 const rows = (list: Row[]): UnitEntry[] => list.map(([key, value, why]) => (why ? { key, value, comments: [why] } : { key, value }));
+
+/**
+ * LoadCredential= lines; the first carries the why. Empty: a comment only, so the unit still
+ * says where secrets would come from.
+ */
+function credentialRows(s: UnitSettings, list: readonly UnitCredential[], unitName: string): Row[] {
+  const why = `Secrets: a config path "credential:NAME" reads $CREDENTIALS_DIRECTORY/NAME (/run/credentials/${unitName}/NAME), copied by systemd from ${s.credentialsDir}/ (root-owned, 0600).`;
+  return list.map((c, i): Row => (i === 0 ? ['LoadCredential', `${c.name}:${s.credentialsDir}/${c.file ?? c.name}`, why] : ['LoadCredential', `${c.name}:${s.credentialsDir}/${c.file ?? c.name}`]));
+}
 
 const HEADER = (what: string) => [`${what}`, 'Rendered by src/caps/units.ts; test/units/units.test.ts keeps this file and the code in step.'];
 
@@ -118,12 +146,7 @@ function controlUnit(s: UnitSettings): UnitFile {
           ['Restart', 'on-failure'],
           ['RestartSec', '5s'],
           ['DynamicUser', 'yes', 'No state of its own (Redis holds it): a throwaway uid is enough.'],
-          [
-            'LoadCredential',
-            `github-app-key:${s.credentialsDir}/github-app-key.pem`,
-            'Secrets reach the service as /run/credentials/hangar-control.service/<name>; point github.privateKeyFile and github.webhookSecretFile there.',
-          ],
-          ['LoadCredential', `webhook-secret:${s.credentialsDir}/webhook-secret`],
+          ...credentialRows(s, s.credentials.control, 'hangar-control.service'),
           ['CapabilityBoundingSet', ''],
           ['AmbientCapabilities', ''],
           ['PrivateDevices', 'yes'],
@@ -167,8 +190,17 @@ function agentUnit(s: UnitSettings): UnitFile {
           ['Slice', SLICE_UNIT, 'The agent and every VM it starts count against the slice.'],
           ['Delegate', 'yes', 'The agent makes one cgroup per VM below its own (src/caps/v2.ts).'],
           ['OOMPolicy', 'continue', "A VM killed at its memory limit is that job's failure; the default (stop) would take the agent down with it."],
-          ['KillMode', 'control-group', 'Stopping the agent stops its VMs; it cleans up leftovers at the next start.'],
-          ['LoadCredential', `host-token:${s.credentialsDir}/host-token`, 'Read as /run/credentials/hangar-agent.service/host-token (agent.tokenFile).'],
+          [
+            'KillMode',
+            'mixed',
+            'Stop drains: SIGTERM to the agent alone (its QEMU children keep running while their jobs finish), SIGKILL to what is left past TimeoutStopSec; leftovers are cleaned at the next start.',
+          ],
+          [
+            'TimeoutStopSec',
+            `${s.drainTimeoutSeconds + DRAIN_STOP_MARGIN_SECONDS}s`,
+            `agent.drainTimeoutSeconds (${s.drainTimeoutSeconds}) and ${DRAIN_STOP_MARGIN_SECONDS}s to stop the VMs still running then and clean up.`,
+          ],
+          ...credentialRows(s, s.credentials.agent, 'hangar-agent.service'),
           ['StateDirectory', 'hangar'],
           ['RuntimeDirectory', 'hangar'],
           [

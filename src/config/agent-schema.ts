@@ -111,6 +111,12 @@ const agent = z.strictObject(
      * sidekick: 120).
      */
     gateTimeoutSeconds: z.number().min(1).max(900).default(15),
+    /**
+     * How long a stopping agent (SIGTERM: `systemctl stop`) waits for the jobs it runs before it
+     * stops their VMs: a job cut off goes back to its queue (or fails loudly on its last attempt).
+     * The agent unit's TimeoutStopSec is this plus a margin (`hangar units render`). 0: stop them at once.
+     */
+    drainTimeoutSeconds: z.number().int().min(0).max(24 * 3600).default(600),
     /** VM state (overlays, guest files, console logs); cleaned at start after a crash. */
     stateDir: z.string().min(1).default('/var/lib/hangar'),
     vm,

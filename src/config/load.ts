@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { ConfigError, type ConfigProblem } from '../domain/errors.js';
 import { AGENT_SECTIONS, agentSchema, movedAgentKey, type AgentConfig, type AgentSideConfig } from './agent-schema.js';
 import { CONTROL_ONLY_SECTIONS, CONTROL_SECTIONS, controlSchema, type ControlConfig } from './control-schema.js';
+import { resolveCredentials, type CredentialRef } from './credentials.js';
 import { toProblems, unknownKey, type MovedKey } from './problems.js';
 import { checkPoolsAndHosts, isRecord, sharedShape, toPath, withChecks } from './schema.js';
 
@@ -21,6 +22,8 @@ export interface ConfigDocument {
   sections: readonly string[];
   /** YAML errors and unknown top-level keys, found before any schema. */
   problems: ConfigProblem[];
+  /** The `credential:NAME` paths the file has, each already resolved in `input` (credentials.ts). */
+  credentials: readonly CredentialRef[];
   /** The line of a dotted path's key (or of the nearest part of it that is in the file). */
   lineOf(path: string): number | undefined;
 }
@@ -65,7 +68,9 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     const v = env[name];
     if (v !== undefined && v !== '') apply(input, v);
   }
-  return { source, input, sections, problems, lineOf: (path) => lineOf(doc, lines, path) };
+  const creds = resolveCredentials(input, env);
+  problems.push(...creds.problems);
+  return { source, input, sections, problems, credentials: creds.refs, lineOf: (path) => lineOf(doc, lines, path) };
 }
 
 /** The config `hangar control` runs with: every problem of its sections, or one ConfigError. */

@@ -158,6 +158,18 @@ host
   .description('revoke a host: deletes its Redis ACL user (its connections close) and says how its token is revoked')
   .action(async (name: string, opts: { config: string }) => (await import('./host-enroll.js')).hostRemove(name, opts));
 
+const units = program.command('units').description('systemd units for this host');
+units
+  .command('render')
+  .requiredOption('-c, --config <file>', 'the config file: the control unit for a control section, the agent unit and the runner slice (agent.caps) for an agent section')
+  .option('--out <dir>', 'where to write them (e.g. /etc/systemd/system)', '.')
+  .option('--hangar-bin <path>', 'the hangar command ExecStart runs', '/usr/bin/hangar')
+  .option('--force', 'replace unit files there with other text')
+  .description('write the systemd units for the sections the config has; ExecStart names the config, LoadCredential= its credential:NAME paths')
+  .action(async (opts: { config: string; out: string; hangarBin: string; force?: boolean }) =>
+    (await import('./units-render.js')).unitsRender(opts.config, { out: opts.out, hangarBin: opts.hangarBin, force: Boolean(opts.force) }),
+  );
+
 program
   .command('demo')
   .option('--keep', 'keep everything running until Ctrl-C')
