@@ -132,6 +132,27 @@ image
     } else throw new InvalidArgumentError(`unknown image kind "${kind}" (known: test, runner)`);
   });
 
+const app = program.command('app').description('the GitHub App Hangar acts as');
+app
+  .command('create')
+  .requiredOption('--webhook-url <url>', 'where GitHub sends webhooks: the control\'s public https://HOST/webhooks/github')
+  .requiredOption('--out <dir>', 'where to write app-id, github-app-key.pem and webhook-secret (mode 0600; never overwritten)')
+  .option('--org <org>', 'create the App for this organization (default: your user account)')
+  .option('--name <name>', 'the App\'s name (GitHub\'s page lets you change it)', 'Hangar')
+  .option('--github-url <url>', 'GitHub\'s web address: https://github.com, a GHES host, or hangar sim\'s URL', 'https://github.com')
+  .option('--api-url <url>', 'the REST API (default: api.github.com for github.com, <github-url>/api/v3 otherwise)')
+  .option('--runner-scope <scope>', 'repo, org or both: which runner permission to ask for (default: repo, or both with --org)')
+  .option('--port <port>', 'the local page\'s port on 127.0.0.1 (0: any free one)', int, 0)
+  .description('create the GitHub App with the permissions Hangar needs (GitHub\'s App-manifest flow, through a page on 127.0.0.1)')
+  .action(async (opts: { webhookUrl: string; out: string; org?: string; name: string; githubUrl: string; apiUrl?: string; runnerScope?: string; port: number }) => {
+    const scope = opts.runnerScope;
+    if (scope !== undefined && scope !== 'repo' && scope !== 'org' && scope !== 'both') throw new InvalidArgumentError(`--runner-scope: expected repo, org or both, not "${scope}"`);
+    await (await import('./app-create.js')).appCreate({
+      out: opts.out, webhookUrl: opts.webhookUrl, name: opts.name, githubUrl: opts.githubUrl, port: opts.port,
+      ...(opts.org ? { org: opts.org } : {}), ...(opts.apiUrl ? { apiUrl: opts.apiUrl } : {}), ...(scope ? { runnerScope: scope } : {}),
+    });
+  });
+
 const host = program.command('host').description('hosts that run jobs');
 host
   .command('token')

@@ -406,7 +406,7 @@ describe('App manifest flow', () => {
       expect((await m.call('GET', '/app', { auth: `Bearer ${jwt}` })).status).toBe(401);
       const inst = await expectShape('GET', `${REPO}/installation`, '/repos/acme/app/installation', 200, { auth: `Bearer ${jwtNew}`, on: m });
       expect(inst.body).toMatchObject({ app_id: res.body.id, app_slug: 'hangar-test', permissions: res.body.permissions });
-      const tok = await m.call('POST', `/app/installations/${m.sim.installationId}/access_tokens`, { auth: `Bearer ${jwtNew}`, on: m });
+      const tok = await m.call('POST', `/app/installations/${m.sim.installationId}/access_tokens`, { auth: `Bearer ${jwtNew}` });
       expect(tok.status).toBe(201);
 
       // Its webhook goes to the manifest's hook URL, signed with the new webhook secret.
