@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander';
 import { HangarError } from '../domain/errors.js';
+import { versionString } from './version.js';
 
 /** `hangar <command>`: wiring only. Each command lives in its own module under src/main/. */
 
 const program = new Command('hangar')
   .description('Self-hosted GitHub Actions runners: one ephemeral microVM per job.')
+  .version(versionString(), '-V, --version', 'the version, and the git commit it was built from')
   .showHelpAfterError();
 
 const int = (v: string) => {

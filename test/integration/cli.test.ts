@@ -202,3 +202,13 @@ agent: {host: box, slots: 2, controlUrl: "http://10.0.0.2:8080", tokenFile: ${cf
     expect(logs).not.toContain(d.headers['x-hub-signature-256']!.slice(7));
   });
 });
+
+test('hangar --version: the package version and the commit dist/ was built from (no git asked at run time)', async () => {
+  const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+  const { commit } = JSON.parse(readFileSync('dist/build-info.json', 'utf8')) as { commit: string | null };
+  // PATH without git: the answer comes from the build, not from a git run now.
+  const r = await execa(process.execPath, ['dist/main/cli.js', '--version'], { reject: false, env: { PATH: '/nonexistent' }, timeout: 20_000 });
+  expect(r.exitCode).toBe(0);
+  expect(r.stdout).toBe(commit ? `${version} (${commit})` : version);
+  if (commit) expect(commit).toMatch(/^[0-9a-f]{12}(-dirty)?$/);
+});
