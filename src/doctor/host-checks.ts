@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { execa } from 'execa';
 import { findV1Hierarchies } from '../caps/v1.js';
 import { findV2Mount, v2HasControllers } from '../caps/v2.js';
-import { fail, judgeDisk, ok, skip, warn } from '../domain/doctor.js';
+import { fail, judgeDisk, ok, skip, warn, judgeQemuUser } from '../domain/doctor.js';
 import { probeAccelerator, qemuHasSandbox, type ProbeResult } from '../vm/index.js';
 import type { Check } from './check.js';
 import { imageBytes, imageOf } from './image-check.js';
@@ -57,6 +57,16 @@ export const qemuCheck: Check = {
     if (img.exitCode !== 0) return fail(`QEMU ${version}, but qemu-img does not run (root disk overlays need it)`, 'install it: `apt-get install -y qemu-utils`');
     if (!(await qemuHasSandbox(ctx.qemuBinary))) return warn(`QEMU ${version} has no seccomp: VMs run without -sandbox`, 'install a QEMU built with seccomp (Debian\'s qemu-system-x86 is)');
     return ok(`QEMU ${version}, with seccomp (-sandbox), and qemu-img`);
+  },
+};
+
+/** The agent always runs as root (requireRoot), so QEMU's user is agent.vm.runAs's, whoever runs doctor. */
+export const qemuUserCheck: Check = {
+  id: 'qemu-user',
+  title: 'QEMU not left as root',
+  async run(ctx) {
+    if (!ctx.agent) return skip('no agent section');
+    return judgeQemuUser(0, ctx.agent.agent.vm.runAs);
   },
 };
 

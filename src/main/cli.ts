@@ -122,15 +122,19 @@ image
   .argument('<kind>', 'test (busybox + the sim runner) or runner (Debian + the GitHub Actions runner)')
   .requiredOption('-o, --out <dir>', 'where to write vmlinux, initramfs.cpio (rootfs.img) and manifest.json')
   .option('--runner-tarball <file>', 'runner only: actions-runner-linux-x64-<version>.tar.gz (it cannot be downloaded by Hangar)')
+  .option('--runner-sha256 <hex>', 'runner only: the SHA-256 GitHub publishes for that tarball; the build stops if it differs')
   .option('--free-mib <n>', 'runner only: free space in the root file system for jobs', int)
   .option('--cache <dir>', 'where downloaded packages are kept (default $HANGAR_CACHE or ~/.cache/hangar)')
   .description('build a guest image from Debian packages')
-  .action(async (kind: string, opts: { out: string; cache?: string; runnerTarball?: string; freeMib?: number }) => {
+  .action(async (kind: string, opts: { out: string; cache?: string; runnerTarball?: string; runnerSha256?: string; freeMib?: number }) => {
     const { runImageBuild } = await import('./image.js');
     const common = { out: opts.out, verbose: true, ...(opts.cache ? { cacheDir: opts.cache } : {}) };
     if (kind === 'test') await runImageBuild({ kind, ...common });
     else if (kind === 'runner') {
-      await runImageBuild({ kind, ...common, ...(opts.runnerTarball ? { runnerTarball: opts.runnerTarball } : {}), ...(opts.freeMib ? { freeMiB: opts.freeMib } : {}) });
+      await runImageBuild({
+        kind, ...common, ...(opts.runnerTarball ? { runnerTarball: opts.runnerTarball } : {}), ...(opts.runnerSha256 ? { runnerSha256: opts.runnerSha256 } : {}),
+        ...(opts.freeMib ? { freeMiB: opts.freeMib } : {}),
+      });
     } else throw new InvalidArgumentError(`unknown image kind "${kind}" (known: test, runner)`);
   });
 
