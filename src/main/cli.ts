@@ -152,7 +152,7 @@ app
   .description('create the GitHub App with the permissions Hangar needs (GitHub\'s App-manifest flow, through a page on 127.0.0.1)')
   .action(async (opts: { webhookUrl: string; out: string; org?: string; name: string; githubUrl: string; apiUrl?: string; runnerScope?: string; port: number }) => {
     const scope = opts.runnerScope;
-    if (scope !== undefined && scope !== 'repo' && scope !== 'org' && scope !== 'both') throw new InvalidArgumentError(`--runner-scope: expected repo, org or both, not "${scope}"`);
+    if (scope !== undefined && scope !== 'repo' && scope !== 'org' && scope !== 'both') throw new HangarError('app-runner-scope', `--runner-scope: expected repo, org or both, not "${scope}"`);
     await (await import('./app-create.js')).appCreate({
       out: opts.out, webhookUrl: opts.webhookUrl, name: opts.name, githubUrl: opts.githubUrl, port: opts.port,
       ...(opts.org ? { org: opts.org } : {}), ...(opts.apiUrl ? { apiUrl: opts.apiUrl } : {}), ...(scope ? { runnerScope: scope } : {}),

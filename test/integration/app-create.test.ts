@@ -64,15 +64,19 @@ const formPost = (url: string, fields: Record<string, string>) =>
 const unescape = (s: string) => s.replace(/&#(\d+);/g, (_m, c: string) => String.fromCharCode(Number(c)));
 
 /** What a browser does between the local page and GitHub: the callback URL GitHub redirects to. */
-async function throughGitHub(pageUrl: string): Promise<URL> {
+async function throughGitHub(
+  pageUrl: string,
+  want = { path: '/settings/apps/new', permissions: { actions: 'write', administration: 'write', metadata: 'read' } as Record<string, string> },
+): Promise<URL> {
   const page = await (await fetch(pageUrl)).text();
   const action = unescape(/<form method="post" action="([^"]+)"/.exec(page)?.[1] ?? '');
   const manifest = unescape(/name="manifest" value="([^"]+)"/.exec(page)?.[1] ?? '');
-  expect(action).toMatch(new RegExp(`^${simUrl}/settings/apps/new\\?state=[0-9a-f]{32}$`));
+  expect(action).toMatch(new RegExp(`^${simUrl}${want.path}\\?state=[0-9a-f]{32}$`));
   expect(JSON.parse(manifest)).toMatchObject({
     default_events: ['workflow_job'], hook_attributes: { url: 'https://ci.example.com/webhooks/github', active: true },
-    default_permissions: { actions: 'write', administration: 'write', metadata: 'read' }, public: false,
+    public: false,
   });
+  expect(JSON.parse(manifest).default_permissions).toEqual(want.permissions);
   const shown = await formPost(action, { manifest });
   expect(shown.status).toBe(200);
   const pageId = /name="page" value="([0-9a-f]+)"/.exec(await shown.text())?.[1];
@@ -140,3 +144,18 @@ test('refuses an --out that already holds an App\'s files, before anything is po
   expect(result.stdout).toBe('');
   expect(await readFile(join(out, 'github-app-key.pem'), 'utf8')).toBe('old key\n');
 });
+
+test('--org: the manifest goes to the organization\'s page, the App is the organization\'s, with the org runner permission only (--runner-scope org)', async () => {
+  const out = join(dir, 'org-creds');
+  const run = startCreate(['--out', out, '--org', 'acme', '--runner-scope', 'org', '--webhook-url', 'https://ci.example.com/webhooks/github']);
+  const callback = await throughGitHub(await run.pageUrl, {
+    path: '/organizations/acme/settings/apps/new', permissions: { actions: 'write', organization_self_hosted_runners: 'write', metadata: 'read' },
+  });
+  expect((await fetch(callback)).status).toBe(200);
+  expect((await run.child).exitCode).toBe(0);
+  const appId = Number((await readFile(join(out, 'app-id'), 'utf8')).trim());
+  const jwt = (await createAppAuth({ appId, privateKey: await readFile(join(out, 'github-app-key.pem'), 'utf8') })({ type: 'app' })).token;
+  const app = (await (await fetch(`${simUrl}/app`, { headers: { authorization: `Bearer ${jwt}` } })).json()) as Record<string, any>;
+  expect(app).toMatchObject({ id: appId, owner: { login: 'acme', type: 'Organization' }, permissions: { organization_self_hosted_runners: 'write' } });
+  expect(app.permissions.administration).toBeUndefined();
+}, 60_000);
