@@ -139,7 +139,12 @@ export async function appCreate(opts: AppCreateOptions): Promise<CreatedApp> {
 function report(print: (l: string) => void, app: CreatedApp, o: { out: string; githubUrl: string; apiUrl: string; scope: RunnerScope }): void {
   const file = (f: string) => resolve(o.out, f);
   print(`Created the GitHub App "${app.name}" (id ${app.id}, slug ${app.slug}) owned by ${app.ownerLogin}.`);
-  print(`Permissions: ${permissionsFor(o.scope).map((p) => `${p.permission}: ${p.access}`).join(', ')}; events: ${app.events.join(', ')}.`);
+  // What GitHub made, which may differ from what was asked (GitHub adds metadata: read to every App).
+  const asked = Object.fromEntries(permissionsFor(o.scope).map((p) => [p.permission, p.access]));
+  const got = Object.entries(app.permissions).map(([k, v]) => `${k}: ${v}`).join(', ');
+  print(`Permissions: ${got}; events: ${app.events.join(', ')}.`);
+  const short = Object.entries(asked).filter(([k, v]) => app.permissions[k] !== v).map(([k, v]) => `${k}: ${v}`);
+  if (short.length > 0) print(`Warning: GitHub did not grant ${short.join(', ')}: correct it in the App's settings (Permissions & events).`);
   print(`Wrote (mode 0600): ${file(APP_FILES.appId)}, ${file(APP_FILES.key)}, ${file(APP_FILES.webhookSecret)}.`);
   print('The client secret is not kept (Hangar does not use OAuth); the App\'s settings page makes a new one if ever needed.');
   print('Put these lines in hangar.yaml:');

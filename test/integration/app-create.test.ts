@@ -124,6 +124,8 @@ test('creates the App on the sim: 0600 files, the id is the sim\'s App, the key 
   expect(printed).toContain(`  webhookSecretFile: ${join(out, 'webhook-secret')}`);
   expect(printed).toContain(`  apiUrl: ${simUrl}`);
   expect(printed).toMatch(/installations\/new/);
+  expect(printed).toMatch(/^Permissions: .*actions: write.*; events: workflow_job\.$/m);
+  expect(printed).not.toContain('did not grant');
   const everything = `${printed}\n${String(result.stderr)}`;
   expect(everything).not.toContain(secret);
   expect(everything).not.toContain(key.split('\n')[1]!);
