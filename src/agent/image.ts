@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../domain/errors.js';
+import { buildImageHint } from '../vm/image/kinds.js';
 import type { GuestImage } from './host-parts.js';
 
 /**
@@ -17,7 +18,7 @@ export function resolveImage(dir: string): GuestImage {
   const hasDisk = existsSync(rootDisk);
   if (!hasInitrd && !hasDisk) problems.push(`neither ${initrd} nor ${rootDisk} exists`);
   if (problems.length > 0) {
-    throw new ConfigError('agent', [{ path: 'agent.vm.image', message: `${problems.join('; ')}: build one with \`hangar image build test --out ${dir}\`` }]);
+    throw new ConfigError('agent', [{ path: 'agent.vm.image', message: `${problems.join('; ')}: ${buildImageHint(dir)}` }]);
   }
   return hasDisk ? { kernel, rootDisk, ...(hasInitrd ? { initrd } : {}) } : { kernel, initrd };
 }

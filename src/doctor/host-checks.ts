@@ -4,10 +4,11 @@ import { dirname } from 'node:path';
 import { execa } from 'execa';
 import { findV1Hierarchies } from '../caps/v1.js';
 import { findV2Mount, v2HasControllers } from '../caps/v2.js';
-import { fail, judgeDisk, ok, skip, warn } from '../domain/doctor.js';
+import { fail, judgeDisk, ok, skip, warn, judgeQemuUser } from '../domain/doctor.js';
 import { probeAccelerator, qemuHasSandbox, type ProbeResult } from '../vm/index.js';
 import type { Check } from './check.js';
 import { imageBytes, imageOf } from './image-check.js';
+import { buildImageHint } from '../vm/image/kinds.js';
 
 /**
  * This machine as an agent host: the accelerator (a real probe boot), QEMU, cgroups, systemd,
@@ -31,13 +32,13 @@ export const kvmCheck: Check = {
     const image = found && 'image' in found ? found.image : null;
     let kvm: ProbeResult;
     if (!(await canUse(ctx.paths.devKvm))) kvm = { accel: 'kvm', ok: false, reason: `${ctx.paths.devKvm} is missing or not readable and writable` };
-    else if (!image) return warn(`${ctx.paths.devKvm} is there, but no image to probe-boot with (see the image check)`, 'build the image (`hangar image build test --out DIR`, agent.vm.image), then run hangar doctor again');
+    else if (!image) return warn(`${ctx.paths.devKvm} is there, but no image to probe-boot with (see the image check)`, `${buildImageHint()} (agent.vm.image), then run hangar doctor again`);
     // The probe opens /dev/kvm itself; the check above is what a test can point elsewhere.
     else kvm = oneLine(await probeAccelerator({ accel: 'kvm', ...image, qemuBinary: ctx.qemuBinary }));
     if (kvm.ok) return ok(`a KVM guest reached /init in ${kvm.bootMs} ms`);
     const kvmFix = 'enable virtualisation (VT-x/AMD-V, nested for a VM host), load kvm_intel or kvm_amd, and give the agent\'s user /dev/kvm (group kvm)';
     if (want === 'kvm') return fail(`KVM does not work: ${kvm.reason}`, `${kvmFix}, or set agent.vm.accel: auto`);
-    if (!image) return fail(`KVM does not work (${kvm.reason}) and there is no image to try TCG with`, 'build the image (`hangar image build test --out DIR`, agent.vm.image)');
+    if (!image) return fail(`KVM does not work (${kvm.reason}) and there is no image to try TCG with`, `${buildImageHint()} (agent.vm.image)`);
     const tcg = oneLine(await probeAccelerator({ accel: 'tcg', ...image, qemuBinary: ctx.qemuBinary }));
     if (tcg.ok) return warn(`KVM does not work (${kvm.reason}); agent.vm.accel auto falls back to TCG, whose guest reached /init in ${tcg.bootMs} ms (jobs run many times slower)`, kvmFix);
     return fail(`neither KVM (${kvm.reason}) nor TCG (${tcg.reason}) boots the image`, `${kvmFix}; and check the image and QEMU checks`);
@@ -56,6 +57,16 @@ export const qemuCheck: Check = {
     if (img.exitCode !== 0) return fail(`QEMU ${version}, but qemu-img does not run (root disk overlays need it)`, 'install it: `apt-get install -y qemu-utils`');
     if (!(await qemuHasSandbox(ctx.qemuBinary))) return warn(`QEMU ${version} has no seccomp: VMs run without -sandbox`, 'install a QEMU built with seccomp (Debian\'s qemu-system-x86 is)');
     return ok(`QEMU ${version}, with seccomp (-sandbox), and qemu-img`);
+  },
+};
+
+/** The agent always runs as root (requireRoot), so QEMU's user is agent.vm.runAs's, whoever runs doctor. */
+export const qemuUserCheck: Check = {
+  id: 'qemu-user',
+  title: 'QEMU not left as root',
+  async run(ctx) {
+    if (!ctx.agent) return skip('no agent section');
+    return judgeQemuUser(0, ctx.agent.agent.vm.runAs);
   },
 };
 

@@ -6,6 +6,7 @@ import { resolveImage } from '../agent/image.js';
 import type { GuestImage } from '../agent/host-parts.js';
 import { ConfigError } from '../domain/errors.js';
 import { fail, ok, skip } from '../domain/doctor.js';
+import { buildImageHint } from '../vm/image/kinds.js';
 import type { Check, DoctorContext } from './check.js';
 
 /** Files hashed to compare with the manifest; the root disk (GiBs) is compared by size only, or doctor would take minutes. */
@@ -33,7 +34,7 @@ export const imageCheck: Check = {
   async run(ctx) {
     const found = imageOf(ctx);
     if (!found) return skip('no agent.vm.image');
-    const rebuild = `rebuild it: \`hangar image build test --out ${found.dir}\` (or \`runner\`), or point agent.vm.image at a built folder`;
+    const rebuild = `${buildImageHint(found.dir)}; or point agent.vm.image at a built folder`;
     if ('problem' in found) return fail(found.problem, rebuild);
     const text = await readFile(join(found.dir, 'manifest.json'), 'utf8').catch(() => null);
     if (text === null) return fail(`${found.dir}/manifest.json is missing: the image's files cannot be checked`, rebuild);

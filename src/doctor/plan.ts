@@ -4,7 +4,7 @@ import { configValid, secretFiles } from './config-checks.js';
 import { controlReachable, hostView } from './control-checks.js';
 import { dnsUpstreams } from './dns-check.js';
 import { clockSkew, githubApp } from './github-checks.js';
-import { cgroupsCheck, diskCheck, ipForwardCheck, kvmCheck, nftCheck, qemuCheck, systemdCheck } from './host-checks.js';
+import { cgroupsCheck, diskCheck, ipForwardCheck, kvmCheck, nftCheck, qemuCheck, qemuUserCheck, systemdCheck } from './host-checks.js';
 import { imageCheck } from './image-check.js';
 import { redisEviction, redisPersistence, redisReachable } from './redis-checks.js';
 
@@ -19,7 +19,7 @@ export function checksFor(ctx: Pick<DoctorContext, 'control' | 'agent'>): Check[
   if (ctx.control) checks.push(githubApp);
   if (ctx.control || ctx.agent) checks.push(clockSkew);
   if (ctx.agent) {
-    checks.push(controlReachable, hostView, imageCheck, kvmCheck, qemuCheck, cgroupsCheck, systemdCheck, nftCheck, ipForwardCheck, dnsUpstreams, diskCheck);
+    checks.push(controlReachable, hostView, imageCheck, kvmCheck, qemuCheck, qemuUserCheck, cgroupsCheck, systemdCheck, nftCheck, ipForwardCheck, dnsUpstreams, diskCheck);
   }
   return checks;
 }

@@ -113,3 +113,17 @@ export function judgeHostView(mine: HostView, control: HostView): Finding {
   }
   return ok(`the control agrees: ${describe(mine)}`);
 }
+
+/**
+ * Who QEMU runs as. The agent is root (taps, cgroups, nftables), and QEMU is started by it: without
+ * `agent.vm.runAs` (or with root there) QEMU stays root, and a guest that breaks out of QEMU owns
+ * the host. With a user, QEMU drops to it (`-runas`) once its files are open.
+ */
+export function judgeQemuUser(euid: number, runAs: string | undefined): Finding {
+  if (euid !== 0) return ok(`not root (uid ${euid}): QEMU runs as this user`);
+  if (runAs === undefined || runAs === 'root' || runAs === '0') {
+    return warn(`QEMU runs as root (agent.vm.runAs ${runAs === undefined ? 'unset' : runAs}): a guest that escapes QEMU owns the host`,
+      'create an unprivileged user (`useradd --system --no-create-home --shell /usr/sbin/nologin hangar-qemu`) and set agent.vm.runAs: hangar-qemu');
+  }
+  return ok(`QEMU drops to ${runAs} (-runas)`);
+}

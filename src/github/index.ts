@@ -22,3 +22,4 @@ export type {
   RunnerGroupRepository,
   RunnerGroupVisibility,
 } from './types.js';
+export { convertAppManifest, type CreatedApp } from './app-manifest.js';

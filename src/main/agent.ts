@@ -3,12 +3,15 @@ import { agentUnits, requireRoot } from './agent-units.js';
 import { compose } from './units.js';
 import { createLogger } from './logger.js';
 import { onShutdown } from './shutdown.js';
+import { warnAtStart } from './startup-warnings.js';
 
 /** `hangar agent --config FILE`: take jobs for this host's pools until SIGTERM, then drain. */
 export async function runAgent(configFile: string): Promise<void> {
   requireRoot('hangar agent');
-  const config = requireAgent(loadConfig(configFile));
+  const doc = loadConfig(configFile);
+  const config = requireAgent(doc);
   const logger = createLogger('hangar-agent', config.log.level).child({ host: config.agent.host });
+  await warnAtStart(logger, { input: doc.input, qemu: { runAs: config.agent.vm.runAs } });
   const units = compose(await agentUnits(config, configFile, logger), logger);
   await units.start();
   onShutdown(logger, () => units.stop());

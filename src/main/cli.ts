@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander';
 import { HangarError } from '../domain/errors.js';
+import { versionString } from './version.js';
 
 /** `hangar <command>`: wiring only. Each command lives in its own module under src/main/. */
 
 const program = new Command('hangar')
   .description('Self-hosted GitHub Actions runners: one ephemeral microVM per job.')
+  .version(versionString(), '-V, --version', 'the version, and the git commit it was built from')
   .showHelpAfterError();
 
 const int = (v: string) => {
@@ -120,16 +122,41 @@ image
   .argument('<kind>', 'test (busybox + the sim runner) or runner (Debian + the GitHub Actions runner)')
   .requiredOption('-o, --out <dir>', 'where to write vmlinux, initramfs.cpio (rootfs.img) and manifest.json')
   .option('--runner-tarball <file>', 'runner only: actions-runner-linux-x64-<version>.tar.gz (it cannot be downloaded by Hangar)')
+  .option('--runner-sha256 <hex>', 'runner only: the SHA-256 GitHub publishes for that tarball; the build stops if it differs')
   .option('--free-mib <n>', 'runner only: free space in the root file system for jobs', int)
   .option('--cache <dir>', 'where downloaded packages are kept (default $HANGAR_CACHE or ~/.cache/hangar)')
   .description('build a guest image from Debian packages')
-  .action(async (kind: string, opts: { out: string; cache?: string; runnerTarball?: string; freeMib?: number }) => {
+  .action(async (kind: string, opts: { out: string; cache?: string; runnerTarball?: string; runnerSha256?: string; freeMib?: number }) => {
     const { runImageBuild } = await import('./image.js');
     const common = { out: opts.out, verbose: true, ...(opts.cache ? { cacheDir: opts.cache } : {}) };
     if (kind === 'test') await runImageBuild({ kind, ...common });
     else if (kind === 'runner') {
-      await runImageBuild({ kind, ...common, ...(opts.runnerTarball ? { runnerTarball: opts.runnerTarball } : {}), ...(opts.freeMib ? { freeMiB: opts.freeMib } : {}) });
+      await runImageBuild({
+        kind, ...common, ...(opts.runnerTarball ? { runnerTarball: opts.runnerTarball } : {}), ...(opts.runnerSha256 ? { runnerSha256: opts.runnerSha256 } : {}),
+        ...(opts.freeMib ? { freeMiB: opts.freeMib } : {}),
+      });
     } else throw new InvalidArgumentError(`unknown image kind "${kind}" (known: test, runner)`);
+  });
+
+const app = program.command('app').description('the GitHub App Hangar acts as');
+app
+  .command('create')
+  .requiredOption('--webhook-url <url>', 'where GitHub sends webhooks: the control\'s public https://HOST/webhooks/github')
+  .requiredOption('--out <dir>', 'where to write app-id, github-app-key.pem and webhook-secret (mode 0600; never overwritten)')
+  .option('--org <org>', 'create the App for this organization (default: your user account)')
+  .option('--name <name>', 'the App\'s name (GitHub\'s page lets you change it)', 'Hangar')
+  .option('--github-url <url>', 'GitHub\'s web address: https://github.com, a GHES host, or hangar sim\'s URL', 'https://github.com')
+  .option('--api-url <url>', 'the REST API (default: api.github.com for github.com, <github-url>/api/v3 otherwise)')
+  .option('--runner-scope <scope>', 'repo, org or both: which runner permission to ask for (default: repo, or both with --org)')
+  .option('--port <port>', 'the local page\'s port on 127.0.0.1 (0: any free one)', int, 0)
+  .description('create the GitHub App with the permissions Hangar needs (GitHub\'s App-manifest flow, through a page on 127.0.0.1)')
+  .action(async (opts: { webhookUrl: string; out: string; org?: string; name: string; githubUrl: string; apiUrl?: string; runnerScope?: string; port: number }) => {
+    const scope = opts.runnerScope;
+    if (scope !== undefined && scope !== 'repo' && scope !== 'org' && scope !== 'both') throw new HangarError('app-runner-scope', `--runner-scope: expected repo, org or both, not "${scope}"`);
+    await (await import('./app-create.js')).appCreate({
+      out: opts.out, webhookUrl: opts.webhookUrl, name: opts.name, githubUrl: opts.githubUrl, port: opts.port,
+      ...(opts.org ? { org: opts.org } : {}), ...(opts.apiUrl ? { apiUrl: opts.apiUrl } : {}), ...(scope ? { runnerScope: scope } : {}),
+    });
   });
 
 const host = program.command('host').description('hosts that run jobs');

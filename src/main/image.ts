@@ -1,5 +1,5 @@
 import { buildTestImage, type ImageManifest } from '../vm/image/build.js';
-import { buildRunnerImage, type RunnerImageManifest } from '../vm/image/runner.js';
+import { buildRunnerImage, verifyRunnerTarball, type RunnerImageManifest } from '../vm/image/runner.js';
 import { DriverError } from '../vm/errors.js';
 
 export interface ImageBuildOptions {
@@ -7,6 +7,8 @@ export interface ImageBuildOptions {
   out: string;
   /** `runner` only: the operator's actions-runner-linux-x64-<version>.tar.gz (`--runner-tarball FILE`). */
   runnerTarball?: string;
+  /** `runner` only: the SHA-256 GitHub publishes for that tarball (`--runner-sha256`); a mismatch stops the build before it starts. */
+  runnerSha256?: string;
   /** `runner` only: the Debian mirror debootstrap uses (default deb.debian.org or `$HANGAR_DEBIAN_MIRROR`). */
   mirror?: string;
   /** `runner` only: free MiB in the root file system for the job (default 2048). */
@@ -37,6 +39,12 @@ export async function runImageBuild(opts: ImageBuildOptions): Promise<ImageManif
     if (!opts.runnerTarball) {
       throw new DriverError('bad-spec', 'image',
         'the runner image needs --runner-tarball FILE (actions-runner-linux-x64-<version>.tar.gz from github.com/actions/runner/releases)');
+    }
+    if (opts.runnerSha256 !== undefined) {
+      const { sha256 } = await verifyRunnerTarball(opts.runnerTarball, opts.runnerSha256);
+      onStep?.('runner-sha256', { file: opts.runnerTarball, sha256, verified: true });
+    } else if (opts.verbose) {
+      process.stderr.write('image: warning: --runner-sha256 not given: the runner tarball is not checked against the SHA-256 GitHub publishes for it\n');
     }
     const manifest = await buildRunnerImage({
       out: opts.out, runnerTarball: opts.runnerTarball, cacheDir: opts.cacheDir, mirror: opts.mirror,

@@ -7,6 +7,7 @@ import { createLogger } from './logger.js';
 import { onShutdown } from './shutdown.js';
 import { compose, unit, type Unit } from './units.js';
 import { upConfig, withRedis } from './up-config.js';
+import { warnAtStart } from './startup-warnings.js';
 
 /**
  * `hangar up --config FILE`: a one-box installation in one process — the control, this host's
@@ -16,8 +17,11 @@ import { upConfig, withRedis } from './up-config.js';
  */
 export async function runUp(configFile: string): Promise<void> {
   requireRoot('hangar up');
-  const read = upConfig(loadConfig(configFile));
+  const doc = loadConfig(configFile);
+  const read = upConfig(doc);
   const logger = createLogger('hangar-up', read.control.log.level);
+  // Before the embedded Redis writes its own password file (0600): the operator's files only.
+  await warnAtStart(logger, { input: doc.input, qemu: { runAs: read.agent.agent.vm.runAs } });
   // Started before the units are made: the agent's and the control's connections are made with its url and password.
   const redis = read.embeddedRedis ? await startEmbeddedRedis(read.agent.agent.stateDir, logger) : null;
   let units;

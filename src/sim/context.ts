@@ -1,9 +1,10 @@
-import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
+import type { SimApp } from './app.js';
 import type { TokenBook } from './auth.js';
 import type { CallLog } from './calls.js';
 import type { Hookshot } from './hookshot.js';
 import type { KnobBox } from './knobs.js';
+import type { ManifestBook } from './manifests.js';
 import type { Urls } from './shapes.js';
 import type { SimStore } from './store.js';
 
@@ -13,11 +14,13 @@ export interface SimContext {
   hookshot: Hookshot;
   knobs: KnobBox;
   tokens: TokenBook;
+  /** App manifests posted and codes handed out (routes-manifest.ts). */
+  manifests: ManifestBook;
   /** What the GitHub REST face was asked (GET /_sim/calls). */
   calls: CallLog;
-  appId: number;
+  /** The one App; replaced whole when a manifest is converted, so read it at the time of use. */
+  app: SimApp;
   installationId: number;
-  appPublicKey: KeyObject;
   logger: Logger;
   /** URLs as clients should see them: the public URL when given, else where the sim listens. */
   urls(): Urls;

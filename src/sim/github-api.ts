@@ -74,7 +74,7 @@ function authenticate(req: FastifyRequest, ctx: SimContext): void {
   if (!want) return;
   const cred = credential(req.headers.authorization);
   if (!cred) throw new SimError(401, 'Requires authentication', DOCS);
-  if (want === 'jwt') return verifyAppJwt(cred, ctx.appPublicKey, ctx.appId);
+  if (want === 'jwt') return verifyAppJwt(cred, ctx.app.publicKey, ctx.app.id);
   if (!ctx.tokens.valid(cred)) throw new SimError(401, 'Bad credentials', DOCS);
 }
 

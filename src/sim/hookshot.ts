@@ -43,7 +43,8 @@ interface Outgoing {
 export interface HookshotOptions {
   ids: Ids;
   knobs: KnobBox;
-  appId: number;
+  /** The App's id now (a converted manifest replaces the App). */
+  appId: () => number;
   installationId: number;
   hookId: number;
   logger: Logger;
@@ -183,7 +184,7 @@ export class Hookshot {
       'X-GitHub-Delivery': out.guid,
       'X-GitHub-Event': out.event,
       'X-GitHub-Hook-ID': String(this.o.hookId),
-      'X-GitHub-Hook-Installation-Target-ID': String(this.o.appId),
+      'X-GitHub-Hook-Installation-Target-ID': String(this.o.appId()),
       'X-GitHub-Hook-Installation-Target-Type': 'integration',
     };
     if (this.secret) {

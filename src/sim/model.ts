@@ -124,7 +124,7 @@ export const nodeId = (kind: string, id: number): string => Buffer.from(`0${kind
 
 /** Monotonic id sequences, each starting in the range GitHub's ids live in today. */
 export class Ids {
-  private next = { owner: 90_000_001, repo: 700_000_001, run: 9_000_000_001, job: 25_000_000_001, runner: 1, runnerGroup: 2, delivery: 1_000_000_001, workflow: 80_000_001 };
+  private next = { owner: 90_000_001, repo: 700_000_001, run: 9_000_000_001, job: 25_000_000_001, runner: 1, runnerGroup: 2, delivery: 1_000_000_001, workflow: 80_000_001, app: 1_100_001 };
   take(kind: keyof Ids['next']): number {
     return this.next[kind]++;
   }

@@ -4,7 +4,8 @@ import { SimError } from './errors.js';
 import { paginate } from './github-api.js';
 import type { Delivery } from './hookshot.js';
 import { isoNow } from './model.js';
-import { INSTALLATION_PERMISSIONS, installationJson, repoFields, SENDER, userJson } from './shapes.js';
+import { clientIdOf } from './app.js';
+import { installationJson, repoFields, userJson } from './shapes.js';
 
 /**
  * The App's own routes, all with the App JWT: installation tokens, finding the installation of a
@@ -28,33 +29,36 @@ function deliveryJson(d: Delivery): Record<string, unknown> {
   };
 }
 
-/** `integration`, as `GET /app` returns it: the sim's one App, owned by the sender's account. */
-function appJson(ctx: SimContext, createdAt: string): Record<string, unknown> {
+/** `integration`, as `GET /app` returns it: the sim's one App, as it was started or made from a manifest. */
+export function appJson(ctx: SimContext): Record<string, unknown> {
+  const a = ctx.app;
   return {
-    id: ctx.appId, slug: 'hangar', node_id: `A_kwHO${String(ctx.appId).padStart(8, '0')}`, client_id: `Iv23li${String(ctx.appId).padStart(14, '0')}`,
-    owner: userJson(SENDER, ctx.urls()), name: 'Hangar', description: 'Self-hosted runners, one microVM per job', external_url: ctx.urls().html,
-    html_url: `${ctx.urls().html}/apps/hangar`, created_at: createdAt, updated_at: createdAt,
-    permissions: INSTALLATION_PERMISSIONS, events: ['workflow_job'], installations_count: 1,
+    id: a.id, slug: a.slug, node_id: `A_kwHO${String(a.id).padStart(8, '0')}`, client_id: clientIdOf(a.id),
+    owner: userJson(a.owner, ctx.urls()), name: a.name, description: a.description, external_url: a.externalUrl,
+    html_url: `${ctx.urls().html}/apps/${a.slug}`, created_at: a.createdAt, updated_at: a.createdAt,
+    permissions: a.permissions, events: a.events, installations_count: 1,
   };
 }
 
 export function appRoutes(scope: FastifyInstance, ctx: SimContext): void {
-  const installation = { id: ctx.installationId, appId: ctx.appId, createdAt: isoNow() };
+  const createdAt = isoNow();
+  // Read at each request: a converted manifest replaces the App, and the installation is then its.
+  const installation = () => ({ id: ctx.installationId, createdAt, app: ctx.app });
 
   // The App itself, with its JWT: what `hangar doctor` asks to learn whether GitHub accepts the App's key.
-  scope.get('/app', jwt, async () => appJson(ctx, installation.createdAt));
+  scope.get('/app', jwt, async () => appJson(ctx));
 
   // GitHub answers 404 for an account or repository the App is not installed on, and for one that does not exist.
   scope.get<{ Params: { owner: string; repo: string } }>('/repos/:owner/:repo/installation', jwt, async (req) => {
     const repo = ctx.store.repo(`${req.params.owner}/${req.params.repo}`);
     if (!repo) throw new SimError(404, 'Not Found', DOCS_REPO_INSTALLATION);
-    return installationJson(installation, repo.owner, ctx.urls());
+    return installationJson(installation(), repo.owner, ctx.urls());
   });
 
   scope.get<{ Params: { org: string } }>('/orgs/:org/installation', jwt, async (req) => {
     const org = ctx.store.orgExists(req.params.org);
     if (!org) throw new SimError(404, 'Not Found', DOCS_ORG_INSTALLATION);
-    return installationJson(installation, org, ctx.urls());
+    return installationJson(installation(), org, ctx.urls());
   });
 
   // https://docs.github.com/rest/apps/installations#list-repositories-accessible-to-the-app-installation
@@ -70,7 +74,7 @@ export function appRoutes(scope: FastifyInstance, ctx: SimContext): void {
     return reply.code(201).send({
       token: t.token,
       expires_at: t.expiresAt.toISOString().replace(/\.\d{3}Z$/, 'Z'),
-      permissions: INSTALLATION_PERMISSIONS,
+      permissions: ctx.app.permissions,
       repository_selection: 'all',
     });
   });

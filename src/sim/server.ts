@@ -2,7 +2,8 @@ import { createServer, type Server } from 'node:http';
 import { rm } from 'node:fs/promises';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
-import { TokenBook, generateAppKey, publicKeyOf } from './auth.js';
+import { startingApp } from './app.js';
+import { TokenBook, generateAppKey } from './auth.js';
 import { CallLog } from './calls.js';
 import type { SimContext } from './context.js';
 import { SimControl } from './control.js';
@@ -10,9 +11,11 @@ import { DOCS } from './errors.js';
 import { githubApiHooks } from './github-api.js';
 import { Hookshot } from './hookshot.js';
 import { KnobBox } from './knobs.js';
+import { ManifestBook } from './manifests.js';
 import { workflowJobPayload } from './payloads.js';
 import { appRoutes } from './routes-app.js';
 import { controlRoutes } from './routes-control.js';
+import { manifestConversionRoute, manifestPageRoutes } from './routes-manifest.js';
 import { runnerGroupRoutes } from './routes-runner-groups.js';
 import { runnerProtocolRoutes } from './routes-runner.js';
 import { runnerRoutes } from './routes-runners.js';
@@ -34,9 +37,10 @@ export interface SimOptions {
 /** A local GitHub: REST subset, signed webhooks, sim runners. The control API's operations are on it too. */
 export interface Sim extends SimControl {
   readonly app: FastifyInstance;
+  /** The App's id now: the one started with, or the one a converted manifest made. */
   readonly appId: number;
   readonly installationId: number;
-  /** Secret: sign App JWTs with it (tests use it with @octokit/auth-app). */
+  /** Secret: sign App JWTs with it (tests use it with @octokit/auth-app); the current App's. */
   readonly appPrivateKeyPem: string;
   /** The URL clients use: publicUrl, or the listen URL once listening. */
   readonly url: string;
@@ -65,11 +69,11 @@ export async function createSim(opts: SimOptions): Promise<Sim> {
     const payload = workflowJobPayload(action, job, { urls: urls(), installationId: opts.installationId });
     ctx.hookshot.emit('workflow_job', payload, { repositoryId: job.run.repo.id, workflowJobId: job.id });
   });
-  const hookshot = new Hookshot({ ids: store.ids, knobs, appId: opts.appId, installationId: opts.installationId, hookId: HOOK_ID, logger });
+  const hookshot = new Hookshot({ ids: store.ids, knobs, appId: (): number => ctx?.app.id ?? opts.appId, installationId: opts.installationId, hookId: HOOK_ID, logger });
   hookshot.setTarget(opts.webhookUrl, opts.webhookSecret);
   ctx = {
-    store, hookshot, knobs, tokens: new TokenBook(), calls: new CallLog(), appId: opts.appId, installationId: opts.installationId,
-    appPublicKey: publicKeyOf(appPrivateKeyPem), logger, urls,
+    store, hookshot, knobs, tokens: new TokenBook(), manifests: new ManifestBook(), calls: new CallLog(),
+    app: startingApp(opts.appId, appPrivateKeyPem, urls().html), installationId: opts.installationId, logger, urls,
   };
   const context = ctx;
 
@@ -83,6 +87,7 @@ export async function createSim(opts: SimOptions): Promise<Sim> {
   await app.register(async (scope) => {
     githubApiHooks(scope, context);
     appRoutes(scope, context);
+    manifestConversionRoute(scope, context);
     runnerRoutes(scope, context);
     runnerGroupRoutes(scope, context);
     runRoutes(scope, context);
@@ -90,6 +95,7 @@ export async function createSim(opts: SimOptions): Promise<Sim> {
   const control = new SimControl(context);
   await app.register(async (scope) => controlRoutes(scope, control));
   await app.register(async (scope) => runnerProtocolRoutes(scope, context));
+  await app.register(async (scope) => manifestPageRoutes(scope, context));
 
   // GitHub fails a job whose runner stopped renewing its lock; the sim looks once a second.
   const lockSweep = setInterval(() => {
@@ -102,9 +108,7 @@ export async function createSim(opts: SimOptions): Promise<Sim> {
   const sockets: Server[] = [];
   const sim = Object.assign(control, {
     app,
-    appId: opts.appId,
     installationId: opts.installationId,
-    appPrivateKeyPem,
     async listen(port: number, host: string): Promise<string> {
       await app.listen({ port, host });
       const addr = app.server.address();
@@ -130,5 +134,8 @@ export async function createSim(opts: SimOptions): Promise<Sim> {
   });
   // A getter, not a copy: the URL is only known once listening.
   Object.defineProperty(sim, 'url', { get: () => urls().api, enumerable: true });
+  // Getters too: a converted manifest replaces the App.
+  Object.defineProperty(sim, 'appId', { get: () => context.app.id, enumerable: true });
+  Object.defineProperty(sim, 'appPrivateKeyPem', { get: () => context.app.privateKeyPem, enumerable: true });
   return sim as unknown as Sim;
 }

@@ -79,13 +79,11 @@ export function repoFields(r: Repo, urls: Urls): Record<string, unknown> {
   return { ...minimalRepoJson(r, urls), ...repoDetails(r, urls), custom_properties: {} };
 }
 
-/** What the sim's one installation may do: what Hangar's App asks for (`actions: write` to cancel a refused run). */
-export const INSTALLATION_PERMISSIONS = { actions: 'write', administration: 'write', metadata: 'read', organization_self_hosted_runners: 'write' };
-
 export interface InstallationFacts {
   id: number;
-  appId: number;
   createdAt: string;
+  /** The App it belongs to: what the App may do is what the installation may do. */
+  app: { id: number; slug: string; permissions: Record<string, string>; events: string[] };
 }
 
 /** `installation`, as `GET /repos/{o}/{r}/installation` and `GET /orgs/{org}/installation` return it for `account`. */
@@ -93,10 +91,10 @@ export function installationJson(i: InstallationFacts, account: Owner, urls: Url
   return {
     id: i.id, account: userJson(account, urls), repository_selection: 'all',
     access_tokens_url: `${urls.api}/app/installations/${i.id}/access_tokens`, repositories_url: `${urls.api}/installation/repositories`,
-    html_url: `${urls.html}/organizations/${account.login}/settings/installations/${i.id}`, app_id: i.appId,
-    client_id: `Iv23li${String(i.appId).padStart(14, '0')}`, target_id: account.id, target_type: account.type,
-    permissions: INSTALLATION_PERMISSIONS, events: ['workflow_job'], created_at: i.createdAt, updated_at: i.createdAt,
-    single_file_name: null, has_multiple_single_files: false, single_file_paths: [], app_slug: 'hangar',
+    html_url: `${urls.html}/organizations/${account.login}/settings/installations/${i.id}`, app_id: i.app.id,
+    client_id: `Iv23li${String(i.app.id).padStart(14, '0')}`, target_id: account.id, target_type: account.type,
+    permissions: i.app.permissions, events: i.app.events, created_at: i.createdAt, updated_at: i.createdAt,
+    single_file_name: null, has_multiple_single_files: false, single_file_paths: [], app_slug: i.app.slug,
     suspended_by: null, suspended_at: null,
   };
 }

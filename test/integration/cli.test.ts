@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -201,4 +201,43 @@ agent: {host: box, slots: 2, controlUrl: "http://10.0.0.2:8080", tokenFile: ${cf
     expect(logs).not.toContain(TEST_SECRET);
     expect(logs).not.toContain(d.headers['x-hub-signature-256']!.slice(7));
   });
+
+  test('control: a key file readable by others is warned about once at start (file, chmod 600), and the control starts anyway', async () => {
+    const info = writeTestConfig({ redisUrl: redisUrl(), prefix, logLevel: 'warn' });
+    chmodSync(join(info.dir, 'app.pem'), 0o644);
+    const proc = execa('node', ['dist/main/cli.js', 'control', '--config', info.file], { reject: false, env: { HANGAR_CONTROL_PORT: '0' } });
+    let out = '';
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no warning: ${out}`)), 15_000);
+      const seen = (b: Buffer) => {
+        out += b.toString();
+        if (out.includes('secret file readable by group or others')) {
+          clearTimeout(t);
+          resolve();
+        }
+      };
+      proc.stdout!.on('data', seen);
+      proc.stderr!.on('data', seen);
+    });
+    // Started, not stopped by the warning: it drains and exits 0 on SIGTERM.
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(proc.exitCode).toBeNull();
+    proc.kill('SIGTERM');
+    const done = await proc;
+    expect(done.exitCode).toBe(0);
+    const warnings = `${done.stdout}`.split('\n').filter((l) => l.includes('secret file readable')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ level: 40, key: 'github.privateKeyFile', file: join(info.dir, 'app.pem'), mode: '0644', fix: `chmod 600 ${join(info.dir, 'app.pem')}` });
+    expect(`${done.stdout}${done.stderr}`).not.toContain('PRIVATE KEY');
+  });
+});
+
+test('hangar --version: the package version and the commit dist/ was built from (no git asked at run time)', async () => {
+  const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+  const { commit } = JSON.parse(readFileSync('dist/build-info.json', 'utf8')) as { commit: string | null };
+  // PATH without git: the answer comes from the build, not from a git run now.
+  const r = await execa(process.execPath, ['dist/main/cli.js', '--version'], { reject: false, env: { PATH: '/nonexistent' }, timeout: 20_000 });
+  expect(r.exitCode).toBe(0);
+  expect(r.stdout).toBe(commit ? `${version} (${commit})` : version);
+  if (commit) expect(commit).toMatch(/^[0-9a-f]{12}(-dirty)?$/);
 });

@@ -1,7 +1,9 @@
 import { createAppAuth } from '@octokit/auth-app';
+import { verify } from '@octokit/webhooks-methods';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { decodeJitConfig } from '../../src/sim/job-script.js';
 import { expectGitHubShape } from './helpers/openapi.js';
+import { startReceiver } from './helpers/receiver.js';
 import { startSim, type SimHarness } from './helpers/sim.js';
 
 /**
@@ -14,8 +16,8 @@ let jwt: string;
 const REPO = '/repos/{owner}/{repo}';
 const ORG = '/orgs/{org}';
 
-async function expectShape(method: string, apiPath: string, path: string, status: number, opts: { body?: unknown; auth?: string | null } = {}) {
-  const res = await h.call(method, path, opts);
+async function expectShape(method: string, apiPath: string, path: string, status: number, opts: { body?: unknown; auth?: string | null; on?: SimHarness } = {}) {
+  const res = await (opts.on ?? h).call(method, path, opts);
   expect(res.status, JSON.stringify(res.body)).toBe(status);
   expectGitHubShape(method, apiPath, status, res.body);
   return res;
@@ -343,5 +345,88 @@ describe('runs, jobs, deliveries', () => {
     await expectShape('POST', '/app/hook/deliveries/{delivery_id}/attempts', `/app/hook/deliveries/${page.body[0].id}/attempts`, 202, { auth });
     const unauth = await h.call('GET', '/app/hook/deliveries', {});
     expect(unauth.status).toBe(401);
+  });
+});
+
+/**
+ * GitHub's App-manifest flow, on a sim of its own: converting a manifest replaces the sim's one
+ * App, which the other tests here sign their JWTs for.
+ */
+describe('App manifest flow', () => {
+  let m: SimHarness;
+  beforeAll(async () => {
+    m = await startSim();
+  });
+  afterAll(async () => m.close());
+
+  const form = (fields: Record<string, string>) => ({
+    method: 'POST', redirect: 'manual' as const, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields).toString(),
+  });
+  /** Posts the manifest, confirms on the page the sim shows: the redirect's URL. */
+  async function confirm(path: string, manifest: unknown, state: string, name = 'Hangar Test'): Promise<URL> {
+    const shown = await fetch(`${m.url}${path}?state=${state}`, form({ manifest: JSON.stringify(manifest) }));
+    expect(shown.status).toBe(200);
+    const html = await shown.text();
+    const pageId = /name="page" value="([0-9a-f]+)"/.exec(html)?.[1];
+    expect(pageId, html).toBeDefined();
+    const done = await fetch(`${m.url}/settings/apps/new/confirm`, form({ page: pageId!, name }));
+    expect(done.status).toBe(302);
+    return new URL(done.headers.get('location')!);
+  }
+
+  test('post, confirm, redirect with code and state; 201 conversion (GitHub\'s shape) once, then 404; the App is the sim\'s', async () => {
+    const secretPlaceholder = 'not-yet-known';
+    const receiver = await startReceiver(secretPlaceholder);
+    try {
+      const manifest = {
+        name: 'ignored: the page names it', url: 'https://example.com/hangar', redirect_url: 'http://127.0.0.1:9/callback',
+        hook_attributes: { url: receiver.url }, public: false, default_events: ['workflow_job'],
+        default_permissions: { actions: 'write', administration: 'write', metadata: 'read' },
+      };
+      const to = await confirm('/settings/apps/new', manifest, 'st4te');
+      expect(`${to.origin}${to.pathname}`).toBe('http://127.0.0.1:9/callback');
+      expect(to.searchParams.get('state')).toBe('st4te');
+      const code = to.searchParams.get('code')!;
+      expect(code).toMatch(/^[0-9a-f]{40}$/);
+
+      const res = await expectShape('POST', '/app-manifests/{code}/conversions', `/app-manifests/${code}/conversions`, 201, { auth: null, on: m });
+      expect(res.body).toMatchObject({
+        name: 'Hangar Test', slug: 'hangar-test', owner: { login: 'octocat', type: 'User' }, events: ['workflow_job'],
+        permissions: { actions: 'write', administration: 'write', metadata: 'read' },
+      });
+      expect(res.body.pem).toContain('BEGIN RSA PRIVATE KEY');
+      expect(res.body.webhook_secret).toMatch(/^[0-9a-f]{40}$/);
+      await expectShape('POST', '/app-manifests/{code}/conversions', `/app-manifests/${code}/conversions`, 404, { auth: null, on: m });
+
+      // The new App is real: its key's JWTs are accepted, the old App's refused; tokens on the installation.
+      expect(m.sim.appId).toBe(res.body.id);
+      const jwtNew = (await createAppAuth({ appId: res.body.id, privateKey: res.body.pem })({ type: 'app' })).token;
+      const app = await expectShape('GET', '/app', '/app', 200, { auth: `Bearer ${jwtNew}`, on: m });
+      expect(app.body).toMatchObject({ id: res.body.id, slug: 'hangar-test', permissions: res.body.permissions });
+      expect((await m.call('GET', '/app', { auth: `Bearer ${jwt}` })).status).toBe(401);
+      const inst = await expectShape('GET', `${REPO}/installation`, '/repos/acme/app/installation', 200, { auth: `Bearer ${jwtNew}`, on: m });
+      expect(inst.body).toMatchObject({ app_id: res.body.id, app_slug: 'hangar-test', permissions: res.body.permissions });
+      const tok = await m.call('POST', `/app/installations/${m.sim.installationId}/access_tokens`, { auth: `Bearer ${jwtNew}` });
+      expect(tok.status).toBe(201);
+
+      // Its webhook goes to the manifest's hook URL, signed with the new webhook secret.
+      m.sim.createRun({ repo: 'acme/app', jobs: [{ name: 'b', labels: ['self-hosted'], steps: ['true'] }] });
+      const [hook] = await receiver.waitFor(1);
+      expect(await verify(res.body.webhook_secret, hook!.raw, String(hook!.headers['x-hub-signature-256']))).toBe(true);
+      expect(hook!.headers['x-github-hook-installation-target-id']).toBe(String(res.body.id));
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  test('an organization\'s App is owned by the organization; 404 page for an unknown one; 422 page for a bad manifest or a reused page', async () => {
+    const to = await confirm('/organizations/acme/settings/apps/new', { url: 'https://example.com', redirect_url: 'http://127.0.0.1:9/cb' }, 's', 'Acme Hangar');
+    const res = await expectShape('POST', '/app-manifests/{code}/conversions', `/app-manifests/${to.searchParams.get('code')}/conversions`, 201, { auth: null, on: m });
+    expect(res.body.owner).toMatchObject({ login: 'acme', type: 'Organization' });
+    expect((await fetch(`${m.url}/organizations/nobody/settings/apps/new`, form({ manifest: '{}' }))).status).toBe(404);
+    const bad = await fetch(`${m.url}/settings/apps/new`, form({ manifest: JSON.stringify({ url: 'not a url' }) }));
+    expect(bad.status).toBe(422);
+    expect(await bad.text()).toContain('redirect_url');
+    expect((await fetch(`${m.url}/settings/apps/new/confirm`, form({ page: 'f00', name: 'x' }))).status).toBe(422);
   });
 });

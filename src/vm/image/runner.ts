@@ -251,6 +251,24 @@ export async function inspectRunnerTarball(file: string): Promise<RunnerTarball>
   return { ...(await digestFile(file)), members, version };
 }
 
+/**
+ * The operator's tarball against the SHA-256 GitHub publishes for it (the release notes of
+ * github.com/actions/runner list one per asset; the release API gives `digest: "sha256:…"`).
+ * `sha256:` before the hex is accepted. A mismatch is refused before anything is built.
+ */
+export async function verifyRunnerTarball(file: string, want: string): Promise<FileDigest> {
+  const hex = want.trim().toLowerCase().replace(/^sha256:/, '');
+  if (!/^[0-9a-f]{64}$/.test(hex)) throw new DriverError('bad-spec', 'image', `--runner-sha256: expected 64 hex digits (optionally after sha256:), not "${want}"`);
+  const s = await stat(file).catch(() => null);
+  if (!s?.isFile()) throw new DriverError('image-missing', 'image', `runner tarball ${file} does not exist`);
+  const got = await digestFile(file);
+  if (got.sha256 !== hex) {
+    throw new DriverError('bad-spec', 'image',
+      `runner tarball ${file} has sha256 ${got.sha256}, not ${hex}: not the file GitHub published (download it again from github.com/actions/runner/releases)`);
+  }
+  return got;
+}
+
 interface CustomiseInput { tarball: string; kernelDeb: string; release: string; assets: Assets }
 
 async function customise(root: string, i: CustomiseInput): Promise<void> {

@@ -5,6 +5,7 @@ import type { VmSpec } from '../driver.js';
 import { DriverError, tail } from '../errors.js';
 import type { VmPaths } from './args.js';
 import { ID_PATTERN } from './state.js';
+import { buildImageHint } from '../image/kinds.js';
 
 const GUEST_FILE_NAME = /^[a-z0-9][a-z0-9_.-]{0,31}$/;
 const TAP_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
@@ -37,7 +38,7 @@ export async function checkImage(spec: VmSpec): Promise<void> {
     if (file === undefined) continue;
     const s = await stat(file).catch(() => null);
     if (!s?.isFile()) {
-      throw new DriverError('image-missing', 'create', `${what} ${file} does not exist (build it: hangar image build test --out DIR)`);
+      throw new DriverError('image-missing', 'create', `${what} ${file} does not exist: ${buildImageHint()}`);
     }
   }
 }
