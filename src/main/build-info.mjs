@@ -11,4 +11,4 @@ try {
 } catch {
   commit = null;
 }
-writeFileSync(new URL('../dist/build-info.json', import.meta.url), `${JSON.stringify({ commit })}\n`);
+writeFileSync(new URL('../../dist/build-info.json', import.meta.url), `${JSON.stringify({ commit })}\n`);
