@@ -121,6 +121,10 @@ describe('the build_host role in a debootstrapped root', () => {
     const help = await run('chroot', [root, '/usr/bin/hangar', '--help']);
     expect(help.code, help.out).toBe(0);
     expect(help.out).toMatch(/units\s+systemd units for this host/);
+    // The tarball's own version, as its package.json says (build-info.json shipped beside it).
+    const version = await run('chroot', [root, '/usr/bin/hangar', '--version']);
+    expect(version.code, version.out).toBe(0);
+    expect(version.out.trim()).toMatch(new RegExp(`^${JSON.parse(readFileSync(at('opt/hangar/current/package.json'), 'utf8')).version.replace(/\./g, '\\.')}( \\(|$)`));
     // The config as the agent would read it, in the root: its files (token's sha256, CA, image) check out.
     const check = await run('chroot', [root, '/usr/bin/hangar', 'config', 'check', '/etc/hangar/hangar.yaml']);
     expect(check.code, check.out).toBe(0);
