@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { parse } from 'yaml';
 import { parseUnit, unitValues } from '../../src/caps/systemd-unit.js';
-import { certificate, packTarball, playbook, recap as recapOf, REPO, run, standInImage } from '../helpers/ansible-target.js';
+import { certificate, chrootTarget, playbook, recap as recapOf, run } from '../helpers/ansible-target.js';
 import { freshDebianRoot } from '../helpers/debian-root.js';
 
 let target: Awaited<ReturnType<typeof freshDebianRoot>>;
@@ -30,13 +30,9 @@ const at = (p: string) => join(root, p);
 const recap = (out: string) => recapOf('sidekick', out);
 
 beforeAll(async () => {
-  expect(process.getuid?.(), 'debootstrap and chroot need root: run the system lane as root').toBe(0);
-  expect(existsSync(join(REPO, 'dist/main/cli.js')), 'needs a built dist/: npm run build').toBe(true);
-  target = await freshDebianRoot();
-  root = target.root;
-  work = join(target.dir, 'work');
-  const tarball = await packTarball(work);
-  const image = standInImage(work);
+  const t = await chrootTarget();
+  ({ target, root, work } = t);
+  const { tarball, image } = t;
   // redis.tls.caFile and agent.controlCaFile must be certificates.
   const ca = await certificate(work, 'ca', 'hangar-test-ca');
   token = randomBytes(24).toString('hex');

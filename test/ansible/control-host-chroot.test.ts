@@ -7,11 +7,11 @@
  * installed from Debian's archive) once the run's Debian root exists (test/helpers/debian-root.ts).
  */
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { lstatSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { parseUnit, unitValues } from '../../src/caps/systemd-unit.js';
-import { certificate, packTarball, playbook, recap, REPO, run, standInImage } from '../helpers/ansible-target.js';
+import { certificate, chrootTarget, playbook, recap, run } from '../helpers/ansible-target.js';
 import { freshDebianRoot } from '../helpers/debian-root.js';
 
 const CREDENTIALS = ['github-app-key', 'webhook-secret', 'operator-token', 'host-token', 'control-key'];
@@ -23,13 +23,9 @@ let first: { code: number; out: string };
 const at = (p: string) => join(root, p);
 
 beforeAll(async () => {
-  expect(process.getuid?.(), 'debootstrap and chroot need root: run the system lane as root').toBe(0);
-  expect(existsSync(join(REPO, 'dist/main/cli.js')), 'needs a built dist/: npm run build').toBe(true);
-  target = await freshDebianRoot();
-  root = target.root;
-  work = join(target.dir, 'work');
-  const tarball = await packTarball(work);
-  const image = standInImage(work);
+  const t = await chrootTarget();
+  ({ target, root, work } = t);
+  const { tarball, image } = t;
   // The private listener's certificate (agent.controlCaFile too) and its key, a matching pair.
   const listener = await certificate(work, 'control', '10.8.0.1');
   secrets = {

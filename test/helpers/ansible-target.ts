@@ -1,8 +1,9 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'vitest';
+import { freshDebianRoot } from './debian-root.js';
 
 /**
  * What the tests of ansible/ against a debootstrapped root share: running a command, the
@@ -64,4 +65,14 @@ export function playbook(host: string, work: string, vars: Record<string, unknow
 /** The play recap's ok, changed, unreachable and failed for `host`. */
 export function recap(host: string, out: string): number[] | undefined {
   return new RegExp(`${host}\\s+: ok=(\\d+)\\s+changed=(\\d+)\\s+unreachable=(\\d+)\\s+failed=(\\d+)`).exec(out)?.slice(1).map(Number);
+}
+
+/** A fresh debootstrapped root to apply roles to, with the npm-pack tarball and a stand-in image in its work folder. */
+export async function chrootTarget(): Promise<{ target: Awaited<ReturnType<typeof freshDebianRoot>>; root: string; work: string; tarball: string; image: string }> {
+  expect(process.getuid?.(), 'debootstrap and chroot need root: run the system lane as root').toBe(0);
+  expect(existsSync(join(REPO, 'dist/main/cli.js')), 'needs a built dist/: npm run build').toBe(true);
+  const target = await freshDebianRoot();
+  const work = join(target.dir, 'work');
+  const tarball = await packTarball(work);
+  return { target, root: target.root, work, tarball, image: standInImage(work) };
 }
