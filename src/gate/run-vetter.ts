@@ -106,16 +106,16 @@ export class RunVetter {
 
   private async refuse(rec: JobRecord, reason: Exclude<Verdict, 'ok'>, firstOfRun: boolean): Promise<void> {
     this.remember(rec.runId, reason);
-    const fields: Record<string, string> = { vetRefusal: reason };
-    if (firstOfRun) fields.runCancelled = await this.d.github.cancelRun(rec.owner, rec.repo.split('/')[1]!, rec.runId);
-    fields.runCancelledFor = reason;
+    const fields: Record<string, string> = { vetRefusal: reason, runCancelledFor: reason };
     const jobs = jobMoves(this.d.redis, this.d.keys);
+    // Refused in the record before its run is cancelled: the cancel's own webhook (completed,
+    // cancelled) must find the job refused, not queued, or the refusal is lost from view.
     // A deploy job refused at intake is refused already: only its run's cancel is news.
     const moved = rec.phase === 'queued' ? await jobs.move(rec.workflowJobId, { to: 'refused', by: 'vetter', why: reason, fields }) : null;
-    // Once per job: the replica whose move went through, or (the cancel's own webhook moved the job
-    // to cancelled first) the one whose cancel stopped its run.
-    if (moved?.ok || (moved && fields.runCancelled === 'cancelled')) this.d.jobs?.refused('vet', reason);
-    if (!moved?.ok) await jobs.note(rec.workflowJobId, { by: 'vetter', what: 'run-cancelled-after-intake', why: reason, fields });
+    // Once per job: the replica whose move went through.
+    if (moved?.ok) this.d.jobs?.refused('vet', reason);
+    if (firstOfRun) fields.runCancelled = await this.d.github.cancelRun(rec.owner, rec.repo.split('/')[1]!, rec.runId);
+    if (!moved?.ok || fields.runCancelled !== undefined) await jobs.note(rec.workflowJobId, { by: 'vetter', what: 'run-cancelled-after-intake', why: reason, fields });
     this.d.logger.warn({ workflowJobId: rec.workflowJobId, runId: rec.runId, reason }, 'refused run cancelled after intake');
   }
 

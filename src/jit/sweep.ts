@@ -48,24 +48,29 @@ export async function sweepRefusedRuns(deps: SweepDeps, repository: string, visi
       .filter((x) => x.d.kind === 'deny' && cancelRunOnRefusal(x.d.reason));
     const first = refused[0]?.d;
     if (!first || first.kind !== 'deny') continue;
-    const takeable = refused.map((x) => x.job);
+    const ids = refused.map((x) => x.job.id);
+    // Refused in the records before the run is cancelled: the cancel's own webhook (completed,
+    // cancelled) must find these jobs refused, not queued, or the refusal is lost from view.
+    await record(deps, ids, first.reason, pool.name);
     const result = await deps.github.cancelRun(owner, repo, run.id);
-    const ids = takeable.map((j) => j.id);
-    await record(deps, ids, first.reason, pool.name, result);
+    await noteCancel(deps, ids, first.reason, result);
     deps.logger.warn({ runId: run.id, workflowJobIds: ids, reason: first.reason, pool: pool.name, result }, 'refused run cancelled before a runner was minted');
     swept.push({ runId: run.id, reason: first.reason, workflowJobIds: ids });
   }
   return swept;
 }
 
-async function record(deps: SweepDeps, ids: number[], reason: StartRefusal, pool: string, result: string): Promise<void> {
+async function record(deps: SweepDeps, ids: number[], reason: StartRefusal, pool: string): Promise<void> {
   const jobs = jobMoves(deps.redis, deps.keys);
   for (const id of ids) {
     // Refused where the mint is (its sweep): mintRefusal says so in the record, as the mint's own refusals do.
-    const fields = { mintRefusal: reason, runCancelled: result, runCancelledFor: reason, runCancelledPool: pool };
-    const moved = await jobs.move(id, { to: 'refused', by: 'sweep', why: reason, fields });
+    const moved = await jobs.move(id, { to: 'refused', by: 'sweep', why: reason, fields: { mintRefusal: reason, runCancelledFor: reason, runCancelledPool: pool } });
     if (moved.ok) deps.jobs?.refused('mint', reason);
-    // Not Hangar's to move (no record, or past queuing): the cancel is still worth keeping.
-    if (!moved.ok) await jobs.note(id, { by: 'sweep', what: 'run-cancelled-before-mint', why: reason, fields });
   }
+}
+
+/** What the cancel did, on each record (also one Hangar could not move: no record, or past queuing). */
+async function noteCancel(deps: SweepDeps, ids: number[], reason: StartRefusal, result: string): Promise<void> {
+  const jobs = jobMoves(deps.redis, deps.keys);
+  for (const id of ids) await jobs.note(id, { by: 'sweep', what: 'run-cancelled-before-mint', why: reason, fields: { runCancelled: result, runCancelledFor: reason } });
 }

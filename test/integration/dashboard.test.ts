@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { JobDetail, Overview } from '../../src/dashboard/api-types.js';
 import type { FastifyRequest } from 'fastify';
 import { DashboardAuth } from '../../src/dashboard/auth.js';
+import { readJobRecord } from '../../src/jobs/record.js';
 import { jobMoves } from '../../src/jobs/transition.js';
 import { keys } from '../../src/queue/keys.js';
 import { OPERATOR_TOKEN, TEST_SECRET, writeTestConfig } from '../helpers/control.js';
@@ -108,6 +109,19 @@ describe('the overview and the stream', () => {
     const fork = (await overview()).refusals.find((r) => r.workflowJobId === forkJob)!;
     expect(fork).toMatchObject({ repo: 'acme/app', jobName: 'pwn', headBranch: 'feature' });
     expect((await overview()).jobs.find((j) => j.workflowJobId === forkJob)?.result).toBe('refused');
+    // Refused in its record before its run was cancelled: the cancel's own webhook (completed,
+    // cancelled) can only find it refused, so the refusal never turns into a plain "cancelled".
+    const detail = (await http(`${rig.dash}/api/v1/jobs/${forkJob}`)).body as JobDetail;
+    const refusedAt = detail.events.find((e) => e.type === 'move' && e.fields.to === 'refused')?.at;
+    const cancelAt = rig.sim.callLog().filter((c) => c.call === 'POST /repos/:owner/:repo/actions/runs/:run_id/cancel').at(-1)?.at;
+    expect(refusedAt).toBeDefined();
+    expect(cancelAt).toBeDefined();
+    expect(refusedAt!).toBeLessThanOrEqual(cancelAt!);
+    // The cancel's webhook may come before the cancel's own answer: it finds the job refused already.
+    const order = detail.events.map((e) => (e.type === 'move' ? `move:${e.fields.to}` : e.type === 'github' ? `github:${e.fields.state}` : e.type));
+    expect(order.indexOf('move:refused')).toBeLessThan(order.indexOf('github:completed'));
+    expect(order).not.toContain('move:cancelled');
+    expect(await readJobRecord(rig.redis, keys(rig.prefix), forkJob)).toMatchObject({ phase: 'refused', vetRefusal: 'fork-pr', runCancelled: 'cancelled' });
   });
 
   test('a move shows in the next overview and detail: what the read model keeps between changes follows it', async () => {
