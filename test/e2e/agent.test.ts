@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -235,6 +235,38 @@ describe('agent end to end', () => {
     await fleet.startAgent();
     const [l] = await finished([late!], 120_000);
     expect(l!.conclusion).toBe('success');
+  }, 240_000);
+
+  test('SIGTERM past agent.drainTimeoutSeconds: the running VM is stopped, its job reported lost (agent-drain-timeout), nothing left behind', async () => {
+    // The same agent with a 3 s drain bound (the default is 600 s).
+    fleet.agent!.kill('SIGTERM');
+    expect((await fleet.agent!).exitCode).toBe(0);
+    const original = readFileSync(fleet.configFile, 'utf8');
+    expect(original).toMatch(/^ {2}stateDir: /m);
+    writeFileSync(fleet.configFile, original.replace(/^ {2}stateDir: /m, '  drainTimeoutSeconds: 3\n  stateDir: '));
+    try {
+      await fleet.startAgent();
+      const [id] = await run('acme/app', [{ name: 'outlasts the drain', labels: ['self-hosted', 'build'], steps: ['sleep 25', 'echo NEVER-PRINTED'] }]);
+      await expect.poll(async () => (await job(id!)).status, { timeout: 60_000 }).toBe('in_progress');
+      const agent = fleet.agent!;
+      const stoppedAt = Date.now();
+      agent.kill('SIGTERM');
+      const exit = await agent;
+      const tookMs = Date.now() - stoppedAt;
+      expect(exit.exitCode).toBe(0);
+      // Past the bound, not at the job's end (25 s) nor at the VM's time cap (30 s).
+      expect(tookMs).toBeGreaterThanOrEqual(3_000);
+      expect(tookMs).toBeLessThan(20_000);
+      expect(fleet.logs()).toMatch(/drain bound passed: stopping the VMs of the jobs still running/);
+      await expect.poll(async () => (await readJobRecord(redis, keys(prefix), id!))?.vm?.reason, { timeout: 10_000 }).toBe('agent-drain-timeout');
+      expect((await job(id!)).output).not.toContain('NEVER-PRINTED');
+      await expectNoLeftovers();
+      // The job is not finished at GitHub (its runner vanished): cancelled here so it takes no later slot.
+      await fleet.api('POST', `/_sim/jobs/${id}/cancel`);
+    } finally {
+      writeFileSync(fleet.configFile, original);
+    }
+    await fleet.startAgent();
   }, 240_000);
 
   test('no JIT config or token in a Redis dump, the logs, any command line seen, or the control\'s API answers', async () => {
