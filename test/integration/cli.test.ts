@@ -232,6 +232,30 @@ agent: {host: box, slots: 2, controlUrl: "http://10.0.0.2:8080", tokenFile: ${cf
   });
 });
 
+test('control: SIGTERM while it is still starting (the moment its first line shows) waits for the start, then closes it and exits 0', async () => {
+  const info = writeTestConfig({ redisUrl: redisUrl(), prefix: testPrefix(), logLevel: 'info' });
+  chmodSync(join(info.dir, 'app.pem'), 0o644);
+  const proc = execa('node', ['dist/main/cli.js', 'control', '--config', info.file], { reject: false, env: { HANGAR_CONTROL_PORT: '0' } });
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no first line: ${out}`)), 15_000);
+    proc.stdout!.on('data', (b: Buffer) => {
+      out += b.toString();
+      clearTimeout(t);
+      resolve();
+    });
+  });
+  // Its first line is the start-up warning, logged before it opens anything.
+  expect(out).toContain('secret file readable by group or others');
+  expect(out).not.toContain('control started');
+  proc.kill('SIGTERM');
+  const done = await proc;
+  expect(done.exitCode, `${done.stdout}${done.stderr}`).toBe(0);
+  expect(done.signal).toBeUndefined();
+  const lines = `${done.stdout}`.split('\n').filter((l) => l.startsWith('{')).map((l) => (JSON.parse(l) as { msg: string }).msg);
+  expect(lines).toContain('shutting down');
+});
+
 test('hangar --version: the package version and the commit dist/ was built from (no git asked at run time)', async () => {
   const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
   const { commit } = JSON.parse(readFileSync('dist/build-info.json', 'utf8')) as { commit: string | null };
