@@ -53,7 +53,7 @@ export async function sweepRefusedRuns(deps: SweepDeps, repository: string, visi
     // cancelled) must find these jobs refused, not queued, or the refusal is lost from view.
     await record(deps, ids, first.reason, pool.name);
     const result = await deps.github.cancelRun(owner, repo, run.id);
-    await noteCancel(deps, ids, first.reason, result);
+    await noteCancel(deps, ids, first.reason, pool.name, result);
     deps.logger.warn({ runId: run.id, workflowJobIds: ids, reason: first.reason, pool: pool.name, result }, 'refused run cancelled before a runner was minted');
     swept.push({ runId: run.id, reason: first.reason, workflowJobIds: ids });
   }
@@ -69,8 +69,13 @@ async function record(deps: SweepDeps, ids: number[], reason: StartRefusal, pool
   }
 }
 
-/** What the cancel did, on each record (also one Hangar could not move: no record, or past queuing). */
-async function noteCancel(deps: SweepDeps, ids: number[], reason: StartRefusal, result: string): Promise<void> {
+/**
+ * What the cancel did, on each record. Also on one Hangar could not move (past queuing, or moved
+ * by another part first): the refusal (mintRefusal) is written there too, so the dashboard's
+ * refusals show every job whose run this sweep cancelled.
+ */
+async function noteCancel(deps: SweepDeps, ids: number[], reason: StartRefusal, pool: string, result: string): Promise<void> {
   const jobs = jobMoves(deps.redis, deps.keys);
-  for (const id of ids) await jobs.note(id, { by: 'sweep', what: 'run-cancelled-before-mint', why: reason, fields: { runCancelled: result, runCancelledFor: reason } });
+  const fields = { mintRefusal: reason, runCancelled: result, runCancelledFor: reason, runCancelledPool: pool };
+  for (const id of ids) await jobs.note(id, { by: 'sweep', what: 'run-cancelled-before-mint', why: reason, fields });
 }
