@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -55,5 +55,8 @@ export async function freshDebianRoot(include: readonly string[] = ['python3', '
   const root = join(dir, 'root');
   mkdirSync(root);
   await run('tar', ['-C', root, '-xf', tarball]);
+  // No package installed into the root may start its service: the root shares this machine's
+  // kernel and network, so an init script run there (redis-server's) would listen on this machine.
+  writeFileSync(join(root, 'usr/sbin/policy-rc.d'), '#!/bin/sh\nexit 101\n', { mode: 0o755 });
   return { dir, root, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
